@@ -1,0 +1,419 @@
+"""Fused sampled-softmax / NCE forward and backward kernels (private).
+
+Layout of one call: ``rows`` holds the gathered weight rows, already cast to the inputs'
+dtype -- first the ``B*T`` rows of the labels (row-major), then the ``S`` sampled rows;
+``brows`` the matching biases. The work is organised so that every parallel task owns what it
+writes and the block sizes are fixed (not derived from the thread count), so results are the
+same for any ``NUMBA_NUM_THREADS``:
+
+1. row blocks (``_RB`` examples): sampled logits by one BLAS product ``x_blk @ W_s^T``, true
+   logits by dot products, masking of accidental hits, ``- log q``, loss and ``dL/dz`` row by
+   row (softmax or sigmoid in float64), then ``d_inputs_blk = G_blk @ W_s + sum_j g_ij W[L_ij]``;
+2. tiles of (sampled block x batch chunk): ``dW_s = G^T @ x`` and ``db_s = sum_i G``, partial
+   sums over batch chunks added in a fixed order;
+3. ``merge_sparse``: label and sampled contributions summed per unique class id, each unique id
+   owned by one task.
+
+BLAS (``np.dot``) must run single-threaded inside these parallel regions; ``_blas.py`` sees to it.
+"""
+import numpy as np
+from numba import njit, prange
+
+from ._rng import mix64
+from ._vmath import vexp as _vexp
+from ._vmath import vlog1p_small as _vlog1p
+
+# Fixed tile sizes (never derived from the thread count, so results do not depend on it).
+_RA, _SA = 256, 1024   # phase A (logits) tile: rows x sampled classes
+_RB = 64               # phase B: rows per task
+_RC, _SC = 256, 2048   # phase C (d_inputs): at most _RC rows per task x chunk of S
+_MIN_RC = 64           # phase C: at least this many rows per task (B/8 between the two)
+_SD = 512              # phase D (d_weights): sampled classes per task ...
+_MIN_BD = 256          # ... x chunk of at least this many examples when S is small
+FLT_MAX = np.float64(np.finfo(np.float32).max)
+
+
+@njit(cache=True)
+def accidental_hit_columns(labels, sampled):
+    """``cols[i, j]`` = last position of ``labels[i, j]`` in ``sampled``, or -1 (TF semantics)."""
+    s = sampled.size
+    cap = 16
+    while cap < 2 * s:
+        cap *= 2
+    mask = np.uint64(cap - 1)
+    keys = np.full(cap, -1, np.int64)
+    vals = np.empty(cap, np.int64)
+    for k in range(s):
+        v = sampled[k]
+        h = np.int64(mix64(np.uint64(v)) & mask)
+        while keys[h] != -1 and keys[h] != v:
+            h = (h + 1) & np.int64(mask)
+        keys[h] = v
+        vals[h] = k  # later duplicates overwrite: the last occurrence wins
+    B, T = labels.shape
+    cols = np.full((B, T), -1, np.int64)
+    for i in range(B):
+        for j in range(T):
+            v = labels[i, j]
+            h = np.int64(mix64(np.uint64(v)) & mask)
+            while keys[h] != -1:
+                if keys[h] == v:
+                    cols[i, j] = vals[h]
+                    break
+                h = (h + 1) & np.int64(mask)
+    return cols
+
+
+@njit(parallel=True, cache=True)
+def gather_rows(src, idx, pos, out):
+    """``out[pos[t]] = src[idx[t]]`` (cast to out's dtype), in parallel."""
+    d = out.shape[1]
+    for t in prange(idx.size):
+        r = idx[t]
+        o = pos[t]
+        for c in range(d):
+            out[o, c] = src[r, c]
+
+
+@njit(parallel=True, cache=True)
+def gather_vec(src, idx, pos, out):
+    for t in prange(idx.size):
+        out[pos[t]] = src[idx[t]]
+
+
+@njit(parallel=True, cache=True)
+def shard_map(ids, num_shards, is_div, q, r):
+    """TensorFlow's id -> (shard, row) map (SEMANTICS.md section 4); ids already validated."""
+    shard = np.empty(ids.size, np.int64)
+    row = np.empty(ids.size, np.int64)
+    for t in prange(ids.size):
+        i = ids[t]
+        if not is_div:
+            shard[t] = i % num_shards
+            row[t] = i // num_shards
+        else:
+            if q == 0:
+                p = i // (q + 1)
+            else:
+                p = max(i // (q + 1), (i - r) // q)
+            shard[t] = p
+            if p < r:
+                row[t] = i % (q + 1)
+            else:
+                row[t] = (i - r) % q
+    return shard, row
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _rowdot(a, b):
+    """Dot product of two rows; reassociation lets LLVM vectorise the reduction."""
+    acc = a[0] * b[0]
+    for c in range(1, a.size):
+        acc += a[c] * b[c]
+    return acc
+
+
+@njit(cache=True)
+def _ceil_div(a, b):
+    return (a + b - 1) // b
+
+
+@njit(parallel=True, cache=True)
+def logits_t(x, ws):
+    """Phase A: ``ZT = W_s @ x^T`` (S, B): sampled logits, transposed so that per-example
+    reductions in phase B are contiguous, vectorisable loops over examples."""
+    B = x.shape[0]
+    S = ws.shape[0]
+    ZT = np.empty((S, B), x.dtype)
+    nra = _ceil_div(B, _RA)
+    nsa = _ceil_div(S, _SA)
+    for tile in prange(nra * nsa):
+        r0 = (tile % nra) * _RA
+        r1 = min(B, r0 + _RA)
+        s0 = (tile // nra) * _SA
+        s1 = min(S, s0 + _SA)
+        ZT[s0:s1, r0:r1] = np.dot(ws[s0:s1], x[r0:r1].T)
+    return ZT
+
+
+@njit(parallel=True, cache=True)
+def rows_loss(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads, ZT):
+    """Phase B: per example, true logits, masking, ``- log q``, loss and ``dL/dz``.
+
+    ``ZT`` (S, B) holds the sampled logits on entry and ``dL/dz`` of the sampled columns on
+    exit (when ``want_grads``). Logit arithmetic follows TensorFlow in x's dtype (+ bias, +
+    ``-FLT_MAX`` once per hit column, ``- log q``); softmax / sigmoid run in float64 over
+    blocks of ``_RB`` examples laid out (column, example), so each step is a vector loop.
+    Returns ``loss`` (B,) float64 and ``g_true`` (B, T).
+    """
+    B, D = x.shape
+    T = num_true
+    BT = B * T
+    S = ZT.shape[0]
+    n = T + S
+    dt = x.dtype.type
+    inv_t = 1.0 / T
+    bs = brows[BT:]
+    neg = dt(-FLT_MAX)
+    loss = np.empty(B, np.float64)
+    g_true = np.empty((B, T), x.dtype)
+    nrb = _ceil_div(B, _RB)
+    for blk in prange(nrb):
+        r0 = blk * _RB
+        rb = min(B, r0 + _RB) - r0
+        z = np.empty((n, rb), np.float64)      # rows 0..T-1 true, T.. sampled
+        e = np.empty((n, rb), np.float64)
+        scratch = np.empty((n, rb), np.float64)
+        mx = np.empty(rb, np.float64)
+        acc = np.zeros(rb, np.float64)
+        tsum = np.zeros(rb, np.float64)
+        masked = np.empty(T, np.int64)
+        for ii in range(rb):
+            i = r0 + ii
+            for j in range(T):
+                t = i * T + j
+                z[j, ii] = np.float64(dt(_rowdot(x[i], rows[t]) + brows[t]) - log_tec[i, j])
+                tsum[ii] += z[j, ii]
+        for k in range(S):
+            b = bs[k]
+            for ii in range(rb):
+                ZT[k, r0 + ii] = ZT[k, r0 + ii] + b
+        for ii in range(rb):
+            i = r0 + ii
+            nm = 0
+            for j in range(T):
+                k = hit_cols[i, j]
+                if k >= 0:
+                    dup = False
+                    for m in range(nm):
+                        if masked[m] == k:
+                            dup = True
+                    if not dup:  # assigned once, even when a label repeats in the row
+                        masked[nm] = k
+                        nm += 1
+                        ZT[k, i] = ZT[k, i] + neg
+        for k in range(S):
+            lq = log_sec[k]
+            for ii in range(rb):
+                z[T + k, ii] = np.float64(ZT[k, r0 + ii] - lq)
+        zf = z.reshape(-1)
+        ef = e.reshape(-1)
+        sf = scratch.reshape(-1)
+        if not nce:
+            for ii in range(rb):
+                mx[ii] = z[0, ii]
+            for k in range(1, n):
+                for ii in range(rb):
+                    v = z[k, ii]
+                    if v > mx[ii]:
+                        mx[ii] = v
+            for k in range(n):
+                for ii in range(rb):
+                    scratch[k, ii] = z[k, ii] - mx[ii]
+            _vexp(sf, ef, zf)  # z is no longer needed: reuse it as scratch
+            for k in range(n):
+                for ii in range(rb):
+                    acc[ii] += e[k, ii]
+            for ii in range(rb):
+                loss[r0 + ii] = mx[ii] + np.log(acc[ii]) - tsum[ii] * inv_t
+                acc[ii] = 1.0 / acc[ii]
+            if want_grads:
+                for j in range(T):
+                    for ii in range(rb):
+                        g_true[r0 + ii, j] = dt(e[j, ii] * acc[ii] - inv_t)
+                for k in range(S):
+                    for ii in range(rb):
+                        ZT[k, r0 + ii] = dt(e[T + k, ii] * acc[ii])
+        else:
+            for q in range(n * rb):
+                sf[q] = -abs(zf[q])
+            lg = np.empty((n, rb), np.float64)
+            _vexp(sf, ef, lg.reshape(-1))
+            _vlog1p(ef, lg.reshape(-1))
+            for k in range(n):
+                for ii in range(rb):
+                    acc[ii] += max(z[k, ii], 0.0) + lg[k, ii]
+            for ii in range(rb):
+                loss[r0 + ii] = acc[ii] - tsum[ii] * inv_t
+            if want_grads:
+                for q in range(n * rb):
+                    sg = 1.0 / (1.0 + ef[q])  # sigmoid(z) from e = exp(-|z|)
+                    if zf[q] < 0:
+                        sg = ef[q] * sg
+                    sf[q] = sg
+                for j in range(T):
+                    for ii in range(rb):
+                        g_true[r0 + ii, j] = dt(scratch[j, ii] - inv_t)
+                for k in range(S):
+                    for ii in range(rb):
+                        ZT[k, r0 + ii] = dt(scratch[T + k, ii])
+    return loss, g_true
+
+
+@njit(parallel=True, cache=True)
+def grad_inputs(x, rows, num_true, g_true, GT):
+    """Phase C: ``dx = G @ W_s + sum_j g_true[:, j] * W[L_j]``.
+
+    Each task owns a block of examples and sums over chunks of S in a fixed order, so no
+    partial buffers are needed and the block's rows are written once.
+    """
+    B, D = x.shape
+    T = num_true
+    BT = B * T
+    S = GT.shape[0]
+    ws = rows[BT:]
+    dx = np.empty((B, D), x.dtype)
+    rc = min(_RC, max(_MIN_RC, _ceil_div(B, 8)))
+    nrc = _ceil_div(B, rc)
+    nsc = _ceil_div(S, _SC)
+    for blk in prange(nrc):
+        r0 = blk * rc
+        r1 = min(B, r0 + rc)
+        acc = np.dot(np.ascontiguousarray(GT[0:min(S, _SC), r0:r1]).T, ws[0:min(S, _SC)])
+        for c in range(1, nsc):
+            s0 = c * _SC
+            s1 = min(S, s0 + _SC)
+            acc += np.dot(np.ascontiguousarray(GT[s0:s1, r0:r1]).T, ws[s0:s1])
+        for ii in range(r1 - r0):
+            i = r0 + ii
+            for j in range(T):
+                g = g_true[i, j]
+                t = i * T + j
+                for c in range(D):
+                    acc[ii, c] += g * rows[t, c]
+        dx[r0:r1] = acc
+    return dx
+
+
+@njit(parallel=True, cache=True)
+def grad_sampled(x, GT):
+    """Phase D: ``dW_s = G^T @ x`` and ``db_s = sum_i G``.
+
+    Tasks are blocks of sampled classes; when there are too few of them to keep the cores
+    busy, the sum over examples is also split into chunks whose partial sums are then added
+    in a fixed order.
+    """
+    B, D = x.shape
+    S = GT.shape[0]
+    dt = x.dtype.type
+    dws = np.empty((S, D), x.dtype)
+    dbs = np.empty(S, x.dtype)
+    nsd = _ceil_div(S, _SD)
+    bd = B
+    if nsd < 4:
+        bd = max(_MIN_BD, _ceil_div(B, 4))
+    nbd = _ceil_div(B, bd)
+    if nbd == 1:
+        for sb in prange(nsd):
+            s0 = sb * _SD
+            s1 = min(S, s0 + _SD)
+            dws[s0:s1] = np.dot(GT[s0:s1], x)
+            for k in range(s0, s1):
+                dbs[k] = dt(_rowsum(GT[k]))
+        return dws, dbs
+    wpart = np.empty((nbd, S, D), x.dtype)
+    for tile in prange(nsd * nbd):
+        s0 = (tile // nbd) * _SD
+        s1 = min(S, s0 + _SD)
+        cb = tile % nbd
+        b0 = cb * bd
+        b1 = min(B, b0 + bd)
+        wpart[cb, s0:s1] = np.dot(np.ascontiguousarray(GT[s0:s1, b0:b1]), x[b0:b1])
+    for k in prange(S):
+        for c in range(D):
+            a = wpart[0, k, c]
+            for p in range(1, nbd):
+                a += wpart[p, k, c]
+            dws[k, c] = a
+        dbs[k] = dt(_rowsum(GT[k]))
+    return dws, dbs
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _rowsum(a):
+    acc = 0.0
+    for c in range(a.size):
+        acc += a[c]
+    return acc
+
+
+@njit(cache=True)
+def sampled_fwd_bwd(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads):
+    """Loss (float64, per example) and, if ``want_grads``, all gradients of sum(loss).
+
+    Parameters
+    ----------
+    x : (B, D) float array, C-contiguous.
+    rows : (B*T + S, D) same dtype; brows : (B*T + S,) same dtype.
+    log_tec : (B, T) and log_sec : (S,) in x's dtype: the log expected counts to subtract
+        (zeros when subtract_log_q is False).
+    hit_cols : (B, T) int64, the sampled column to mask for each label, or -1.
+    nce : False for sampled softmax, True for NCE (sigmoid cross-entropy).
+
+    Returns
+    -------
+    loss (B,) float64, dx (B, D), g_true (B, T), dws (S, D), dbs (S,) in x's dtype.
+
+    Four phases, each a parallel loop over fixed-size tiles (so any thread count gives the
+    same result): A logits, B loss and ``dL/dz``, C ``d_inputs``, D sampled-row gradients.
+    """
+    B, D = x.shape
+    S = rows.shape[0] - B * num_true
+    ZT = logits_t(x, rows[B * num_true:])
+    loss, g_true = rows_loss(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce,
+                             want_grads, ZT)
+    if not want_grads:
+        return loss, np.empty((0, D), x.dtype), g_true, np.empty((0, D), x.dtype), np.empty(0, x.dtype)
+    dx = grad_inputs(x, rows, num_true, g_true, ZT)
+    dws, dbs = grad_sampled(x, ZT)
+    return loss, dx, g_true, dws, dbs
+
+
+@njit(parallel=True, cache=True)
+def merge_sparse(labels_flat, sampled, num_true, x, g_true, dws, dbs, w_out_dtype, b_out_dtype):
+    """Sum label and sampled contributions per unique class id.
+
+    Returns ``(ids, dW, db)``: sorted unique ids of ``concat(labels_flat, sampled)``, the
+    weight-gradient rows ``sum g_ij x_i`` (labels) + ``dws[k]`` (samples) and the bias
+    gradients, in the requested output dtypes. A stable sort fixes the summation order.
+    """
+    BT = labels_flat.size
+    S = sampled.size
+    N = BT + S
+    D = x.shape[1]
+    allids = np.empty(N, np.int64)
+    allids[:BT] = labels_flat
+    allids[BT:] = sampled
+    order = np.argsort(allids, kind="mergesort")
+    starts = np.empty(N + 1, np.int64)
+    K = 0
+    for t in range(N):
+        if t == 0 or allids[order[t]] != allids[order[t - 1]]:
+            starts[K] = t
+            K += 1
+    starts[K] = N
+    ids = np.empty(K, np.int64)
+    dW = np.empty((K, D), w_out_dtype)
+    db = np.empty(K, b_out_dtype)
+    gt = g_true.reshape(-1)
+    for u in prange(K):
+        acc = np.zeros(D, x.dtype)
+        bacc = 0.0
+        for t in range(starts[u], starts[u + 1]):
+            e = order[t]
+            if e < BT:
+                g = gt[e]
+                xi = x[e // num_true]
+                for c in range(D):
+                    acc[c] += g * xi[c]
+                bacc += g
+            else:
+                k = e - BT
+                for c in range(D):
+                    acc[c] += dws[k, c]
+                bacc += dbs[k]
+        ids[u] = allids[order[starts[u]]]
+        for c in range(D):
+            dW[u, c] = acc[c]
+        db[u] = bacc
+    return ids, dW, db

@@ -1,0 +1,74 @@
+"""Argument checks shared by the public API (private).
+
+Everything here runs before any kernel: Numba does not bounds-check, so an id that is not
+checked here is memory corruption there. Errors name the argument and the offending value.
+"""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_int(value, name, minimum=None):
+    """``value`` as a Python int (bools and floats rejected), optionally ``>= minimum``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def as_bool(value, name):
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral) and int(value) in (0, 1):
+        return bool(value)
+    raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+
+
+def as_id_array(value, name):
+    """An integer array (int32/int64 accepted, returned as int64). Floats and bools rejected."""
+    arr = np.asarray(value)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        if arr.size == 0 and arr.dtype == np.float64 and not isinstance(value, np.ndarray):
+            arr = arr.astype(np.int64)  # an empty Python list
+        else:
+            raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
+    if arr.dtype != np.int64:
+        if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"{name} holds values beyond int64")
+        arr = arr.astype(np.int64)
+    return np.ascontiguousarray(arr)
+
+
+def check_range(ids, low, high, name, what=None):
+    """Raise unless every id satisfies ``low <= id < high``."""
+    if ids.size == 0:
+        return
+    lo = ids.min()
+    hi = ids.max()
+    if lo < low or hi >= high:
+        bad = lo if lo < low else hi
+        where = tuple(int(i) for i in np.argwhere(ids == bad)[0])
+        raise ValueError(
+            f"{name} must lie in [{low}, {high}){' (' + what + ')' if what else ''}; "
+            f"found {int(bad)} at index {where if len(where) > 1 else where[0]}"
+        )
+
+
+def as_float_array(value, name, ndim=None):
+    """A float32/float64 array (other dtypes rejected, not silently cast)."""
+    arr = np.asarray(value)
+    if arr.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+    return arr
+
+
+def check_finite(arr, name):
+    if not np.isfinite(arr).all():
+        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise ValueError(f"{name} must be finite; found {arr[idx]} at index {idx}")

@@ -1,0 +1,85 @@
+"""Weights split into shards, mapped exactly as TensorFlow's ``embedding_lookup`` maps ids.
+
+``"mod"``: shard ``id % P``, row ``id // P``. ``"div"``: contiguous blocks; with ``N`` the
+total number of rows, ``q, r = divmod(N, P)``, the first ``r`` shards hold ``q + 1`` rows and
+the others ``q``. TensorFlow applies these formulas whatever the shards' real sizes and
+silently mis-maps ids when the sizes do not form that layout; fastsampled raises instead.
+"""
+import numpy as np
+
+from . import _loss_kernels as K
+from ._validate import as_id_array, check_range
+
+STRATEGIES = ("mod", "div")
+
+
+def check_strategy(partition_strategy):
+    if partition_strategy not in STRATEGIES:
+        raise ValueError(f"partition_strategy must be 'mod' or 'div', got {partition_strategy!r}")
+    return partition_strategy
+
+
+def layout_sizes(num_rows, num_shards, partition_strategy):
+    """Rows per shard of the consistent layout of ``num_rows`` ids over ``num_shards`` shards.
+
+    Examples
+    --------
+    >>> from fastsampled.sharding import layout_sizes
+    >>> layout_sizes(13, 3, "mod"), layout_sizes(13, 3, "div")
+    ([5, 4, 4], [5, 4, 4])
+    >>> layout_sizes(10, 4, "div")
+    [3, 3, 2, 2]
+    """
+    check_strategy(partition_strategy)
+    q, r = divmod(int(num_rows), int(num_shards))
+    return [q + 1 if p < r else q for p in range(num_shards)]
+
+
+def check_layout(shard_sizes, partition_strategy, name="weights"):
+    """Raise ``ValueError`` unless ``shard_sizes`` form TensorFlow's layout for the strategy."""
+    check_strategy(partition_strategy)
+    sizes = [int(s) for s in shard_sizes]
+    if len(sizes) == 1:
+        return
+    expected = layout_sizes(sum(sizes), len(sizes), partition_strategy)
+    if sizes != expected:
+        raise ValueError(
+            f"{name}: shard sizes {sizes} do not form a valid {partition_strategy!r} layout of "
+            f"{sum(sizes)} rows over {len(sizes)} shards (expected {expected}); TensorFlow would "
+            "silently read the wrong rows or fail on some ids")
+
+
+def shard_ids(ids, shard_sizes, partition_strategy):
+    """Map global ids to ``(shard, row_in_shard)`` as TensorFlow does.
+
+    Parameters
+    ----------
+    ids : array_like of int
+        Global ids in ``[0, sum(shard_sizes))``.
+    shard_sizes : sequence of int
+        Rows of each shard (must form a valid layout, see :func:`check_layout`).
+    partition_strategy : {"mod", "div"}
+
+    Returns
+    -------
+    shard, row : ndarray of int64, shape of ``ids``
+
+    Examples
+    --------
+    >>> from fastsampled.sharding import shard_ids
+    >>> [a.tolist() for a in shard_ids([0, 4, 5, 12], [5, 4, 4], "div")]
+    [[0, 0, 1, 2], [0, 4, 0, 3]]
+    """
+    check_layout(shard_sizes, partition_strategy)
+    ids = as_id_array(ids, "ids")
+    n = int(sum(shard_sizes))
+    check_range(ids, 0, n, "ids", f"{n} rows")
+    shard, row = _map(ids.reshape(-1), len(shard_sizes), n, partition_strategy)
+    return shard.reshape(ids.shape), row.reshape(ids.shape)
+
+
+def _map(ids_flat, num_shards, num_rows, partition_strategy):
+    if num_shards == 1:
+        return np.zeros(ids_flat.size, np.int64), ids_flat
+    q, r = divmod(num_rows, num_shards)
+    return K.shard_map(ids_flat, num_shards, partition_strategy == "div", q, r)
