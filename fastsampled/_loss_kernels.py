@@ -25,7 +25,10 @@ from ._vmath import vlog1p_small as _vlog1p
 
 # Fixed tile sizes (never derived from the thread count, so results do not depend on it).
 _RA, _SA = 256, 1024   # phase A (logits) tile: rows x sampled classes
-_RB = 64               # phase B: rows per task
+_RB = 64               # phase B: at most this many rows per task, and
+_RB_ELEMS = 16384      # about this many (column, row) elements: 2 x 128 KiB of float64
+_FB = 256              # fused path: examples per task ...
+_FUSED_MAX_S = 512     # ... used when S is at most this and there are >= 2 blocks
 _RC, _SC = 256, 2048   # phase C (d_inputs): at most _RC rows per task x chunk of S
 _MIN_RC = 64           # phase C: at least this many rows per task (B/8 between the two)
 _SD = 512              # phase D (d_weights): sampled classes per task ...
@@ -136,15 +139,17 @@ def logits_t(x, ws):
     return ZT
 
 
-@njit(parallel=True, cache=True)
-def rows_loss(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads, ZT):
-    """Phase B: per example, true logits, masking, ``- log q``, loss and ``dL/dz``.
+@njit(cache=True)
+def _loss_rows(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads, ZT,
+               r_lo, r_hi, loss, g_true):
+    """Phase B on examples ``r_lo .. r_hi-1``: true logits, masking, ``- log q``, loss, dL/dz.
 
     ``ZT`` (S, B) holds the sampled logits on entry and ``dL/dz`` of the sampled columns on
     exit (when ``want_grads``). Logit arithmetic follows TensorFlow in x's dtype (+ bias, +
     ``-FLT_MAX`` once per hit column, ``- log q``); softmax / sigmoid run in float64 over
-    blocks of ``_RB`` examples laid out (column, example), so each step is a vector loop.
-    Returns ``loss`` (B,) float64 and ``g_true`` (B, T).
+    sub-blocks of examples laid out (column, example), so every step is a vector loop. A
+    sub-block is sized so its two float64 buffers stay in L2. Writes ``loss`` (float64) and
+    ``g_true`` (B, T) for those examples.
     """
     B, D = x.shape
     T = num_true
@@ -155,14 +160,10 @@ def rows_loss(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_gr
     inv_t = 1.0 / T
     bs = brows[BT:]
     neg = dt(-FLT_MAX)
-    loss = np.empty(B, np.float64)
-    g_true = np.empty((B, T), x.dtype)
-    nrb = _ceil_div(B, _RB)
-    for blk in prange(nrb):
-        r0 = blk * _RB
-        rb = min(B, r0 + _RB) - r0
+    rb_max = min(_RB, max(4, (_RB_ELEMS // n) // 4 * 4))
+    for r0 in range(r_lo, r_hi, rb_max):
+        rb = min(r_hi, r0 + rb_max) - r0
         z = np.empty((n, rb), np.float64)      # rows 0..T-1 true, T.. sampled
-        e = np.empty((n, rb), np.float64)
         scratch = np.empty((n, rb), np.float64)
         mx = np.empty(rb, np.float64)
         acc = np.zeros(rb, np.float64)
@@ -197,7 +198,6 @@ def rows_loss(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_gr
             for ii in range(rb):
                 z[T + k, ii] = np.float64(ZT[k, r0 + ii] - lq)
         zf = z.reshape(-1)
-        ef = e.reshape(-1)
         sf = scratch.reshape(-1)
         if not nce:
             for ii in range(rb):
@@ -209,45 +209,121 @@ def rows_loss(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_gr
                         mx[ii] = v
             for k in range(n):
                 for ii in range(rb):
-                    scratch[k, ii] = z[k, ii] - mx[ii]
-            _vexp(sf, ef, zf)  # z is no longer needed: reuse it as scratch
+                    z[k, ii] = z[k, ii] - mx[ii]
+            _vexp(zf, zf, sf)                      # z now holds exp(z - max)
             for k in range(n):
                 for ii in range(rb):
-                    acc[ii] += e[k, ii]
+                    acc[ii] += z[k, ii]
             for ii in range(rb):
                 loss[r0 + ii] = mx[ii] + np.log(acc[ii]) - tsum[ii] * inv_t
                 acc[ii] = 1.0 / acc[ii]
             if want_grads:
                 for j in range(T):
                     for ii in range(rb):
-                        g_true[r0 + ii, j] = dt(e[j, ii] * acc[ii] - inv_t)
+                        g_true[r0 + ii, j] = dt(z[j, ii] * acc[ii] - inv_t)
                 for k in range(S):
                     for ii in range(rb):
-                        ZT[k, r0 + ii] = dt(e[T + k, ii] * acc[ii])
+                        ZT[k, r0 + ii] = dt(z[T + k, ii] * acc[ii])
         else:
-            for q in range(n * rb):
-                sf[q] = -abs(zf[q])
-            lg = np.empty((n, rb), np.float64)
-            _vexp(sf, ef, lg.reshape(-1))
-            _vlog1p(ef, lg.reshape(-1))
+            # loss terms max(z, 0) + log1p(exp(-|z|)); sigmoid(z) from e = exp(-|z|)
             for k in range(n):
                 for ii in range(rb):
-                    acc[ii] += max(z[k, ii], 0.0) + lg[k, ii]
+                    acc[ii] += max(z[k, ii], 0.0)
+            neg_part = np.empty((n, rb), np.bool_)
+            nf = neg_part.reshape(-1)
+            for q in range(n * rb):
+                nf[q] = zf[q] < 0.0
+                zf[q] = -abs(zf[q])
+            _vexp(zf, zf, sf)                      # z now holds e = exp(-|z|)
+            _vlog1p(zf, sf)
+            for k in range(n):
+                for ii in range(rb):
+                    acc[ii] += scratch[k, ii]
             for ii in range(rb):
                 loss[r0 + ii] = acc[ii] - tsum[ii] * inv_t
             if want_grads:
                 for q in range(n * rb):
-                    sg = 1.0 / (1.0 + ef[q])  # sigmoid(z) from e = exp(-|z|)
-                    if zf[q] < 0:
-                        sg = ef[q] * sg
-                    sf[q] = sg
+                    sg = 1.0 / (1.0 + zf[q])
+                    if nf[q]:
+                        sg = zf[q] * sg
+                    zf[q] = sg
                 for j in range(T):
                     for ii in range(rb):
-                        g_true[r0 + ii, j] = dt(scratch[j, ii] - inv_t)
+                        g_true[r0 + ii, j] = dt(z[j, ii] - inv_t)
                 for k in range(S):
                     for ii in range(rb):
-                        ZT[k, r0 + ii] = dt(scratch[T + k, ii])
+                        ZT[k, r0 + ii] = dt(z[T + k, ii])
+
+
+@njit(parallel=True, cache=True)
+def rows_loss(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads, ZT):
+    """Phase B over all examples in parallel; returns ``loss`` (B,) float64, ``g_true``."""
+    B = x.shape[0]
+    loss = np.empty(B, np.float64)
+    g_true = np.empty((B, num_true), x.dtype)
+    nblk = _ceil_div(B, _RB)
+    for blk in prange(nblk):
+        _loss_rows(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads, ZT,
+                   blk * _RB, min(B, (blk + 1) * _RB), loss, g_true)
     return loss, g_true
+
+
+@njit(parallel=True, cache=True)
+def fused_blocks(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads):
+    """All four phases per block of ``_FB`` examples in one parallel loop (for small S).
+
+    Each task computes its block's logits, loss, ``dL/dz``, ``d_inputs`` rows and a partial
+    ``dW_s``/``db_s``; the partials are added in block order afterwards. The block's data
+    (inputs, logits, W_s) stays in cache and there is one parallel region instead of four.
+    """
+    B, D = x.shape
+    T = num_true
+    BT = B * T
+    S = rows.shape[0] - BT
+    dt = x.dtype.type
+    ws = rows[BT:]
+    nb = _ceil_div(B, _FB)
+    loss = np.empty(B, np.float64)
+    g_true = np.empty((B, T), x.dtype)
+    dx = np.empty((B, D), x.dtype)
+    ZT = np.empty((S, B), x.dtype)
+    wpart = np.empty((nb, S, D), x.dtype)
+    bpart = np.empty((nb, S), np.float64)
+    for blk in prange(nb):
+        r0 = blk * _FB
+        r1 = min(B, r0 + _FB)
+        ZT[:, r0:r1] = np.dot(ws, x[r0:r1].T)
+        _loss_rows(x, rows, brows, T, log_tec, log_sec, hit_cols, nce, want_grads, ZT,
+                   r0, r1, loss, g_true)
+        if want_grads:
+            g = np.ascontiguousarray(ZT[:, r0:r1])          # (S, rb) = dL/dz^T
+            d = np.dot(g.T, ws)
+            for ii in range(r1 - r0):
+                i = r0 + ii
+                for j in range(T):
+                    gj = g_true[i, j]
+                    t = i * T + j
+                    for c in range(D):
+                        d[ii, c] += gj * rows[t, c]
+            dx[r0:r1] = d
+            wpart[blk] = np.dot(g, x[r0:r1])
+            for k in range(S):
+                bpart[blk, k] = _rowsum(g[k])
+    dws = np.empty((S, D), x.dtype)
+    dbs = np.empty(S, x.dtype)
+    if not want_grads:
+        return loss, dx, g_true, dws, dbs
+    for k in prange(S):
+        for c in range(D):
+            a = wpart[0, k, c]
+            for p in range(1, nb):
+                a += wpart[p, k, c]
+            dws[k, c] = a
+        a = 0.0
+        for p in range(nb):
+            a += bpart[p, k]
+        dbs[k] = dt(a)
+    return loss, dx, g_true, dws, dbs
 
 
 @njit(parallel=True, cache=True)
@@ -359,6 +435,8 @@ def sampled_fwd_bwd(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, w
     """
     B, D = x.shape
     S = rows.shape[0] - B * num_true
+    if S <= _FUSED_MAX_S and B >= 2 * _FB:
+        return fused_blocks(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads)
     ZT = logits_t(x, rows[B * num_true:])
     loss, g_true = rows_loss(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce,
                              want_grads, ZT)
@@ -370,12 +448,13 @@ def sampled_fwd_bwd(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, w
 
 
 @njit(parallel=True, cache=True)
-def merge_sparse(labels_flat, sampled, num_true, x, g_true, dws, dbs, w_out_dtype, b_out_dtype):
+def merge_sparse(labels_flat, sampled, num_true, x, g_true, dws, dbs):
     """Sum label and sampled contributions per unique class id.
 
-    Returns ``(ids, dW, db)``: sorted unique ids of ``concat(labels_flat, sampled)``, the
-    weight-gradient rows ``sum g_ij x_i`` (labels) + ``dws[k]`` (samples) and the bias
-    gradients, in the requested output dtypes. A stable sort fixes the summation order.
+    Returns ``(ids, dW, db)`` in x's dtype: sorted unique ids of ``concat(labels_flat,
+    sampled)``, the weight-gradient rows ``sum g_ij x_i`` (labels) + ``dws[k]`` (samples) and
+    the bias gradients. Each unique id is owned by one task; a stable sort fixes the order of
+    the sums.
     """
     BT = labels_flat.size
     S = sampled.size
@@ -393,11 +472,11 @@ def merge_sparse(labels_flat, sampled, num_true, x, g_true, dws, dbs, w_out_dtyp
             K += 1
     starts[K] = N
     ids = np.empty(K, np.int64)
-    dW = np.empty((K, D), w_out_dtype)
-    db = np.empty(K, b_out_dtype)
+    dW = np.zeros((K, D), x.dtype)
+    db = np.empty(K, x.dtype)
     gt = g_true.reshape(-1)
     for u in prange(K):
-        acc = np.zeros(D, x.dtype)
+        acc = dW[u]
         bacc = 0.0
         for t in range(starts[u], starts[u + 1]):
             e = order[t]
@@ -413,7 +492,5 @@ def merge_sparse(labels_flat, sampled, num_true, x, g_true, dws, dbs, w_out_dtyp
                     acc[c] += dws[k, c]
                 bacc += dbs[k]
         ids[u] = allids[order[starts[u]]]
-        for c in range(D):
-            dW[u, c] = acc[c]
         db[u] = bacc
     return ids, dW, db

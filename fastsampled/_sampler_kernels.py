@@ -7,6 +7,7 @@ draws ``start, start+1, ...`` of the stream ``key``; draw ``i`` is a pure functi
 import numpy as np
 from numba import njit, prange
 
+from ._alias_kernels import alias_pick
 from ._rng import bits, mix64, pair, uniform01
 
 _NEG1 = np.int64(-1)
@@ -167,3 +168,97 @@ def expected_counts(p, num_tries, num_sampled, out):
         t = np.float32(num_tries)
         for i in prange(p.size):
             out[i] = -np.expm1(t * np.log1p(-p[i]))
+
+
+# --- one fused call for the common small case: draw (+ reject repeats) + expected counts ---
+
+UNIFORM, LOG_UNIFORM, ALIAS, FENWICK = 0, 1, 2, 3
+
+
+@njit(cache=True, inline="always")
+def _draw_one(kind, range_max, log_range, table, tree, top, total, key, i):
+    """Draw ``i`` of stream ``key``: bit-identical to the parallel draw kernels above."""
+    if kind == UNIFORM:
+        v = np.int64(uniform01(bits(key, np.uint64(i))) * np.float64(range_max))
+        return min(v, range_max - 1)
+    if kind == LOG_UNIFORM:
+        u = uniform01(bits(key, np.uint64(i)))
+        return (np.int64(np.floor(np.exp(u * log_range))) - 1) % range_max
+    if kind == ALIAS:
+        r1, r2 = pair(key, i)
+        return alias_pick(table, np.float64(table.size), r1, r2)
+    target = np.int64(uniform01(bits(key, np.uint64(i))) * np.float64(total))
+    if target >= total:
+        target = total - 1
+    return _fenwick_find(tree, top, target)
+
+
+@njit(cache=True, inline="always")
+def _prob_one(kind, range_max, log_range, weights, wtotal, counts, total, v):
+    if kind == UNIFORM:
+        return np.float32(1.0 / range_max)
+    if kind == LOG_UNIFORM:
+        return np.float32(np.log((np.float64(v) + 2.0) / (np.float64(v) + 1.0)) / log_range)
+    if kind == ALIAS:
+        return np.float32(weights[v]) / wtotal
+    return np.float32(counts[v]) / np.float32(total)
+
+
+@njit(cache=True)
+def sample_fused(kind, range_max, table, weights, wtotal, tree, counts, total, key,
+                 num_sampled, unique, true_flat):
+    """Candidates, expected counts and num_tries in one call (sequential; for small S).
+
+    Returns ``(candidates, true_expected_count (flat), sampled_expected_count, num_tries)``.
+    """
+    log_range = np.log1p(np.float64(range_max))
+    top = 1
+    while top * 2 <= tree.size:
+        top *= 2
+    out = np.empty(num_sampled, np.int64)
+    if not unique:
+        for i in range(num_sampled):
+            out[i] = _draw_one(kind, range_max, log_range, table, tree, top, total, key, i)
+        num_tries = num_sampled
+    else:
+        cap = 16
+        while cap < 2 * num_sampled:
+            cap *= 2
+        mask = np.uint64(cap - 1)
+        keys = np.full(cap, -1, np.int64)
+        count = 0
+        i = 0
+        while count < num_sampled:
+            v = _draw_one(kind, range_max, log_range, table, tree, top, total, key, i)
+            i += 1
+            h = np.int64(mix64(np.uint64(v)) & mask)
+            while True:
+                k = keys[h]
+                if k == _NEG1:
+                    keys[h] = v
+                    out[count] = v
+                    count += 1
+                    break
+                if k == v:
+                    break
+                h = (h + 1) & np.int64(mask)
+        num_tries = i
+    tec = np.empty(true_flat.size, np.float32)
+    sec = np.empty(num_sampled, np.float32)
+    s32 = np.float32(num_sampled)
+    t32 = np.float32(num_tries)
+    for t in range(true_flat.size + num_sampled):
+        if t < true_flat.size:
+            v = true_flat[t]
+        else:
+            v = out[t - true_flat.size]
+        p = _prob_one(kind, range_max, log_range, weights, wtotal, counts, total, v)
+        if num_tries == num_sampled:
+            e = p * s32
+        else:
+            e = -np.expm1(t32 * np.log1p(-p))
+        if t < true_flat.size:
+            tec[t] = e
+        else:
+            sec[t - true_flat.size] = e
+    return out, tec, sec, num_tries

@@ -13,7 +13,7 @@ _LOG2E = 1.4426950408889634
 _LN2_HI = 0.6931471803691238
 _LN2_LO = 1.9082149292705877e-10
 _LO = -708.0   # below: result 0 (true value < 1e-307)
-_HI = 709.0    # above: clamped (callers never exceed 0 after subtracting the max)
+_HI = 709.0    # above: inf
 # 1/n! for n = 0..13
 _C = (1.0, 1.0, 0.5, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
       1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800)
@@ -26,9 +26,9 @@ _MAGIC = 4503599627370496.0 + 1023.0  # 2**52 + exponent bias
 def vexp(z, out, scratch):
     """``out[i] = exp(z[i])`` for float64 buffers; ``scratch`` is float64 of the same size.
 
-    ``2**k`` is built from the bits of ``k + 2**52 + 1023`` shifted into the exponent field,
-    which avoids float -> int64 conversions (not vectorisable without AVX-512). Non-finite
-    input gives a non-finite output (NaN for NaN).
+    ``out`` may be ``z`` (in place). ``2**k`` is built from the bits of ``k + 2**52 + 1023``
+    shifted into the exponent field, which avoids float -> int64 conversions (not vectorisable
+    without AVX-512). NaN gives NaN, +inf gives inf, anything below -708 gives 0.
     """
     n = z.size
     for i in range(n):
@@ -50,19 +50,19 @@ def vexp(z, out, scratch):
         p = p * r + _C[2]
         p = p * r + _C[1]
         p = p * r + _C[0]
+        if v < _LO:
+            p = 0.0
+        if v > _HI:
+            p = np.inf
+        if v != v:
+            p = v
         out[i] = p
         scratch[i] = k + _MAGIC
     bits = scratch.view(np.int64)
     for i in range(n):
         bits[i] = bits[i] << 52
     for i in range(n):
-        v = z[i]
-        e = out[i] * scratch[i]
-        if v < _LO:
-            e = 0.0
-        if v != v:
-            e = v
-        out[i] = e
+        out[i] = out[i] * scratch[i]
 
 
 @njit(cache=True, fastmath={"contract"})

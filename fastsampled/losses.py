@@ -196,8 +196,10 @@ def _sampled_loss(nce, weights, biases, labels, inputs, num_sampled, num_classes
             hit_cols, nce, want_grads)
         if not want_grads:
             return loss.astype(dt)
-        uid, dW, db = K.merge_sparse(lab_flat, s, T, x, g_true, dws, dbs, W.dtype, Bs.dtype)
-    return loss.astype(dt), SparseGrads(dx, uid, dW, db, (s, tec, sec))
+        uid, dW, db = K.merge_sparse(lab_flat, s, T, x, g_true, dws, dbs)
+    # computed in the inputs' dtype, returned in the parameters' dtype (as TF casts back)
+    return loss.astype(dt), SparseGrads(dx, uid, dW.astype(W.dtype, copy=False),
+                                        db.astype(Bs.dtype, copy=False), (s, tec, sec))
 
 
 _DOC_ARGS = """

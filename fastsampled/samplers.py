@@ -43,6 +43,11 @@ CandidateSamples = collections.namedtuple(
 CandidateSamples.__doc__ = """Result of a candidate sampler (unpacks like TensorFlow's triple)."""
 
 FLT_MAX = np.float32(np.finfo(np.float32).max)
+_FUSED_MAX = 4096           # non-unique draws up to this many: one sequential kernel call
+_FUSED_UNIQUE_MAX = 65536   # unique draws are sequential anyway (rejection in draw order)
+_E_F = np.empty(0, np.float32)
+_E_I = np.empty(0, np.int64)
+_E_U = np.empty(0, np.uint64)
 
 
 def _as_true_classes(true_classes, num_true, range_max=None, name="true_classes"):
@@ -153,12 +158,17 @@ class CandidateSampler:
         tc, num_sampled, unique = self._check_call(true_classes, num_true, num_sampled, unique)
         key = np.uint64(stream_key(self.seed, np.uint64(self.calls)))
         self.calls += 1
-        cands, num_tries = _draw_candidates(self._draw, key, num_sampled, unique)
+        if num_sampled <= (_FUSED_UNIQUE_MAX if unique else _FUSED_MAX):
+            # one sequential kernel call: cheaper than several parallel ones for small S
+            cands, tec, sec, num_tries = K.sample_fused(
+                *self._fused_args(), key, num_sampled, unique, tc.reshape(-1))
+        else:
+            cands, num_tries = _draw_candidates(self._draw, key, num_sampled, unique)
+            tec = np.empty(tc.size, np.float32)
+            sec = np.empty(num_sampled, np.float32)
+            K.expected_counts(self._prob(tc.reshape(-1)), num_tries, num_sampled, tec)
+            K.expected_counts(self._prob(cands), num_tries, num_sampled, sec)
         self.last_num_tries = num_tries
-        tec = np.empty(tc.size, np.float32)
-        sec = np.empty(num_sampled, np.float32)
-        K.expected_counts(self._prob(tc.reshape(-1)), num_tries, num_sampled, tec)
-        K.expected_counts(self._prob(cands), num_tries, num_sampled, sec)
         self._observe(tc)
         return CandidateSamples(cands, tec.reshape(tc.shape), sec)
 
@@ -174,6 +184,9 @@ class CandidateSampler:
 class UniformSampler(CandidateSampler):
     """Uniform over ``[0, range_max)``; P = float32(1 / range_max)."""
 
+    def _fused_args(self):
+        return K.UNIFORM, self.range_max, _E_U, _E_F, np.float32(1), _E_I, _E_I, 1
+
     def _draw(self, key, start, out):
         K.uniform_draw(self.range_max, key, start, out)
 
@@ -183,6 +196,9 @@ class UniformSampler(CandidateSampler):
 
 class LogUniformSampler(CandidateSampler):
     """Zipfian: P(v) = ln((v+2)/(v+1)) / ln(range_max+1), suited to ids sorted by frequency."""
+
+    def _fused_args(self):
+        return K.LOG_UNIFORM, self.range_max, _E_U, _E_F, np.float32(1), _E_I, _E_I, 1
 
     def _draw(self, key, start, out):
         K.log_uniform_draw(self.range_max, key, start, out)
@@ -260,6 +276,10 @@ class FixedUnigramSampler(CandidateSampler):
     def num_drawable(self):
         return self.table.num_positive
 
+    def _fused_args(self):
+        return (K.ALIAS, self.range_max, self.table.table, self.weights, np.float32(self.total),
+                _E_I, _E_I, 1)
+
     def _draw(self, key, start, out):
         from ._alias_kernels import alias_draw
         alias_draw(self.table.table, key, start, out)
@@ -330,6 +350,9 @@ class LearnedUnigramSampler(CandidateSampler):
         ids = true_classes.reshape(-1)
         K.fenwick_add(self.tree, self.counts, ids)
         self.total += ids.size
+
+    def _fused_args(self):
+        return K.FENWICK, self.range_max, _E_U, _E_F, np.float32(1), self.tree, self.counts, self.total
 
     def _draw(self, key, start, out):
         K.fenwick_draw(self.tree, self.total, key, start, out)
