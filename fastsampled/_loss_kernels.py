@@ -494,3 +494,43 @@ def merge_sparse(labels_flat, sampled, num_true, x, g_true, dws, dbs):
         ids[u] = allids[order[starts[u]]]
         db[u] = bacc
     return ids, dW, db
+
+
+@njit(cache=True)
+def step_rows(rows, brows, x, labels, sampled, log_tec, log_sec, remove_hits, nce, want_grads):
+    """One loss (+ gradients) step on already gathered rows: one dispatch for all phases.
+
+    Returns ``(loss float64 (B,), dx, ids, dW, db)``; the last four are empty when
+    ``want_grads`` is False. Parallel regions follow each other without returning to Python,
+    so the worker threads stay awake between them.
+    """
+    B, T = labels.shape
+    D = x.shape[1]
+    if remove_hits:
+        hit_cols = accidental_hit_columns(labels, sampled)
+    else:
+        hit_cols = np.full((B, T), -1, np.int64)
+    loss, dx, g_true, dws, dbs = sampled_fwd_bwd(x, rows, brows, T, log_tec, log_sec, hit_cols,
+                                                 nce, want_grads)
+    if not want_grads:
+        return loss, dx, np.empty(0, np.int64), np.empty((0, D), x.dtype), np.empty(0, x.dtype)
+    ids, dW, db = merge_sparse(labels.reshape(-1), sampled, T, x, g_true, dws, dbs)
+    return loss, dx, ids, dW, db
+
+
+@njit(cache=True)
+def step_dense(weights, biases, x, labels, sampled, log_tec, log_sec, remove_hits, nce, want_grads):
+    """:func:`step_rows` with the gather from one weights array and one biases array."""
+    B, T = labels.shape
+    BT = B * T
+    S = sampled.size
+    ids = np.empty(BT + S, np.int64)
+    ids[:BT] = labels.reshape(-1)
+    ids[BT:] = sampled
+    pos = np.arange(BT + S)
+    rows = np.empty((BT + S, x.shape[1]), x.dtype)
+    brows = np.empty(BT + S, x.dtype)
+    gather_rows(weights, ids, pos, rows)
+    gather_vec(biases, ids, pos, brows)
+    return step_rows(rows, brows, x, labels, sampled, log_tec, log_sec, remove_hits, nce,
+                     want_grads)

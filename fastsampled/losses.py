@@ -134,9 +134,9 @@ def _sampled_values(sampled_values, labels, num_true, num_sampled, num_classes, 
 
 
 def _log_counts(counts, dtype, name, labels=None):
-    c = np.asarray(counts, dtype=dtype)
-    bad = ~(c > 0) | ~np.isfinite(c)
-    if bad.any():
+    c = np.ascontiguousarray(counts, dtype=dtype)
+    if not (c.min() > 0 and np.isfinite(c.max())):  # NaN fails both comparisons
+        bad = ~(c > 0) | ~np.isfinite(c)
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
         what = f" (label {int(labels[idx])})" if labels is not None else ""
         raise ValueError(
@@ -151,11 +151,12 @@ def _log_counts(counts, dtype, name, labels=None):
 def _sampled_loss(nce, weights, biases, labels, inputs, num_sampled, num_classes, num_true,
                   sampled_values, remove_accidental_hits, partition_strategy, seed,
                   subtract_log_q, want_grads):
-    x = as_float_array(inputs, "inputs", 2)
-    x = np.ascontiguousarray(x)
-    if not np.isfinite(x).all():
-        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
-        raise ValueError(f"inputs must be finite; found {x[idx]} at index {idx}")
+    x = np.ascontiguousarray(as_float_array(inputs, "inputs", 2))
+    if not np.isfinite(x.sum()):  # one reduction; the exact search only when it fails
+        bad = ~np.isfinite(x)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"inputs must be finite; found {x[idx]} at index {idx}")
     B, D = x.shape
     check_strategy(partition_strategy)
     W = _Rows(weights, "weights", 2, partition_strategy)
@@ -181,22 +182,20 @@ def _sampled_loss(nce, weights, biases, labels, inputs, num_sampled, num_classes
     else:
         log_tec = np.zeros((B, T), dt)
         log_sec = np.zeros(num_sampled, dt)
-    if remove_accidental_hits:
-        hit_cols = K.accidental_hit_columns(lab, s)
-    else:
-        hit_cols = np.full((B, T), -1, np.int64)
 
-    lab_flat = lab.reshape(-1)
-    ids = np.concatenate([lab_flat, s])
-    rows = W.gather(ids, np.empty((ids.size, D), dt))
-    brows = Bs.gather(ids, np.empty(ids.size, dt))
     with single_threaded_blas():
-        loss, dx, g_true, dws, dbs = K.sampled_fwd_bwd(
-            x, rows, brows, T, np.ascontiguousarray(log_tec), np.ascontiguousarray(log_sec),
-            hit_cols, nce, want_grads)
-        if not want_grads:
-            return loss.astype(dt)
-        uid, dW, db = K.merge_sparse(lab_flat, s, T, x, g_true, dws, dbs)
+        if len(W.shards) == 1 and len(Bs.shards) == 1:
+            out = K.step_dense(W.shards[0], Bs.shards[0], x, lab, s, log_tec, log_sec,
+                               remove_accidental_hits, nce, want_grads)
+        else:
+            ids = np.concatenate([lab.reshape(-1), s])
+            rows = W.gather(ids, np.empty((ids.size, D), dt))
+            brows = Bs.gather(ids, np.empty(ids.size, dt))
+            out = K.step_rows(rows, brows, x, lab, s, log_tec, log_sec,
+                              remove_accidental_hits, nce, want_grads)
+    loss, dx, uid, dW, db = out
+    if not want_grads:
+        return loss.astype(dt)
     # computed in the inputs' dtype, returned in the parameters' dtype (as TF casts back)
     return loss.astype(dt), SparseGrads(dx, uid, dW.astype(W.dtype, copy=False),
                                         db.astype(Bs.dtype, copy=False), (s, tec, sec))
