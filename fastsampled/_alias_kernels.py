@@ -9,7 +9,7 @@ a zero-weight class has threshold 0 and is never returned.
 import numpy as np
 from numba import njit, prange
 
-from ._rng import pair, uniform01
+from ._rng import PRANGE_ONLY, pair, uniform01
 
 _BLOCK = 1 << 16  # fixed block size: sums do not depend on the number of threads
 _S32 = np.uint64(32)
@@ -18,7 +18,7 @@ _FULL = np.uint64(0xFFFFFFFF)
 _TWO32 = 4294967296.0
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def weights_summary(w):
     """Validate and sum a weight vector in one parallel pass.
 
@@ -64,7 +64,7 @@ def weights_summary(w):
     return total, count, first_neg, first_bad
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def build_alias(w, total, p, table):
     """Build the packed alias table of ``w`` into ``table`` (uint64, same length).
 
@@ -143,7 +143,7 @@ def alias_pick(table, nf, r1, r2):
 _CHUNK = 256
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def alias_draw(table, key, start, out):
     """Fill ``out`` with draws ``start .. start+len(out)-1`` of stream ``key``.
 
@@ -173,7 +173,7 @@ def alias_draw(table, key, start, out):
                 out[i] = np.int64(e & _LOW32)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def alias_column_probs(table, ids, out):
     """Probability of each id implied by the table (O(V) per call; used by tests)."""
     n = table.size

@@ -1,31 +1,59 @@
-"""Keep BLAS single-threaded while our parallel kernels run (private).
+"""Keep the BLAS that Numba calls single-threaded while our parallel kernels run (private).
 
-Numba's ``np.dot`` calls SciPy's BLAS. Our kernels already split work over Numba's threads;
-a multi-threaded BLAS inside each of them would oversubscribe the cores (seen here: a small
-sgemm taking 8 ms instead of 0.2 ms). ``single_threaded_blas()`` sets every loaded BLAS to one
-thread for the duration of a kernel call and restores the previous setting afterwards; nested
-and concurrent uses are reference-counted. Cost: a few ctypes calls (~µs).
+Numba's ``np.dot`` calls SciPy's BLAS (``scipy.linalg.cython_blas``). Our kernels already split
+work over Numba's threads; a multi-threaded BLAS inside each of them would oversubscribe the
+cores (seen here: a small sgemm taking 8 ms instead of 0.2 ms). ``single_threaded_blas()`` sets
+that library to one thread for the duration of a kernel call and restores the previous setting
+afterwards; nested and concurrent uses are reference-counted. numpy's own BLAS (a different
+library in the wheels) is left alone. The C entry points are looked up once, so a call costs
+a few ctypes calls (~2 µs).
 """
 import contextlib
+import os
 import threading
 
 _lock = threading.Lock()
 _depth = 0
 _saved = []
-_libs = None
+_funcs = None
 
 
-def _blas_libs():
-    global _libs
-    if _libs is None:
-        try:
-            import scipy.linalg.cython_blas  # noqa: F401  (load the library numba uses)
-            from threadpoolctl import ThreadpoolController
+def _symbol(dynlib, name):
+    """An OpenBLAS entry point under any of the wheels' prefixes/suffixes, or None."""
+    for prefix in ("", "scipy_"):
+        for suffix in ("", "64_"):
+            fn = getattr(dynlib, prefix + name + suffix, None)
+            if fn is not None:
+                return fn
+    return None
 
-            _libs = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
-        except Exception:  # threadpoolctl missing or unable to inspect: leave BLAS alone
-            _libs = []
-    return _libs
+
+def _numba_blas_funcs():
+    """``[(get_num_threads, set_num_threads)]`` of the BLAS libraries Numba's dot may call."""
+    global _funcs
+    if _funcs is not None:
+        return _funcs
+    funcs = []
+    try:
+        import scipy
+        import scipy.linalg.cython_blas  # noqa: F401  (load the library numba uses)
+        from threadpoolctl import ThreadpoolController
+
+        libs = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+        scipy_dir = os.path.dirname(os.path.dirname(os.path.abspath(scipy.__file__)))
+        mine = [lib for lib in libs if os.path.abspath(lib.filepath).startswith(
+            (os.path.join(scipy_dir, "scipy.libs"), os.path.join(scipy_dir, "scipy")))]
+        for lib in mine or libs:   # unknown layout: limit every BLAS rather than none
+            get = _symbol(lib.dynlib, "openblas_get_num_threads")
+            put = _symbol(lib.dynlib, "openblas_set_num_threads")
+            if get is not None and put is not None:
+                funcs.append((get, put))
+            else:  # MKL, BLIS, ...: go through threadpoolctl's generic controller
+                funcs.append((lambda lib=lib: lib.num_threads, lib.set_num_threads))
+    except Exception:  # threadpoolctl missing or unable to inspect: leave BLAS alone
+        funcs = []
+    _funcs = funcs
+    return funcs
 
 
 @contextlib.contextmanager
@@ -34,11 +62,11 @@ def single_threaded_blas():
     with _lock:
         if _depth == 0:
             _saved = []
-            for lib in _blas_libs():
-                n = lib.num_threads
+            for get, put in _numba_blas_funcs():
+                n = get()
                 if n != 1:
-                    lib.set_num_threads(1)
-                    _saved.append((lib, n))
+                    put(1)
+                    _saved.append((put, n))
         _depth += 1
     try:
         yield
@@ -46,6 +74,6 @@ def single_threaded_blas():
         with _lock:
             _depth -= 1
             if _depth == 0:
-                for lib, n in _saved:
-                    lib.set_num_threads(n)
+                for put, n in _saved:
+                    put(n)
                 _saved = []

@@ -2,12 +2,12 @@
 import numpy as np
 from numba import njit, prange
 
-from ._rng import mix64
+from ._rng import PRANGE_ONLY, mix64
 
 _BLOCK = 1 << 16
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def _fingerprint(data):
     n = data.size
     nb = (n + _BLOCK - 1) // _BLOCK

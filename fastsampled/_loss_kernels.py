@@ -19,14 +19,14 @@ BLAS (``np.dot``) must run single-threaded inside these parallel regions; ``_bla
 import numpy as np
 from numba import njit, prange
 
-from ._rng import mix64
+from ._rng import PRANGE_ONLY, mix64
 from ._vmath import vexp as _vexp
 from ._vmath import vlog1p_small as _vlog1p
 
 # Fixed tile sizes (never derived from the thread count, so results do not depend on it).
 _RA, _SA = 256, 1024   # phase A (logits) tile: rows x sampled classes
 _RB = 64               # phase B: at most this many rows per task, and
-_RB_ELEMS = 16384      # about this many (column, row) elements: 2 x 128 KiB of float64
+_RB_ELEMS = 16384      # about this many (column, row) elements: 3 x 128 KiB of float64
 _FB = 256              # fused path: examples per task ...
 _FUSED_MAX_S = 512     # ... used when S is at most this and there are >= 2 blocks
 _RC, _SC = 256, 2048   # phase C (d_inputs): at most _RC rows per task x chunk of S
@@ -67,7 +67,7 @@ def accidental_hit_columns(labels, sampled):
     return cols
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def gather_rows(src, idx, pos, out):
     """``out[pos[t]] = src[idx[t]]`` (cast to out's dtype), in parallel."""
     d = out.shape[1]
@@ -78,13 +78,13 @@ def gather_rows(src, idx, pos, out):
             out[o, c] = src[r, c]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def gather_vec(src, idx, pos, out):
     for t in prange(idx.size):
         out[pos[t]] = src[idx[t]]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def shard_map(ids, num_shards, is_div, q, r):
     """TensorFlow's id -> (shard, row) map (SEMANTICS.md section 4); ids already validated."""
     shard = np.empty(ids.size, np.int64)
@@ -121,7 +121,7 @@ def _ceil_div(a, b):
     return (a + b - 1) // b
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def logits_t(x, ws):
     """Phase A: ``ZT = W_s @ x^T`` (S, B): sampled logits, transposed so that per-example
     reductions in phase B are contiguous, vectorisable loops over examples."""
@@ -148,7 +148,7 @@ def _loss_rows(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_g
     exit (when ``want_grads``). Logit arithmetic follows TensorFlow in x's dtype (+ bias, +
     ``-FLT_MAX`` once per hit column, ``- log q``); softmax / sigmoid run in float64 over
     sub-blocks of examples laid out (column, example), so every step is a vector loop. A
-    sub-block is sized so its two float64 buffers stay in L2. Writes ``loss`` (float64) and
+    sub-block is sized so its float64 buffers stay in L2. Writes ``loss`` (float64) and
     ``g_true`` (B, T) for those examples.
     """
     B, D = x.shape
@@ -164,6 +164,7 @@ def _loss_rows(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_g
     for r0 in range(r_lo, r_hi, rb_max):
         rb = min(r_hi, r0 + rb_max) - r0
         z = np.empty((n, rb), np.float64)      # rows 0..T-1 true, T.. sampled
+        e = np.empty((n, rb), np.float64)      # exp(...); not in place: aliasing stops SIMD
         scratch = np.empty((n, rb), np.float64)
         mx = np.empty(rb, np.float64)
         acc = np.zeros(rb, np.float64)
@@ -210,20 +211,20 @@ def _loss_rows(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_g
             for k in range(n):
                 for ii in range(rb):
                     z[k, ii] = z[k, ii] - mx[ii]
-            _vexp(zf, zf, sf)                      # z now holds exp(z - max)
+            _vexp(zf, e.reshape(-1), sf)
             for k in range(n):
                 for ii in range(rb):
-                    acc[ii] += z[k, ii]
+                    acc[ii] += e[k, ii]
             for ii in range(rb):
                 loss[r0 + ii] = mx[ii] + np.log(acc[ii]) - tsum[ii] * inv_t
                 acc[ii] = 1.0 / acc[ii]
             if want_grads:
                 for j in range(T):
                     for ii in range(rb):
-                        g_true[r0 + ii, j] = dt(z[j, ii] * acc[ii] - inv_t)
+                        g_true[r0 + ii, j] = dt(e[j, ii] * acc[ii] - inv_t)
                 for k in range(S):
                     for ii in range(rb):
-                        ZT[k, r0 + ii] = dt(z[T + k, ii] * acc[ii])
+                        ZT[k, r0 + ii] = dt(e[T + k, ii] * acc[ii])
         else:
             # loss terms max(z, 0) + log1p(exp(-|z|)); sigmoid(z) from e = exp(-|z|)
             for k in range(n):
@@ -234,8 +235,9 @@ def _loss_rows(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_g
             for q in range(n * rb):
                 nf[q] = zf[q] < 0.0
                 zf[q] = -abs(zf[q])
-            _vexp(zf, zf, sf)                      # z now holds e = exp(-|z|)
-            _vlog1p(zf, sf)
+            ef = e.reshape(-1)
+            _vexp(zf, ef, sf)                      # e = exp(-|z|)
+            _vlog1p(ef, sf)
             for k in range(n):
                 for ii in range(rb):
                     acc[ii] += scratch[k, ii]
@@ -243,9 +245,9 @@ def _loss_rows(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_g
                 loss[r0 + ii] = acc[ii] - tsum[ii] * inv_t
             if want_grads:
                 for q in range(n * rb):
-                    sg = 1.0 / (1.0 + zf[q])
+                    sg = 1.0 / (1.0 + ef[q])
                     if nf[q]:
-                        sg = zf[q] * sg
+                        sg = ef[q] * sg
                     zf[q] = sg
                 for j in range(T):
                     for ii in range(rb):
@@ -255,7 +257,7 @@ def _loss_rows(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_g
                         ZT[k, r0 + ii] = dt(z[T + k, ii])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def rows_loss(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads, ZT):
     """Phase B over all examples in parallel; returns ``loss`` (B,) float64, ``g_true``."""
     B = x.shape[0]
@@ -268,7 +270,7 @@ def rows_loss(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_gr
     return loss, g_true
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def fused_blocks(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads):
     """All four phases per block of ``_FB`` examples in one parallel loop (for small S).
 
@@ -326,7 +328,7 @@ def fused_blocks(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want
     return loss, dx, g_true, dws, dbs
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def grad_inputs(x, rows, num_true, g_true, GT):
     """Phase C: ``dx = G @ W_s + sum_j g_true[:, j] * W[L_j]``.
 
@@ -361,7 +363,7 @@ def grad_inputs(x, rows, num_true, g_true, GT):
     return dx
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def grad_sampled(x, GT):
     """Phase D: ``dW_s = G^T @ x`` and ``db_s = sum_i G``.
 
@@ -447,14 +449,14 @@ def sampled_fwd_bwd(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, w
     return loss, dx, g_true, dws, dbs
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def merge_sparse(labels_flat, sampled, num_true, x, g_true, dws, dbs):
     """Sum label and sampled contributions per unique class id.
 
     Returns ``(ids, dW, db)`` in x's dtype: sorted unique ids of ``concat(labels_flat,
     sampled)``, the weight-gradient rows ``sum g_ij x_i`` (labels) + ``dws[k]`` (samples) and
-    the bias gradients. Each unique id is owned by one task; a stable sort fixes the order of
-    the sums.
+    the bias gradients. A stable order by id fixes the order of the sums. Serial: it adds
+    ~(B*T + S) rows, a few tens of microseconds, and a parallel version compiled 8 s longer.
     """
     BT = labels_flat.size
     S = sampled.size
@@ -463,7 +465,14 @@ def merge_sparse(labels_flat, sampled, num_true, x, g_true, dws, dbs):
     allids = np.empty(N, np.int64)
     allids[:BT] = labels_flat
     allids[BT:] = sampled
-    order = np.argsort(allids, kind="mergesort")
+    # stable order by id: sort the composite keys id * N + position (ids are < 2**40 and
+    # N < 2**23 in practice; otherwise fall back to a stable mergesort)
+    if allids.max() < (np.int64(1) << 40) and N < (1 << 23):
+        keys = allids * N + np.arange(N)
+        keys.sort()
+        order = keys % N
+    else:
+        order = np.argsort(allids, kind="mergesort")
     starts = np.empty(N + 1, np.int64)
     K = 0
     for t in range(N):
@@ -475,7 +484,7 @@ def merge_sparse(labels_flat, sampled, num_true, x, g_true, dws, dbs):
     dW = np.zeros((K, D), x.dtype)
     db = np.empty(K, x.dtype)
     gt = g_true.reshape(-1)
-    for u in prange(K):
+    for u in range(K):
         acc = dW[u]
         bacc = 0.0
         for t in range(starts[u], starts[u + 1]):

@@ -29,6 +29,13 @@ _INV53 = 1.0 / 9007199254740992.0  # 2**-53
 
 _MASK64 = (1 << 64) - 1
 
+# Numba's parallel options for every kernel: explicit ``prange`` loops only. The automatic
+# parallelisation of numpy expressions is off: our array expressions are small, and each
+# one it converts costs compile time (it more than doubled the first-call time of the
+# loss kernels).
+PRANGE_ONLY = {"prange": True, "comprehension": False, "setitem": False, "reduction": False,
+               "numpy": False, "stencil": False, "fusion": False, "inplace_binop": False}
+
 
 @njit(cache=True, inline="always")
 def mix64(z):

@@ -8,12 +8,12 @@ import numpy as np
 from numba import njit, prange
 
 from ._alias_kernels import alias_pick
-from ._rng import bits, mix64, pair, uniform01
+from ._rng import PRANGE_ONLY, bits, mix64, pair, uniform01
 
 _NEG1 = np.int64(-1)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def uniform_draw(range_max, key, start, out):
     rf = np.float64(range_max)
     for i in prange(out.size):
@@ -21,7 +21,7 @@ def uniform_draw(range_max, key, start, out):
         out[i] = min(v, range_max - 1)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def log_uniform_draw(range_max, key, start, out):
     """TensorFlow's log-uniform (Zipfian) draw: floor(exp(u * ln(range_max + 1))) - 1."""
     log_range = np.log1p(np.float64(range_max))
@@ -31,7 +31,7 @@ def log_uniform_draw(range_max, key, start, out):
         out[i] = v % range_max
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def log_uniform_prob(ids, range_max, out):
     """P(v) = ln((v+2)/(v+1)) / ln(range_max+1), in double, rounded to float32."""
     inv = 1.0 / np.log1p(np.float64(range_max))
@@ -45,7 +45,7 @@ def log_uniform_prob_scalar(v, range_max):
     return np.float32(np.log((np.float64(v) + 2.0) / (np.float64(v) + 1.0)) / np.log1p(np.float64(range_max)))
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def gather_prob(weights, total, ids, out):
     """P(v) = weights[v] / total in float32 (fixed unigram)."""
     for i in prange(ids.size):
@@ -100,7 +100,7 @@ def _fenwick_find(tree, top, target):
     return pos + 1
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def fenwick_draw(tree, total, key, start, out):
     n = tree.size
     top = 1
@@ -114,7 +114,7 @@ def fenwick_draw(tree, total, key, start, out):
         out[i] = _fenwick_find(tree, top, target)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def count_prob(counts, total, ids, out):
     """P(v) = float32(count[v]) / float32(total) (learned unigram)."""
     tf = np.float32(total)
@@ -152,7 +152,7 @@ def take_unique(draws, keys, out, count):
     return count, draws.size
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def expected_counts(p, num_tries, num_sampled, out):
     """TensorFlow's expected count, in float32.
 

@@ -26,7 +26,8 @@ _MAGIC = 4503599627370496.0 + 1023.0  # 2**52 + exponent bias
 def vexp(z, out, scratch):
     """``out[i] = exp(z[i])`` for float64 buffers; ``scratch`` is float64 of the same size.
 
-    ``out`` may be ``z`` (in place). ``2**k`` is built from the bits of ``k + 2**52 + 1023``
+    ``out`` may be ``z`` but should not be: the loops vectorise only for distinct buffers
+    (LLVM's runtime overlap check falls back to scalar code). ``2**k`` is built from the bits of ``k + 2**52 + 1023``
     shifted into the exponent field, which avoids float -> int64 conversions (not vectorisable
     without AVX-512). NaN gives NaN, +inf gives inf, anything below -708 gives 0.
     """

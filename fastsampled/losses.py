@@ -108,6 +108,9 @@ class _Rows:
 def _sampled_values(sampled_values, labels, num_true, num_sampled, num_classes, num_rows, seed):
     B = labels.shape[0]
     if sampled_values is None:
+        if num_classes > num_rows:
+            raise ValueError(f"num_classes ({num_classes}) exceeds the {num_rows} rows of weights: "
+                             "the default sampler would draw classes that have no row")
         check_range(labels, 0, num_classes, "labels",
                     f"num_classes is {num_classes}; the default log-uniform sampler draws from it")
         s, tec, sec = log_uniform_candidate_sampler(labels, num_true, num_sampled, True,
@@ -158,6 +161,8 @@ def _sampled_loss(nce, weights, biases, labels, inputs, num_sampled, num_classes
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
             raise ValueError(f"inputs must be finite; found {x[idx]} at index {idx}")
     B, D = x.shape
+    if B == 0 or D == 0:
+        raise ValueError(f"inputs must have at least one row and one column, got shape {x.shape}")
     check_strategy(partition_strategy)
     W = _Rows(weights, "weights", 2, partition_strategy)
     Bs = _Rows(biases, "biases", 1, partition_strategy)
