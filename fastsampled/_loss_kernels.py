@@ -117,6 +117,20 @@ def _rowdot(a, b):
 
 
 @njit(cache=True)
+def _add_true_terms(d, g_true, rows, r0):
+    """``d[ii] += sum_j g_true[r0+ii, j] * rows[(r0+ii)*T + j]``: the label rows' share of
+    d_inputs for the block of examples starting at ``r0``."""
+    T = g_true.shape[1]
+    for ii in range(d.shape[0]):
+        i = r0 + ii
+        for j in range(T):
+            g = g_true[i, j]
+            t = i * T + j
+            for c in range(d.shape[1]):
+                d[ii, c] += g * rows[t, c]
+
+
+@njit(cache=True)
 def _ceil_div(a, b):
     return (a + b - 1) // b
 
@@ -300,13 +314,7 @@ def fused_blocks(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want
         if want_grads:
             g = np.ascontiguousarray(ZT[:, r0:r1])          # (S, rb) = dL/dz^T
             d = np.dot(g.T, ws)
-            for ii in range(r1 - r0):
-                i = r0 + ii
-                for j in range(T):
-                    gj = g_true[i, j]
-                    t = i * T + j
-                    for c in range(D):
-                        d[ii, c] += gj * rows[t, c]
+            _add_true_terms(d, g_true, rows, r0)
             dx[r0:r1] = d
             wpart[blk] = np.dot(g, x[r0:r1])
             for k in range(S):
@@ -352,13 +360,7 @@ def grad_inputs(x, rows, num_true, g_true, GT):
             s0 = c * _SC
             s1 = min(S, s0 + _SC)
             acc += np.dot(np.ascontiguousarray(GT[s0:s1, r0:r1]).T, ws[s0:s1])
-        for ii in range(r1 - r0):
-            i = r0 + ii
-            for j in range(T):
-                g = g_true[i, j]
-                t = i * T + j
-                for c in range(D):
-                    acc[ii, c] += g * rows[t, c]
+        _add_true_terms(acc, g_true, rows, r0)
         dx[r0:r1] = acc
     return dx
 

@@ -124,6 +124,22 @@ def count_prob(counts, total, ids, out):
 
 # --- unique sampling and expected counts ---
 
+@njit(cache=True, inline="always")
+def set_insert(keys, v):
+    """Insert ``v >= 0`` into the open-addressing set ``keys`` (power-of-two size, empty =
+    -1); True if it was not there yet."""
+    mask = np.int64(keys.size - 1)
+    h = np.int64(mix64(np.uint64(v))) & mask
+    while True:
+        k = keys[h]
+        if k == _NEG1:
+            keys[h] = v
+            return True
+        if k == v:
+            return False
+        h = (h + 1) & mask
+
+
 @njit(cache=True)
 def take_unique(draws, keys, out, count):
     """Append first-seen values of ``draws`` to ``out`` until it is full.
@@ -132,21 +148,12 @@ def take_unique(draws, keys, out, count):
     Returns ``(count, consumed)``: the new number of distinct values and how many draws were
     read (all of them unless ``out`` filled up).
     """
-    mask = np.uint64(keys.size - 1)
     target = out.size
     for i in range(draws.size):
         v = draws[i]
-        h = np.int64(mix64(np.uint64(v)) & mask)
-        while True:
-            k = keys[h]
-            if k == _NEG1:
-                keys[h] = v
-                out[count] = v
-                count += 1
-                break
-            if k == v:
-                break
-            h = (h + 1) & np.int64(mask)
+        if set_insert(keys, v):
+            out[count] = v
+            count += 1
         if count == target:
             return count, i + 1
     return count, draws.size
@@ -224,24 +231,15 @@ def sample_fused(kind, range_max, table, weights, wtotal, tree, counts, total, k
         cap = 16
         while cap < 2 * num_sampled:
             cap *= 2
-        mask = np.uint64(cap - 1)
         keys = np.full(cap, -1, np.int64)
         count = 0
         i = 0
         while count < num_sampled:
             v = _draw_one(kind, range_max, log_range, table, tree, top, total, key, i)
             i += 1
-            h = np.int64(mix64(np.uint64(v)) & mask)
-            while True:
-                k = keys[h]
-                if k == _NEG1:
-                    keys[h] = v
-                    out[count] = v
-                    count += 1
-                    break
-                if k == v:
-                    break
-                h = (h + 1) & np.int64(mask)
+            if set_insert(keys, v):
+                out[count] = v
+                count += 1
         num_tries = i
     tec = np.empty(true_flat.size, np.float32)
     sec = np.empty(num_sampled, np.float32)
