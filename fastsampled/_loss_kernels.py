@@ -174,7 +174,7 @@ def _loss_rows(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_g
     inv_t = 1.0 / T
     bs = brows[BT:]
     neg = dt(-FLT_MAX)
-    rb_max = min(_RB, max(4, (_RB_ELEMS // n) // 4 * 4))
+    rb_max = min(_RB, max(16, (_RB_ELEMS // n) // 4 * 4))  # >= 16: whole cache lines of ZT
     for r0 in range(r_lo, r_hi, rb_max):
         rb = min(r_hi, r0 + rb_max) - r0
         z = np.empty((n, rb), np.float64)      # rows 0..T-1 true, T.. sampled
