@@ -40,11 +40,6 @@ def log_uniform_prob(ids, range_max, out):
         out[i] = np.float32(np.log((v + 2.0) / (v + 1.0)) * inv)
 
 
-@njit(cache=True)
-def log_uniform_prob_scalar(v, range_max):
-    return np.float32(np.log((np.float64(v) + 2.0) / (np.float64(v) + 1.0)) / np.log1p(np.float64(range_max)))
-
-
 @njit(parallel=PRANGE_ONLY, cache=True)
 def gather_prob(weights, total, ids, out):
     """P(v) = weights[v] / total in float32 (fixed unigram)."""
