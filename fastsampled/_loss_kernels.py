@@ -131,6 +131,16 @@ def _add_true_terms(d, g_true, rows, r0):
 
 
 @njit(cache=True)
+def _sum_partials(parts, k, out):
+    """``out = sum_p parts[p, k]``, added in partial order (the same for any thread count)."""
+    for c in range(out.size):
+        a = parts[0, k, c]
+        for p in range(1, parts.shape[0]):
+            a += parts[p, k, c]
+        out[c] = a
+
+
+@njit(cache=True)
 def _ceil_div(a, b):
     return (a + b - 1) // b
 
@@ -324,11 +334,7 @@ def fused_blocks(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want
     if not want_grads:
         return loss, dx, g_true, dws, dbs
     for k in prange(S):
-        for c in range(D):
-            a = wpart[0, k, c]
-            for p in range(1, nb):
-                a += wpart[p, k, c]
-            dws[k, c] = a
+        _sum_partials(wpart, k, dws[k])
         a = 0.0
         for p in range(nb):
             a += bpart[p, k]
@@ -400,11 +406,7 @@ def grad_sampled(x, GT):
         b1 = min(B, b0 + bd)
         wpart[cb, s0:s1] = np.dot(np.ascontiguousarray(GT[s0:s1, b0:b1]), x[b0:b1])
     for k in prange(S):
-        for c in range(D):
-            a = wpart[0, k, c]
-            for p in range(1, nbd):
-                a += wpart[p, k, c]
-            dws[k, c] = a
+        _sum_partials(wpart, k, dws[k])
         dbs[k] = dt(_rowsum(GT[k]))
     return dws, dbs
 

@@ -119,6 +119,15 @@ def count_prob(counts, total, ids, out):
 
 # --- unique sampling and expected counts ---
 
+@njit(cache=True)
+def new_set(n):
+    """An empty open-addressing set for up to ``n`` values (load factor <= 1/2)."""
+    cap = 16
+    while cap < 2 * n:
+        cap *= 2
+    return np.full(cap, -1, np.int64)
+
+
 @njit(cache=True, inline="always")
 def set_insert(keys, v):
     """Insert ``v >= 0`` into the open-addressing set ``keys`` (power-of-two size, empty =
@@ -223,10 +232,7 @@ def sample_fused(kind, range_max, table, weights, wtotal, tree, counts, total, k
             out[i] = _draw_one(kind, range_max, log_range, table, tree, top, total, key, i)
         num_tries = num_sampled
     else:
-        cap = 16
-        while cap < 2 * num_sampled:
-            cap *= 2
-        keys = np.full(cap, -1, np.int64)
+        keys = new_set(num_sampled)
         count = 0
         i = 0
         while count < num_sampled:

@@ -96,10 +96,7 @@ def _draw_candidates(draw, key, num_sampled, unique):
     if not unique:
         draw(key, np.uint64(0), out)
         return out, num_sampled
-    cap = 16
-    while cap < 2 * num_sampled:
-        cap *= 2
-    keys = np.full(cap, -1, np.int64)
+    keys = K.new_set(num_sampled)
     count = 0
     start = 0
     chunk = max(32, num_sampled + num_sampled // 4)
