@@ -16,7 +16,7 @@ from . import _loss_kernels as K
 from ._blas import single_threaded_blas
 from ._validate import FLOAT_DTYPES, as_bool, as_float_array, as_id_array, as_int, check_range
 from .samplers import _as_true_classes, log_uniform_candidate_sampler
-from .sharding import _map, check_layout, check_strategy
+from .sharding import check_layout, check_strategy, split_by_shard
 
 __all__ = ["sampled_softmax_loss", "nce_loss", "sampled_softmax_loss_and_grads",
            "nce_loss_and_grads", "SparseGrads"]
@@ -92,16 +92,8 @@ class _Rows:
     def gather(self, ids, out):
         """``out[t] = row(ids[t])``, cast to ``out.dtype``; ids already range-checked."""
         kernel = K.gather_rows if out.ndim == 2 else K.gather_vec
-        if len(self.shards) == 1:
-            kernel(self.shards[0], ids, np.arange(ids.size, dtype=np.int64), out)
-            return out
-        shard, row = _map(ids, len(self.shards), self.num_rows, self.strategy)
-        order = np.argsort(shard, kind="stable")
-        bounds = np.searchsorted(shard[order], np.arange(len(self.shards) + 1))
-        for p, src in enumerate(self.shards):
-            sel = order[bounds[p]:bounds[p + 1]]
-            if sel.size:
-                kernel(src, row[sel], sel, out)
+        for p, pos, rows in split_by_shard(ids, self.sizes, self.strategy):
+            kernel(self.shards[p], rows, pos, out)
         return out
 
 

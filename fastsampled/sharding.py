@@ -78,6 +78,27 @@ def shard_ids(ids, shard_sizes, partition_strategy):
     return shard.reshape(ids.shape), row.reshape(ids.shape)
 
 
+def split_by_shard(ids_flat, shard_sizes, partition_strategy):
+    """Group already range-checked global ids by shard.
+
+    Returns a list with one ``(p, positions, rows)`` per non-empty shard ``p``: ``positions``
+    index into ``ids_flat`` (ascending), ``rows`` are the rows of those ids inside shard ``p``.
+    One shard costs nothing; several cost one stable argsort of ``ids_flat``.
+    """
+    num_shards = len(shard_sizes)
+    if num_shards == 1:
+        return [(0, np.arange(ids_flat.size, dtype=np.int64), ids_flat)]
+    shard, row = _map(ids_flat, num_shards, int(sum(shard_sizes)), partition_strategy)
+    order = np.argsort(shard, kind="stable")
+    bounds = np.searchsorted(shard[order], np.arange(num_shards + 1))
+    groups = []
+    for p in range(num_shards):
+        sel = order[bounds[p]:bounds[p + 1]]
+        if sel.size:
+            groups.append((p, sel, row[sel]))
+    return groups
+
+
 def _map(ids_flat, num_shards, num_rows, partition_strategy):
     if num_shards == 1:
         return np.zeros(ids_flat.size, np.int64), ids_flat
