@@ -6,109 +6,172 @@ import time
 import numpy as np
 
 
-def _median_time(fn, repeat):
-    fn()  # warm up: compiles, touches pages
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+class _Progress:
+    """A progress line: tqdm when installed, else a plain line redrawn in place (TTY) or
+    printed every 10 % (logs)."""
+
+    def __init__(self, total, out, desc):
+        self.total, self.out, self.desc, self.n = total, out, desc, 0
+        self._last = 0.0
+        self._tqdm = None
+        try:
+            from tqdm import tqdm
+            self._tqdm = tqdm(total=total, desc=desc, file=out, unit="step", leave=True)
+        except ImportError:
+            pass
+        self._tty = hasattr(out, "isatty") and out.isatty()
+
+    def update(self, n, **fields):
+        self.n += n
+        if self._tqdm is not None:
+            self._tqdm.set_postfix(fields, refresh=False)
+            self._tqdm.update(n)
+            return
+        now = time.perf_counter()
+        every = max(1, self.total // 10)
+        if (self._tty and now - self._last > 0.25) or self.n % every == 0 or self.n == self.total:
+            self._last = now
+            info = " ".join(f"{k}={v}" for k, v in fields.items())
+            end = "\r" if self._tty and self.n < self.total else "\n"
+            print(f"  {self.desc}: {self.n}/{self.total} {info}", end=end, file=self.out,
+                  flush=True)
+
+    def close(self):
+        if self._tqdm is not None:
+            self._tqdm.close()
 
 
-def demo(num_classes=10**6, dim=128, batch=1024, num_sampled=64, repeat=50, seed=0, out=sys.stdout):
-    """Samplers and the sampled-softmax loss on a synthetic problem; prints its figures."""
+def full_softmax_step_time(W, b, x, labels, rows=128, chunk=1 << 16):
+    """Seconds of one full-softmax train step (forward and backward over every class) for the
+    batch ``x``, with numpy's BLAS, measured on ``rows`` of it and scaled linearly.
+
+    Two passes over the classes in chunks (log-sum-exp, then gradients), so memory stays
+    O(rows x chunk) instead of the (batch, num_classes) logits a framework materialises."""
+    V, D = W.shape
+    xs = np.ascontiguousarray(x[:rows], np.float32)
+    ys = labels[:rows]
+    n = xs.shape[0]
+    t0 = time.perf_counter()
+    lse = np.full(n, -np.inf)
+    for c0 in range(0, V, chunk):
+        z = xs @ W[c0:c0 + chunk].T + b[c0:c0 + chunk]
+        m = np.maximum(lse, z.max(axis=1))
+        lse = m + np.log(np.exp(lse - m) + np.exp(z - m[:, None]).sum(axis=1))
+    dx = np.zeros_like(xs)
+    dW = np.empty((min(chunk, V), D), np.float32)
+    for c0 in range(0, V, chunk):
+        wc = W[c0:c0 + chunk]
+        g = np.exp(xs @ wc.T + b[c0:c0 + chunk] - lse[:, None].astype(np.float32))
+        hit = (ys >= c0) & (ys < c0 + wc.shape[0])
+        g[np.nonzero(hit)[0], ys[hit] - c0] -= 1.0
+        dx += g @ wc
+        np.matmul(g.T, xs, out=dW[:wc.shape[0]])     # a real step would apply it to W
+    return (time.perf_counter() - t0) * x.shape[0] / n
+
+
+def demo(num_classes=10**6, dim=128, batch=1024, num_sampled=64, steps=4000, path=None,
+         optimizer="adagrad", lr=None, eval_examples=1000, full_softmax=True, seed=0,
+         out=sys.stdout):
+    """Train a SampledSoftmaxHead on the built-in synthetic extreme-classification task.
+
+    Prints the task, a progress bar (loss, steps/s), held-out precision@1 against chance
+    before and after training, and one full-softmax step's time for comparison. Returns
+    the figures as a dict."""
     import fastsampled as fs
+    from fastsampled.datasets import SyntheticXC
 
     def say(msg):
         print(msg, file=out, flush=True)
 
-    rng = np.random.default_rng(seed)
     V, D, B, S = num_classes, dim, batch, num_sampled
-    say(f"fastsampled {fs.__version__} demo: {V:,} classes, dim {D}, batch {B}, {S} samples")
+    say(f"fastsampled {fs.__version__} demo: learn a hidden teacher over {V:,} Zipf-frequent "
+        f"classes (dim {D}, batch {B}, {S} sampled classes per step)")
+    task = SyntheticXC(V, D, seed=seed)
+    head = fs.SampledSoftmaxHead(V, D, num_sampled=S, optimizer=optimizer, lr=lr, seed=seed,
+                                 path=path, overwrite=path is not None)
+    where = "in RAM" if path is None else f"memory-mapped under {path}"
+    say(f"  head: {head.weights.shape[0]:,} x {D} float32 weights {where}, "
+        f"{head._opt_config['name']} optimizer")
+    x_test, y_test = task.batch(eval_examples, 0, split="test")
+    before = head.evaluate(x_test, y_test)
 
-    counts = (1e6 / np.arange(1, V + 1) ** 1.1).astype(np.float32)   # Zipf-like class counts
-    fs.FixedUnigramSampler(1000, unigrams=counts[:1000], distortion=0.75)  # compile first
+    # compile and warm up outside the timed loop
     t0 = time.perf_counter()
-    unigram = fs.FixedUnigramSampler(V, unigrams=counts, distortion=0.75, seed=seed)
-    t_build = time.perf_counter() - t0
-    say(f"  fixed_unigram sampler over {V:,} classes built in {t_build * 1e3:.1f} ms "
-        f"({V / t_build / 1e6:.0f} M classes/s; alias table {unigram.table.nbytes / 2**20:.1f} MiB)")
-
-    n = 2 * 10**6
-    out_ids = np.empty(n, np.int64)
-    t = _median_time(lambda: unigram.table.sample(n, seed=1, out=out_ids), 5)
-    say(f"  alias draws: {n / t / 1e6:.0f} M samples/s")
-    labels = np.minimum(rng.zipf(1.3, size=(B, 1)) - 1, V - 1).astype(np.int64)
-    logu = fs.LogUniformSampler(V, seed=seed)
-    t = _median_time(lambda: logu(labels, 1, n, False), 5)
-    say(f"  log-uniform draws: {n / t / 1e6:.0f} M samples/s")
-    t = _median_time(lambda: logu(labels, 1, S, True), repeat)
-    say(f"  unique log-uniform draw of {S} candidates with expected counts: {t * 1e6:.0f} µs")
-
-    W = (rng.standard_normal((V, D), dtype=np.float32) * 0.05)
-    b = np.zeros(V, np.float32)
-    x = rng.standard_normal((B, D), dtype=np.float32)
-
-    def step():
-        sv = logu(labels, 1, S, True)
-        return fs.sampled_softmax_loss_and_grads(W, b, labels, x, S, V, sampled_values=sv)
-
-    t_step = _median_time(step, repeat)
-    loss, g = step()
-    say(f"  sampled softmax loss + gradients, sampling included: median {t_step * 1e3:.3f} ms "
-        f"(mean loss {loss.mean():.3f}; {g.ids.size} distinct rows touched)")
-
-    def nce_step():
-        sv = logu(labels, 1, S, True)
-        return fs.nce_loss_and_grads(W, b, labels, x, S, V, sampled_values=sv)
-
-    t_nce = _median_time(nce_step, repeat)
-    say(f"  NCE loss + gradients, sampling included: median {t_nce * 1e3:.3f} ms")
-
-    # The full softmax over all classes, for comparison: logits of a slice of the batch.
-    bf = min(B, 64)
-    logits = np.empty((bf, V), np.float32)
-
-    def full_forward():
-        np.matmul(x[:bf], W.T, out=logits)
-        np.add(logits, b, out=logits)
-        true = logits[np.arange(bf), labels[:bf, 0]].copy()
-        mx = logits.max(axis=1, keepdims=True)
-        np.subtract(logits, mx, out=logits)
-        np.exp(logits, out=logits)
-        return mx[:, 0] + np.log(logits.sum(axis=1)) - true
-
-    full = full_forward()                                  # first touch of the buffer
-    t0 = time.perf_counter()
-    full = full_forward()
-    t_full = (time.perf_counter() - t0) * B / bf
-    say(f"  numpy full-softmax forward alone (logits + log-sum-exp) over {V:,} classes: "
-        f"~{t_full * 1e3:.0f} ms per batch of {B} (measured on {bf} rows), "
-        f"{t_full / t_step:.0f}x the sampled step with its backward")
-    say(f"  full-softmax loss of those rows {full.mean():.3f} vs sampled estimate "
-        f"{loss[:bf].mean():.3f} (sampled softmax is a biased, cheap estimate)")
-    return {"build_s": t_build, "step_s": t_step, "nce_step_s": t_nce, "full_s": t_full}
+    head.train_step(*task.batch(B, 0))
+    t_first = time.perf_counter() - t0
+    bar = _Progress(steps, out, "training")
+    losses = []
+    t_train = 0.0
+    t_data = 0.0
+    for step in range(1, steps + 1):
+        t0 = time.perf_counter()
+        xb, yb = task.batch(B, step)
+        t1 = time.perf_counter()
+        loss, _ = head.train_step(xb, yb)
+        t2 = time.perf_counter()
+        t_data += t1 - t0
+        t_train += t2 - t1
+        losses.append(loss)
+        if step % 50 == 0 or step == steps:
+            bar.update(step - bar.n, loss=f"{np.mean(losses[-50:]):.3f}",
+                       steps_per_s=f"{step / t_train:.0f}")
+    bar.close()
+    after = head.evaluate(x_test, y_test)
+    if path is not None:
+        head.checkpoint()
+    chance = task.majority_baseline
+    say(f"  {steps} steps: {steps / t_train:.0f} steps/s, {t_train / steps * 1e3:.2f} ms per "
+        f"train step (+{t_data / steps * 1e3:.2f} ms to make each batch; first step with "
+        f"compilation {t_first:.1f} s)")
+    say(f"  sampled-softmax loss: {np.mean(losses[:50]):.3f} (first 50 steps) -> "
+        f"{np.mean(losses[-50:]):.3f} (last 50)")
+    say(f"  held-out ({eval_examples} examples) full-softmax loss {before['loss']:.3f} -> "
+        f"{after['loss']:.3f}; precision@1 {before['precision@1']:.3f} -> "
+        f"{after['precision@1']:.3f} (chance: {chance:.3f} always guessing the most frequent "
+        f"class, {1 / V:.1e} uniform)")
+    res = {"steps_per_s": steps / t_train, "step_s": t_train / steps, "loss_first":
+           float(np.mean(losses[:50])), "loss_last": float(np.mean(losses[-50:])),
+           "p1_before": before["precision@1"], "p1_after": after["precision@1"], "chance": chance}
+    if full_softmax:
+        W = head.weights if path is None else None
+        if W is None:
+            W = np.concatenate([np.asarray(s) for s in head.weights.shards]) \
+                if head.partition_strategy == "div" else head.weights.to_numpy()
+        b = np.asarray(head.biases) if path is None else head.biases.to_numpy()
+        t_full = full_softmax_step_time(W, b, xb, yb)
+        say(f"  one full-softmax step over all {V:,} classes (numpy BLAS, forward + backward): "
+            f"~{t_full:.2f} s = {t_full / res['step_s']:.0f}x the sampled step")
+        res["full_step_s"] = t_full
+    head.close()
+    return res
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="fastsampled", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="samplers and sampled softmax on a synthetic 10^6-class problem")
-    p.add_argument("--classes", type=int, default=10**6)
-    p.add_argument("--dim", type=int, default=128)
-    p.add_argument("--batch", type=int, default=1024)
-    p.add_argument("--num-sampled", type=int, default=64)
-    p.add_argument("--repeat", type=int, default=50)
+    p = sub.add_parser("demo", help="train a sampled-softmax head on a synthetic 10^6-class task")
+    p.add_argument("--classes", type=int, default=10**6, help="number of classes (10^6)")
+    p.add_argument("--dim", type=int, default=128, help="feature dimension (128)")
+    p.add_argument("--batch", type=int, default=1024, help="examples per step (1024)")
+    p.add_argument("--num-sampled", type=int, default=64, help="sampled classes per step (64)")
+    p.add_argument("--steps", type=int, default=4000, help="training steps (4000)")
+    p.add_argument("--optimizer", choices=("sgd", "adagrad", "adam"), default="adagrad")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (optimizer default)")
+    p.add_argument("--path", default=None,
+                   help="keep the weights memory-mapped in this directory (default: RAM)")
+    p.add_argument("--eval-examples", type=int, default=1000, help="held-out examples (1000)")
+    p.add_argument("--no-full-softmax", action="store_true",
+                   help="skip timing one full-softmax step for comparison")
     p.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.command == "demo":
-        for name in ("classes", "dim", "batch", "num_sampled", "repeat"):
+        for name in ("classes", "dim", "batch", "num_sampled", "steps", "eval_examples"):
             if getattr(args, name) < 1:
                 parser.error(f"--{name.replace('_', '-')} must be >= 1")
         if args.num_sampled > args.classes:
             parser.error("--num-sampled must be <= --classes")
-        demo(args.classes, args.dim, args.batch, args.num_sampled, args.repeat, args.seed)
+        demo(args.classes, args.dim, args.batch, args.num_sampled, args.steps, args.path,
+             args.optimizer, args.lr, args.eval_examples, not args.no_full_softmax, args.seed)
     return 0
 
 

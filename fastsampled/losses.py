@@ -147,7 +147,9 @@ def _sampled_loss(nce, weights, biases, labels, inputs, num_sampled, num_classes
                   sampled_values, remove_accidental_hits, partition_strategy, seed,
                   subtract_log_q, want_grads):
     x = np.ascontiguousarray(as_float_array(inputs, "inputs", 2))
-    if not np.isfinite(x.sum()):  # one reduction; the exact search only when it fails
+    with np.errstate(over="ignore", invalid="ignore"):
+        ok = np.isfinite(x.sum())  # one reduction; the exact search only when it fails
+    if not ok:
         bad = ~np.isfinite(x)
         if bad.any():
             idx = tuple(int(i) for i in np.argwhere(bad)[0])

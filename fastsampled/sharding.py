@@ -4,11 +4,30 @@
 total number of rows, ``q, r = divmod(N, P)``, the first ``r`` shards hold ``q + 1`` rows and
 the others ``q``. TensorFlow applies these formulas whatever the shards' real sizes and
 silently mis-maps ids when the sizes do not form that layout; fastsampled raises instead.
+
+:class:`ShardedMatrix` keeps such shards on disk: a directory of memory-mapped ``.npy`` files
+plus ``meta.json``, initialised in parallel, checkpointed atomically, locked against a second
+writer, and accepted wherever the losses and optimizers take weights or biases.
 """
+import errno
+import json
+import math
+import numbers
+import os
+import pathlib
+
 import numpy as np
 
 from . import _loss_kernels as K
-from ._validate import as_id_array, check_range
+from . import _store_kernels as SK
+from ._rng import normalize_seed
+from ._validate import (FLOAT_DTYPES, as_bool, as_float_array, as_id_array, as_int,
+                        check_finite, check_range)
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock
+    fcntl = None
 
 STRATEGIES = ("mod", "div")
 
@@ -104,3 +123,813 @@ def _map(ids_flat, num_shards, num_rows, partition_strategy):
         return np.zeros(ids_flat.size, np.int64), ids_flat
     q, r = divmod(num_rows, num_shards)
     return K.shard_map(ids_flat, num_shards, partition_strategy == "div", q, r)
+
+
+# --------------------------------------------------------------------------------------------
+# ShardedMatrix: a matrix (or vector) stored as memory-mapped .npy shards on disk
+# --------------------------------------------------------------------------------------------
+
+FORMAT = "fastsampled.ShardedMatrix"
+VERSION = 1
+META = "meta.json"
+LOCK = ".lock"
+INITS = ("zeros", "uniform", "normal", "constant")
+_META_KEYS = ("format", "version", "num_rows", "dim", "dtype", "num_shards",
+              "partition_strategy", "shard_rows", "step", "extra")
+_CHUNK_BYTES = 2 << 20  # rows per parallel task: about 2 MiB, so each task streams its own pages
+_NO_FALLOCATE = {errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS}
+
+
+class StoreError(ValueError):
+    """A directory that is not a valid, consistent ``ShardedMatrix`` store."""
+
+
+class StoreLockedError(RuntimeError):
+    """The store is already open for writing (mode ``"r+"``) in this or another process."""
+
+
+def shard_file_name(p):
+    """File name of shard ``p`` inside a store directory (``shard-00000.npy``, ...)."""
+    return f"shard-{p:05d}.npy"
+
+
+class ShardedMatrix:
+    """A ``(num_rows, dim)`` matrix, or a ``(num_rows,)`` vector, kept on disk as memory-mapped
+    shards laid out exactly as ``tf.nn.embedding_lookup`` maps ids (``"mod"`` or ``"div"``).
+
+    A store is a directory holding ``meta.json`` and one plain ``.npy`` file per shard
+    (``shard-00000.npy``, ...), each readable with ``np.load(path, mmap_mode="r")``. Rows are
+    paged in by the operating system on demand, so the matrix may be far larger than RAM.
+    Pass a store as ``weights`` / ``biases`` to the losses (they read :attr:`shards` and
+    :attr:`partition_strategy`) and to the sparse optimizers, which update rows in place.
+
+    Open stores with :meth:`create` (new, opened ``"r+"``), :meth:`open` (``"r"`` or
+    ``"r+"``) or :meth:`like` (a new store with the layout of another); ``ShardedMatrix(path,
+    mode)`` is the same as ``ShardedMatrix.open(path, mode)``. At most one writer: mode
+    ``"r+"`` holds an exclusive ``flock`` on ``<path>/.lock`` until :meth:`close` (or until the
+    process dies), and a second writer -- in another process or in this one -- gets
+    :class:`StoreLockedError`. Readers take no lock.
+
+    Durability. Writes go straight to the shared memory maps, i.e. to the kernel's page cache,
+    and reach the disk whenever the operating system writes them back. :meth:`checkpoint`
+    forces that (``msync`` + ``fsync`` of every shard) and then atomically replaces
+    ``meta.json`` (temporary file, ``fsync``, ``os.replace``, ``fsync`` of the directory)
+    with the new ``step`` / ``extra``. What survives:
+
+    * the process is killed (``SIGKILL``, out-of-memory killer, a crash): nothing written is
+      lost. Dirty pages of a shared file mapping belong to the kernel's page cache, not to the
+      process, and are written back after it dies. The store reopens (the lock dies with the
+      process), passes :meth:`verify`, and ``meta.json`` holds the last *checkpointed* step
+      and extra -- the rows may be newer than that step (they hold every write made before
+      the kill, possibly a row updated only in part if the kill hit during a write).
+    * power loss or an operating-system crash: only what :meth:`checkpoint` made durable is
+      guaranteed; rows written after the last checkpoint may be partly old, partly new.
+      ``meta.json`` is never half-written: it is the old or the new one.
+
+    Neither :meth:`close` nor leaving a ``with`` block checkpoints: call :meth:`checkpoint`
+    to record a step.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The store directory.
+    mode : {"r", "r+"}
+    num_rows : int
+    dim : int or None
+        Row width; None for a vector store (1-D shards, e.g. biases).
+    shape : tuple
+        ``(num_rows, dim)`` or ``(num_rows,)``.
+    dtype : numpy.dtype
+        float32 or float64.
+    num_shards : int
+    partition_strategy : {"mod", "div"}
+    shard_sizes : list of int
+        Rows of each shard: ``layout_sizes(num_rows, num_shards, partition_strategy)``.
+    shards : list of numpy.memmap
+        Shard ``p`` has shape ``(shard_sizes[p], dim)`` (or ``(shard_sizes[p],)``); writable
+        in mode ``"r+"``. Empty after :meth:`close`.
+    step : int
+        The step recorded by the last :meth:`checkpoint` (0 for a new store).
+    extra : dict
+        A JSON object kept in ``meta.json`` for the owner (configuration, counters...).
+    closed : bool
+
+    Examples
+    --------
+    >>> import shutil, tempfile
+    >>> import numpy as np
+    >>> import fastsampled as fs
+    >>> d = tempfile.mkdtemp()
+    >>> W = fs.ShardedMatrix.create(d + "/W", 10, 4, num_shards=3, init="uniform", seed=1)
+    >>> W  # doctest: +ELLIPSIS
+    ShardedMatrix('.../W', shape=(10, 4), dtype=float32, num_shards=3, ..., mode='r+', step=0)
+    >>> W.shard_sizes
+    [4, 3, 3]
+    >>> W.assign([2, 7], np.ones((2, 4), np.float32))
+    >>> W.gather([7, 2]).tolist()
+    [[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0]]
+    >>> [a.tolist() for a in W.locate([2, 7])]
+    [[0, 2], [2, 0]]
+    >>> W.checkpoint(step=1)
+    >>> W.close()
+    >>> with fs.ShardedMatrix.open(d + "/W") as R:    # read-only, no lock
+    ...     print(R.step, R.mode, np.load(d + "/W/shard-00002.npy", mmap_mode="r").shape)
+    1 r (3, 4)
+    >>> shutil.rmtree(d)
+    """
+
+    # ---------------------------------------------------------------- constructors
+
+    def __init__(self, path, mode="r"):
+        self._init(path, mode, None)
+
+    @classmethod
+    def open(cls, path, mode="r"):
+        """Open an existing store, checking its structure first.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The store directory.
+        mode : {"r", "r+"}
+            ``"r"``: read-only memory maps, no lock. ``"r+"``: writable maps, exclusive lock.
+
+        Returns
+        -------
+        ShardedMatrix
+
+        Raises
+        ------
+        StoreError
+            No directory, missing or unparsable ``meta.json``, unknown format or version,
+            inconsistent fields (``shard_rows`` not the strategy's layout of ``num_rows``...),
+            a missing shard file, a ``.npy`` header whose shape / dtype / order differs, or a
+            shard file whose size is not header + data (truncated or padded).
+        StoreLockedError
+            Mode ``"r+"`` while another writer holds the store.
+        """
+        return cls(path, mode)
+
+    @classmethod
+    def create(cls, path, num_rows, dim=None, *, num_shards=1, partition_strategy="div",
+               dtype="float32", init="zeros", scale=0.05, std=None, seed=0, fill=None,
+               overwrite=False, extra=None):
+        """Create a store and return it opened ``"r+"``.
+
+        Values are written in parallel chunks by a Numba kernel straight into the shard
+        files; the matrix is never held in RAM. They are a pure function of ``(seed, global
+        id, column)``, so one seed gives the same logical matrix for every ``num_shards``,
+        ``partition_strategy`` and thread count. ``meta.json`` is written last (step 0): a
+        creation cut short leaves no valid store.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Directory to create (parents too). An existing non-empty directory is refused
+            unless ``overwrite=True``, which deletes its ``meta.json`` and shard files (and
+            nothing else) after taking the store's lock.
+        num_rows : int
+            Number of rows (ids ``0 .. num_rows - 1``), at least 1.
+        dim : int or None
+            Row width; None makes a vector store with 1-D shards (biases).
+        num_shards : int
+            Number of shard files; their sizes are ``layout_sizes(num_rows, num_shards,
+            partition_strategy)``.
+        partition_strategy : {"div", "mod"}
+            How ids map to shards, as in ``tf.nn.embedding_lookup``.
+        dtype : {"float32", "float64"}
+        init : {"zeros", "uniform", "normal", "constant"}
+            ``"uniform"``: U(-scale, scale); ``"normal"``: N(0, std); ``"constant"``: ``fill``.
+        scale : float
+            Half-width of the uniform init (and the default ``std``).
+        std : float or None
+            Standard deviation of the normal init; None means ``scale``.
+        seed : int or numpy.random.Generator or None
+            Seed of the counter-based generator (None: fresh OS entropy).
+        fill : float or None
+            The value of ``init="constant"`` (required there, refused with other inits).
+        overwrite : bool
+        extra : dict or None
+            JSON object stored in ``meta.json`` (default ``{}``).
+
+        Returns
+        -------
+        ShardedMatrix
+        """
+        path = pathlib.Path(os.fspath(path))
+        num_rows = as_int(num_rows, "num_rows", 1)
+        if dim is not None:
+            dim = as_int(dim, "dim", 1)
+        num_shards = as_int(num_shards, "num_shards", 1)
+        check_strategy(partition_strategy)
+        dtype = _store_dtype(dtype)
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        scale = _as_real(scale, "scale", 0.0)
+        std = scale if std is None else _as_real(std, "std", 0.0)
+        if init == "constant":
+            if fill is None:
+                raise ValueError("init='constant' needs a fill value")
+            fill = _as_real(fill, "fill")
+        elif fill is not None:
+            raise ValueError(f"fill is only used with init='constant', not init={init!r}")
+        key = normalize_seed(seed)
+        overwrite = as_bool(overwrite, "overwrite")
+        extra = _check_extra(extra)
+
+        if path.exists() and not path.is_dir():
+            raise FileExistsError(f"{path} exists and is not a directory")
+        if path.is_dir() and any(path.iterdir()) and not overwrite:
+            raise FileExistsError(f"{path} is not empty; pass overwrite=True to replace a store "
+                                  "there")
+        path.mkdir(parents=True, exist_ok=True)
+        lock_fd = _lock(path)
+        try:
+            if overwrite:
+                _remove_store_files(path)
+            sizes = layout_sizes(num_rows, num_shards, partition_strategy)
+            kind = {"zeros": SK.INIT_ZEROS, "uniform": SK.INIT_UNIFORM,
+                    "normal": SK.INIT_NORMAL, "constant": SK.INIT_CONSTANT}[init]
+            a = {"zeros": 0.0, "uniform": scale, "normal": std, "constant": fill}[init]
+            width = 1 if dim is None else dim
+            chunk = max(1, _CHUNK_BYTES // (width * dtype.itemsize))
+            offset = 0
+            for p, n in enumerate(sizes):
+                fn = path / shard_file_name(p)
+                shape = (n,) if dim is None else (n, dim)
+                mm = np.lib.format.open_memmap(fn, mode="w+", dtype=dtype, shape=shape)
+                _reserve(fn)  # real blocks now: a full disk fails here, not as SIGBUS later
+                if kind != SK.INIT_ZEROS and n:
+                    if num_shards > 1 and partition_strategy == "mod":
+                        stride, first = num_shards, p  # shard p holds ids p, p + P, ...
+                    else:
+                        stride, first = 1, offset
+                    SK.init_rows(_as2d(np.asarray(mm)), stride, first, kind, a, key, chunk)
+                mm.flush()
+                del mm
+                _fsync_file(fn)
+                offset += n
+            meta = {"format": FORMAT, "version": VERSION, "num_rows": num_rows, "dim": dim,
+                    "dtype": dtype.name, "num_shards": num_shards,
+                    "partition_strategy": partition_strategy, "shard_rows": sizes, "step": 0,
+                    "extra": extra}
+            _write_meta(path, meta)
+            self = cls.__new__(cls)
+            self._init(path, "r+", lock_fd)
+        except BaseException:
+            _unlock(lock_fd)
+            raise
+        return self
+
+    @classmethod
+    def like(cls, other, path, init=None, fill=None, *, partition_strategy=None, scale=0.05,
+             std=None, seed=0, overwrite=False, extra=None):
+        """Create a store with the layout of ``other`` (e.g. optimizer state beside weights).
+
+        Parameters
+        ----------
+        other : ShardedMatrix, ndarray, or list of shard arrays
+            Gives ``num_rows``, ``dim`` (None for 1-D), ``num_shards``, the strategy and the
+            dtype. An ndarray is one shard; a list of several shards needs
+            ``partition_strategy`` (their sizes must form its layout).
+        path : str or os.PathLike
+        init : {"zeros", "uniform", "normal", "constant"} or None
+            None means ``"constant"`` when ``fill`` is given, else ``"zeros"``.
+        fill : float or None
+        partition_strategy : {"mod", "div"} or None
+            Only for a list of shards (must agree with a ShardedMatrix's own strategy).
+        scale, std, seed, overwrite, extra
+            As in :meth:`create`.
+
+        Returns
+        -------
+        ShardedMatrix
+            Opened ``"r+"``.
+        """
+        num_rows, dim, num_shards, strategy, dtype = _layout_of(other, partition_strategy)
+        if init is None:
+            init = "zeros" if fill is None else "constant"
+        return cls.create(path, num_rows, dim, num_shards=num_shards,
+                          partition_strategy=strategy, dtype=dtype, init=init, scale=scale,
+                          std=std, seed=seed, fill=fill, overwrite=overwrite, extra=extra)
+
+    def _init(self, path, mode, lock_fd):
+        self.closed = True
+        self.shards = []
+        self._lock_fd = None
+        if mode not in ("r", "r+"):
+            if lock_fd is not None:
+                _unlock(lock_fd)
+            raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
+        path = pathlib.Path(os.fspath(path))
+        try:
+            if not path.is_dir():
+                raise StoreError(f"{path}: no such directory (not a ShardedMatrix store)")
+            if mode == "r+" and lock_fd is None:
+                lock_fd = _lock(path)
+            meta, offsets = _read_store(path)
+            shards = []
+            for p, n in enumerate(meta["shard_rows"]):
+                shape = (n,) if meta["dim"] is None else (n, meta["dim"])
+                shards.append(np.memmap(path / shard_file_name(p), dtype=meta["dtype"],
+                                        mode=mode, offset=offsets[p], shape=shape))
+        except BaseException:
+            if lock_fd is not None:
+                _unlock(lock_fd)
+            raise
+        self.path = path
+        self.mode = mode
+        self.num_rows = meta["num_rows"]
+        self.dim = meta["dim"]
+        self.shape = (self.num_rows,) if self.dim is None else (self.num_rows, self.dim)
+        self.dtype = np.dtype(meta["dtype"])
+        self.num_shards = meta["num_shards"]
+        self.partition_strategy = meta["partition_strategy"]
+        self.shard_sizes = list(meta["shard_rows"])
+        self.shards = shards
+        self.step = meta["step"]
+        self.extra = meta["extra"]
+        self._lock_fd = lock_fd
+        self.closed = False
+
+    # ---------------------------------------------------------------- life cycle
+
+    def close(self):
+        """Drop the memory maps and release the writer's lock. Does not checkpoint.
+
+        Rows already written stay written (they are in the page cache, see the class notes);
+        ``meta.json`` keeps the last checkpointed step. Closing twice is a no-op.
+        """
+        self.shards = []
+        fd, self._lock_fd = getattr(self, "_lock_fd", None), None
+        if fd is not None:
+            _unlock(fd)
+        self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()  # no implicit checkpoint: the step recorded is the caller's decision
+        return False
+
+    def __del__(self):
+        fd = getattr(self, "_lock_fd", None)
+        if fd is not None:
+            self._lock_fd = None
+            try:
+                os.close(fd)  # closing the descriptor releases the flock
+            except Exception:  # interpreter shutdown may have torn down ``os``
+                pass
+
+    def __repr__(self):
+        state = ", closed" if self.closed else ""
+        return (f"ShardedMatrix({str(self.path)!r}, shape={self.shape}, dtype={self.dtype.name}, "
+                f"num_shards={self.num_shards}, partition_strategy={self.partition_strategy!r}, "
+                f"mode={self.mode!r}, step={self.step}{state})")
+
+    def __len__(self):
+        return self.num_rows
+
+    @property
+    def nbytes(self):
+        """Bytes of data in all shards (headers excluded)."""
+        return self.num_rows * (1 if self.dim is None else self.dim) * self.dtype.itemsize
+
+    # ---------------------------------------------------------------- durability
+
+    def flush(self):
+        """Write every shard's dirty pages to disk (``msync``); no-op in mode ``"r"``."""
+        self._check_open()
+        if self.mode == "r+":
+            for s in self.shards:
+                s.flush()
+
+    def checkpoint(self, step=None, extra=None):
+        """Make every write so far durable, then record ``step`` / ``extra`` atomically.
+
+        ``msync`` + ``fsync`` of every shard file, then ``meta.json.tmp`` is written and
+        fsynced, ``os.replace``-d over ``meta.json``, and the directory fsynced. After a crash
+        ``meta.json`` is the old or the new one, never a mixture.
+
+        Parameters
+        ----------
+        step : int or None
+            Step to record (None keeps :attr:`step`).
+        extra : dict or None
+            JSON object to record (None keeps :attr:`extra`).
+        """
+        self._check_writable("checkpoint")
+        step = self.step if step is None else as_int(step, "step", 0)
+        extra = self.extra if extra is None else _check_extra(extra)
+        for p, s in enumerate(self.shards):
+            s.flush()
+            _fsync_file(self.path / shard_file_name(p))
+        _write_meta(self.path, self._meta(step, extra))
+        self.step = step
+        self.extra = extra
+
+    def _meta(self, step, extra):
+        return {"format": FORMAT, "version": VERSION, "num_rows": self.num_rows, "dim": self.dim,
+                "dtype": self.dtype.name, "num_shards": self.num_shards,
+                "partition_strategy": self.partition_strategy, "shard_rows": self.shard_sizes,
+                "step": step, "extra": extra}
+
+    def verify(self, values=False):
+        """Re-check the store on disk; raise :class:`StoreError` if anything is wrong.
+
+        Re-runs every structural check of :meth:`open` and compares the layout with this
+        object's. ``values=True`` also scans every shard (in parallel chunks) for NaN or
+        infinite values and names the first bad shard, row and global id.
+        """
+        self._check_open()
+        meta, _ = _read_store(self.path)
+        for key in ("num_rows", "dim", "dtype", "num_shards", "partition_strategy"):
+            mine = self.dtype.name if key == "dtype" else getattr(self, key)
+            if meta[key] != mine:
+                raise StoreError(f"{self.path}: {key} is {meta[key]!r} on disk but {mine!r} in "
+                                 "this open store (replaced while open?)")
+        if not as_bool(values, "values"):
+            return
+        for p, s in enumerate(self.shards):
+            if not s.shape[0]:
+                continue
+            width = 1 if self.dim is None else self.dim
+            chunk = max(1, _CHUNK_BYTES // (width * self.dtype.itemsize))
+            bad = int(SK.first_nonfinite_row(_as2d(np.asarray(s)), chunk))
+            if bad >= 0:
+                raise StoreError(
+                    f"{self.path / shard_file_name(p)}: row {bad} (global id "
+                    f"{self._global_id(p, bad)}) holds a non-finite value: "
+                    f"{np.asarray(s[bad]).tolist()}")
+
+    # ---------------------------------------------------------------- rows
+
+    def locate(self, ids):
+        """``(shard, row)`` of each id, as ``tf.nn.embedding_lookup`` maps them.
+
+        Parameters
+        ----------
+        ids : array_like of int, any shape, values in ``[0, num_rows)``
+
+        Returns
+        -------
+        shard, row : ndarray of int64, shape of ``ids``
+        """
+        self._check_open()
+        return shard_ids(ids, self.shard_sizes, self.partition_strategy)
+
+    def gather(self, ids, out=None):
+        """Rows ``ids`` in the storage dtype.
+
+        Parameters
+        ----------
+        ids : array_like of int, shape (K,) (any shape works), values in ``[0, num_rows)``
+        out : ndarray or None
+            C-contiguous float32/float64 array of shape ``ids.shape + (dim,)`` (or
+            ``ids.shape`` for a vector store) to fill; rows are cast to its dtype.
+
+        Returns
+        -------
+        ndarray of shape (K, dim), or (K,) for a vector store
+        """
+        self._check_open()
+        ids = as_id_array(ids, "ids")
+        check_range(ids, 0, self.num_rows, "ids", f"the store has {self.num_rows} rows")
+        shape = ids.shape + self.shape[1:]
+        if out is None:
+            out = np.empty(shape, self.dtype)
+        else:
+            if not isinstance(out, np.ndarray):
+                raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+            if out.shape != shape:
+                raise ValueError(f"out must have shape {shape}, got {out.shape}")
+            if out.dtype not in FLOAT_DTYPES:
+                raise TypeError(f"out must be float32 or float64, got dtype {out.dtype}")
+            if not out.flags.c_contiguous or not out.flags.writeable:
+                raise ValueError("out must be C-contiguous and writeable")
+        flat = ids.reshape(-1)
+        out2 = np.asarray(out).reshape(flat.size, 1 if self.dim is None else self.dim)
+        for p, pos, rows in split_by_shard(flat, self.shard_sizes, self.partition_strategy):
+            K.gather_rows(_as2d(np.asarray(self.shards[p])), rows, pos, out2)
+        return out
+
+    def assign(self, ids, values):
+        """Write rows in place (mode ``"r+"``).
+
+        Parameters
+        ----------
+        ids : array_like of int, shape (K,)
+            Distinct ids in ``[0, num_rows)``, any order.
+        values : ndarray of shape (K, dim), or (K,) for a vector store
+            float32 or float64, cast to the storage dtype; must be finite there (a NaN or an
+            overflow to infinity raises ``ValueError`` and nothing is written).
+        """
+        self._check_writable("assign")
+        ids = as_id_array(ids, "ids")
+        if ids.ndim != 1:
+            raise ValueError(f"ids must be 1-D, got shape {ids.shape}")
+        check_range(ids, 0, self.num_rows, "ids", f"the store has {self.num_rows} rows")
+        values = as_float_array(values, "values")
+        shape = ids.shape + self.shape[1:]
+        if values.shape != shape:
+            raise ValueError(f"values must have shape {shape} for {ids.size} ids, got "
+                             f"{values.shape}")
+        if ids.size > 1:
+            s = np.sort(ids)
+            dup = np.flatnonzero(s[1:] == s[:-1])
+            if dup.size:
+                raise ValueError(f"ids must be distinct; {int(s[dup[0]])} appears more than once")
+        with np.errstate(over="ignore"):
+            vals = np.ascontiguousarray(values, dtype=self.dtype)
+        check_finite(vals, f"values (as {self.dtype.name})")
+        vals2 = vals.reshape(ids.size, 1 if self.dim is None else self.dim)
+        for p, pos, rows in split_by_shard(ids, self.shard_sizes, self.partition_strategy):
+            SK.scatter_rows(_as2d(np.asarray(self.shards[p])), rows, pos, vals2)
+
+    def to_numpy(self):
+        """A dense in-RAM copy in global id order, shape :attr:`shape` (small stores, tests)."""
+        self._check_open()
+        out = np.empty(self.shape, self.dtype)
+        P = self.num_shards
+        if P == 1:
+            out[...] = self.shards[0]
+        elif self.partition_strategy == "mod":
+            for p, s in enumerate(self.shards):
+                out[p::P] = s
+        else:
+            start = 0
+            for s in self.shards:
+                out[start:start + s.shape[0]] = s
+                start += s.shape[0]
+        return out
+
+    # ---------------------------------------------------------------- helpers
+
+    def _global_id(self, p, row):
+        if self.num_shards > 1 and self.partition_strategy == "mod":
+            return row * self.num_shards + p
+        return sum(self.shard_sizes[:p]) + row
+
+    def _check_open(self):
+        if self.closed:
+            raise ValueError(f"{self!r} is closed")
+
+    def _check_writable(self, what):
+        self._check_open()
+        if self.mode != "r+":
+            raise ValueError(f"{what} needs a store opened with mode 'r+'; {self.path} is open "
+                             "read-only")
+
+
+def _as2d(a):
+    """A 1-D shard as an (n, 1) view, so one kernel serves matrices and vectors."""
+    return a.reshape(a.shape[0], 1) if a.ndim == 1 else a
+
+
+def _store_dtype(dtype):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from e
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt.newbyteorder("=")
+
+
+def _as_real(value, name, minimum=None):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_extra(extra):
+    """A JSON-serialisable dict, returned as it will read back from ``meta.json``."""
+    if extra is None:
+        return {}
+    if not isinstance(extra, dict):
+        raise TypeError(f"extra must be a dict (a JSON object), got {type(extra).__name__}")
+    try:
+        return json.loads(json.dumps(extra, allow_nan=False))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"extra must be JSON-serialisable (finite numbers): {e}") from e
+
+
+def _layout_of(other, partition_strategy):
+    """(num_rows, dim, num_shards, strategy, dtype) of a store, an array or a shard list."""
+    if isinstance(other, ShardedMatrix):
+        if partition_strategy is not None and partition_strategy != other.partition_strategy \
+                and other.num_shards > 1:
+            raise ValueError(f"partition_strategy {partition_strategy!r} disagrees with the "
+                             f"store's own {other.partition_strategy!r}")
+        return (other.num_rows, other.dim, other.num_shards, other.partition_strategy,
+                other.dtype)
+    if hasattr(other, "shards") and hasattr(other, "partition_strategy"):
+        partition_strategy = other.partition_strategy
+        other = other.shards
+    shards = list(other) if isinstance(other, (list, tuple)) else [other]
+    if not shards:
+        raise ValueError("other must not be an empty list of shards")
+    arrs = []
+    for p, s in enumerate(shards):
+        what = "other" if len(shards) == 1 else f"other[{p}]"
+        a = as_float_array(s, what)
+        if a.ndim not in (1, 2):
+            raise ValueError(f"{what} must be 1-D or 2-D, got shape {a.shape}")
+        if arrs and (a.ndim != arrs[0].ndim or a.shape[1:] != arrs[0].shape[1:]
+                     or a.dtype != arrs[0].dtype):
+            raise ValueError(f"other: shards must share ndim, dim and dtype; {what} has shape "
+                             f"{a.shape} dtype {a.dtype}, other[0] {arrs[0].shape} "
+                             f"{arrs[0].dtype}")
+        arrs.append(a)
+    sizes = [a.shape[0] for a in arrs]
+    if len(arrs) > 1:
+        if partition_strategy is None:
+            raise ValueError("partition_strategy is required to copy the layout of a list of "
+                             "several shards")
+        check_layout(sizes, partition_strategy, "other")
+    else:
+        partition_strategy = "div" if partition_strategy is None else \
+            check_strategy(partition_strategy)
+    dim = arrs[0].shape[1] if arrs[0].ndim == 2 else None
+    return int(sum(sizes)), dim, len(arrs), partition_strategy, arrs[0].dtype
+
+
+# ---------------------------------------------------------------- files
+
+def _lock(path):
+    """Open ``<path>/.lock`` and take an exclusive non-blocking flock; return the fd."""
+    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    if fcntl is None:  # no flock on this platform: a single writer is the caller's job
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        os.close(fd)
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise StoreLockedError(
+                f"{path} is already open for writing (mode 'r+') by another ShardedMatrix in "
+                "this or another process; close it first, or open with mode 'r'") from None
+        raise
+    return fd
+
+
+def _unlock(fd):
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(fn):
+    fd = os.open(fn, os.O_RDWR)  # some platforms refuse fsync on a read-only descriptor
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # platforms that cannot open a directory
+        return
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _reserve(fn):
+    """Allocate the whole file (``posix_fallocate``) where the filesystem supports it."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(fn, os.O_RDWR)
+    try:
+        size = os.fstat(fd).st_size
+        if size:
+            os.posix_fallocate(fd, 0, size)
+    except OSError as e:
+        if e.errno not in _NO_FALLOCATE:
+            raise
+    finally:
+        os.close(fd)
+
+
+def _write_meta(path, meta):
+    """Atomically replace ``meta.json``: write a temporary file, fsync, rename, fsync dir."""
+    tmp = path / (META + ".tmp")
+    data = (json.dumps(meta, indent=1, allow_nan=False) + "\n").encode()
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path / META)
+    _fsync_dir(path)
+
+
+def _remove_store_files(path):
+    """Delete a previous store's files (meta.json first, so no half-deleted store is valid)."""
+    for name in (META, META + ".tmp"):
+        try:
+            os.unlink(path / name)
+        except FileNotFoundError:
+            pass
+    _fsync_dir(path)
+    for fn in path.glob("shard-*.npy"):
+        os.unlink(fn)
+
+
+def _read_store(path):
+    """Check ``meta.json`` and every shard file; return (meta, data offset of each shard)."""
+    meta_path = path / META
+    if not meta_path.is_file():
+        raise StoreError(f"{path}: missing {META} (not a ShardedMatrix store, or its creation "
+                         "did not finish)")
+    try:
+        meta = json.loads(meta_path.read_bytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise StoreError(f"{meta_path}: not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise StoreError(f"{meta_path}: must hold a JSON object, got {type(meta).__name__}")
+    if meta.get("format") != FORMAT:
+        raise StoreError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
+    if meta.get("version") != VERSION or isinstance(meta.get("version"), bool):
+        raise StoreError(f"{meta_path}: unsupported version {meta.get('version')!r} (this "
+                         f"fastsampled reads version {VERSION})")
+    missing = [k for k in _META_KEYS if k not in meta]
+    if missing:
+        raise StoreError(f"{meta_path}: missing keys {missing}")
+
+    def bad(key, what):
+        raise StoreError(f"{meta_path}: {key} must be {what}, got {meta[key]!r}")
+
+    def is_int(v, minimum):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= minimum
+
+    if not is_int(meta["num_rows"], 1):
+        bad("num_rows", "an int >= 1")
+    if meta["dim"] is not None and not is_int(meta["dim"], 1):
+        bad("dim", "an int >= 1 or null")
+    if meta["dtype"] not in ("float32", "float64"):
+        bad("dtype", "'float32' or 'float64'")
+    if not is_int(meta["num_shards"], 1):
+        bad("num_shards", "an int >= 1")
+    if meta["partition_strategy"] not in STRATEGIES:
+        bad("partition_strategy", "'mod' or 'div'")
+    if not is_int(meta["step"], 0):
+        bad("step", "an int >= 0")
+    if not isinstance(meta["extra"], dict):
+        bad("extra", "a JSON object")
+    rows = meta["shard_rows"]
+    if not isinstance(rows, list) or not all(is_int(n, 0) for n in rows):
+        bad("shard_rows", "a list of ints >= 0")
+    if len(rows) != meta["num_shards"]:
+        raise StoreError(f"{meta_path}: shard_rows has {len(rows)} entries but num_shards is "
+                         f"{meta['num_shards']}")
+    expected = layout_sizes(meta["num_rows"], meta["num_shards"], meta["partition_strategy"])
+    if rows != expected:
+        raise StoreError(f"{meta_path}: shard_rows {rows} is not the "
+                         f"{meta['partition_strategy']!r} layout of {meta['num_rows']} rows over "
+                         f"{meta['num_shards']} shards (expected {expected})")
+
+    dtype = np.dtype(meta["dtype"])
+    offsets = []
+    for p, n in enumerate(rows):
+        fn = path / shard_file_name(p)
+        shape = (n,) if meta["dim"] is None else (n, meta["dim"])
+        if not fn.is_file():
+            raise StoreError(f"{fn}: missing shard file ({p} of {len(rows)})")
+        with open(fn, "rb") as f:
+            try:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    hshape, fortran, hdtype = np.lib.format.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    hshape, fortran, hdtype = np.lib.format.read_array_header_2_0(f)
+                else:
+                    raise ValueError(f"unsupported .npy format version {version}")
+            except (ValueError, OSError, SyntaxError) as e:
+                raise StoreError(f"{fn}: not a readable .npy file ({e})") from None
+            offset = f.tell()
+            size = os.fstat(f.fileno()).st_size
+        if hshape != shape or hdtype != dtype or fortran:
+            raise StoreError(
+                f"{fn}: .npy header says shape {hshape}, dtype {hdtype}, fortran_order "
+                f"{fortran}; meta.json needs shape {shape}, dtype {dtype}, fortran_order False")
+        want = offset + int(np.prod(shape)) * dtype.itemsize
+        if size != want:
+            what = "truncated" if size < want else "padded"
+            raise StoreError(f"{fn}: {size} bytes, expected {want} (header {offset} + data "
+                             f"{want - offset}): the file is {what}")
+        offsets.append(offset)
+    return meta, offsets

@@ -1,0 +1,105 @@
+"""Kernels behind ``ShardedMatrix`` (private): parallel initialisation, row scatter and the
+non-finite scan.
+
+Initial values are a pure function of ``(seed, global id, column)``: row ``g`` draws from its
+own counter stream ``stream_key(seed, g)``, column ``c`` uses counter ``c`` (uniform) or the
+Box-Muller pair ``c // 2`` (normal). Which shard, chunk or thread writes a row therefore
+changes nothing, so one seed gives one logical matrix for every shard layout, partition
+strategy and ``NUMBA_NUM_THREADS``.
+
+Nothing here validates: the public layer (``sharding.py``) checks every argument first.
+"""
+import numpy as np
+from numba import njit, prange
+
+from ._rng import PRANGE_ONLY, bits, pair, stream_key, uniform01
+
+INIT_ZEROS = 0
+INIT_UNIFORM = 1
+INIT_NORMAL = 2
+INIT_CONSTANT = 3
+
+_TWO_PI = 2.0 * np.pi
+
+
+@njit(cache=True, inline="always")
+def _normal_pair(key, k):
+    """Two independent N(0, 1) draws (Box-Muller) from pair ``k`` of stream ``key``."""
+    w1, w2 = pair(key, k)
+    u1 = 1.0 - uniform01(w1)  # (0, 1]: log is finite
+    u2 = uniform01(w2)
+    rad = np.sqrt(-2.0 * np.log(u1))
+    theta = _TWO_PI * u2
+    return rad * np.cos(theta), rad * np.sin(theta)
+
+
+@njit(parallel=PRANGE_ONLY, cache=True)
+def init_rows(out, stride, offset, kind, a, seed, chunk_rows):
+    """Fill ``out`` (n, d) in place; row ``i`` is global id ``i * stride + offset``.
+
+    ``kind``: INIT_UNIFORM (U(-a, a)), INIT_NORMAL (N(0, a)), INIT_CONSTANT (a) or
+    INIT_ZEROS. ``seed`` is a uint64. Work is split into chunks of ``chunk_rows`` rows (one
+    prange task each, a few MiB, so each task streams through its own part of the file).
+    """
+    n = out.shape[0]
+    d = out.shape[1]
+    num_chunks = (n + chunk_rows - 1) // chunk_rows
+    for ch in prange(num_chunks):
+        start = ch * chunk_rows
+        stop = min(n, start + chunk_rows)
+        for i in range(start, stop):
+            if kind == INIT_CONSTANT or kind == INIT_ZEROS:
+                v = a if kind == INIT_CONSTANT else 0.0
+                for c in range(d):
+                    out[i, c] = v
+                continue
+            key = stream_key(seed, np.uint64(i * stride + offset))
+            if kind == INIT_UNIFORM:
+                for c in range(d):
+                    out[i, c] = a * (2.0 * uniform01(bits(key, np.uint64(c))) - 1.0)
+            else:
+                for c in range(0, d, 2):
+                    z0, z1 = _normal_pair(key, c // 2)
+                    out[i, c] = a * z0
+                    if c + 1 < d:
+                        out[i, c + 1] = a * z1
+
+
+@njit(parallel=PRANGE_ONLY, cache=True)
+def scatter_rows(dst, idx, pos, src):
+    """``dst[idx[t]] = src[pos[t]]`` in parallel; ``idx`` holds no duplicates (no races)."""
+    d = dst.shape[1]
+    for t in prange(idx.size):
+        r = idx[t]
+        o = pos[t]
+        for c in range(d):
+            dst[r, c] = src[o, c]
+
+
+@njit(parallel=PRANGE_ONLY, cache=True)
+def first_nonfinite_row(a, chunk_rows):
+    """Index of the first row of ``a`` (n, d) holding a NaN or an infinity, or -1.
+
+    Each chunk of ``chunk_rows`` rows records its own first bad row; the smallest wins, so
+    the answer does not depend on the thread count.
+    """
+    n = a.shape[0]
+    d = a.shape[1]
+    num_chunks = (n + chunk_rows - 1) // chunk_rows
+    first = np.full(num_chunks, -1, np.int64)
+    for ch in prange(num_chunks):
+        start = ch * chunk_rows
+        stop = min(n, start + chunk_rows)
+        for i in range(start, stop):
+            bad = False
+            for c in range(d):
+                if not np.isfinite(a[i, c]):
+                    bad = True
+                    break
+            if bad:
+                first[ch] = i
+                break
+    for ch in range(num_chunks):
+        if first[ch] >= 0:
+            return first[ch]
+    return -1

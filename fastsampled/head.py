@@ -1,0 +1,527 @@
+"""A trainable sampled-softmax (or NCE) output layer over a huge vocabulary.
+
+:class:`SampledSoftmaxHead` owns the class weights and biases (in RAM, or memory-mapped
+:class:`~fastsampled.ShardedMatrix` stores under a directory), a candidate sampler, a loss and
+a sparse optimizer. ``train_step(inputs, labels)`` samples, computes the loss and all
+gradients, applies the sparse update to the rows the step used, and returns the gradient with
+respect to the inputs, so any host network (PyTorch, JAX, numpy) can back-propagate it.
+``predict`` and ``evaluate`` are exact over all classes, chunked over shards and threads,
+and never build a (batch, num_classes) matrix.
+
+On-disk layout of a head at ``path``::
+
+    path/head.json                  config and step counter (replaced atomically)
+    path/weights/, path/biases/     ShardedMatrix stores
+    path/opt/weights/<slot>/, ...   optimizer state, stored like the weights
+    path/counts.npy                 unigram counts (sampler="unigram" only)
+"""
+import json
+import os
+import pathlib
+import shutil
+
+import numba
+import numpy as np
+
+from . import _head_kernels as HK
+from ._blas import single_threaded_blas
+from ._validate import as_float_array, as_int, check_range
+from .losses import _sampled_loss
+from .optimizers import SGD, Adagrad, Adam
+from .samplers import FixedUnigramSampler, LogUniformSampler, UniformSampler, _as_true_classes
+from .sharding import ShardedMatrix, StoreError, check_strategy
+
+__all__ = ["SampledSoftmaxHead"]
+
+_FORMAT = "fastsampled.SampledSoftmaxHead"
+_VERSION = 1
+_OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adam": Adam}
+_SAMPLERS = ("log_uniform", "uniform", "unigram")
+_LOSSES = ("sampled_softmax", "nce")
+_EXAMPLE_BLOCK = 256   # examples per pass over the classes in predict / evaluate
+
+
+def _optimizer_config(opt):
+    name = {SGD: "sgd", Adagrad: "adagrad", Adam: "adam"}.get(type(opt))
+    if name is None:
+        raise TypeError(f"optimizer must be 'sgd', 'adagrad', 'adam' or an SGD/Adagrad/Adam "
+                        f"instance, got {opt!r}")
+    params = {k: getattr(opt, k) for k in opt._hypers}
+    return {"name": name, **params}
+
+
+def _write_json_atomic(path, obj):
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class SampledSoftmaxHead:
+    """Output layer over ``num_classes`` classes trained by sampled softmax or NCE.
+
+    Parameters
+    ----------
+    num_classes : int
+        Number of classes (rows of the weights).
+    dim : int
+        Input dimension (columns of the weights).
+    path : str or path-like, optional
+        Directory for memory-mapped weights, biases and optimizer state (created; must not
+        exist or be empty unless ``overwrite``). None keeps everything in RAM.
+    num_shards, partition_strategy : int, {"div", "mod"}
+        Shard layout of the on-disk stores (ids map as in ``tf.nn.embedding_lookup``).
+    sampler : {"log_uniform", "uniform", "unigram"}
+        Candidate sampler; "unigram" draws from ``counts ** distortion`` with an alias table.
+    counts : array_like of shape (num_classes,), optional
+        Class frequencies for ``sampler="unigram"``.
+    distortion : float
+        Exponent applied to ``counts`` (0.75 as in word2vec).
+    loss : {"sampled_softmax", "nce"}
+    num_sampled, num_true : int
+        Sampled classes per step (shared by the batch) and labels per example.
+    optimizer : {"sgd", "adagrad", "adam"} or SGD / Adagrad / Adam instance
+    lr : float, optional
+        Learning rate when ``optimizer`` is a name (defaults: sgd 0.5, adagrad 0.1, adam 1e-3).
+    init, init_scale : {"normal", "uniform", "zeros"}, float
+        Initial weights: N(0, init_scale) or U(-init_scale, init_scale); default scale
+        ``1 / sqrt(dim)``. Biases start at zero.
+    reduction : {"mean", "sum"}
+        ``train_step`` returns and differentiates the mean (or sum) of the per-example loss.
+    remove_accidental_hits : bool, optional
+        Default: True for sampled softmax, False for NCE (as TensorFlow).
+    subtract_log_q : bool
+    seed : int
+        Seeds the initial weights and the sampler's stream.
+    dtype : {"float32", "float64"}
+    overwrite : bool
+        Replace an existing store at ``path``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastsampled as fs
+    >>> head = fs.SampledSoftmaxHead(1000, 16, num_sampled=20, seed=0)
+    >>> x = np.random.default_rng(0).normal(size=(8, 16)).astype(np.float32)
+    >>> y = np.arange(8)
+    >>> loss, d_x = head.train_step(x, y)
+    >>> d_x.shape, head.step
+    ((8, 16), 1)
+    >>> ids, scores = head.predict(x, k=3)
+    >>> ids.shape
+    (8, 3)
+    """
+
+    def __init__(self, num_classes, dim, *, path=None, num_shards=1, partition_strategy="div",
+                 sampler="log_uniform", counts=None, distortion=0.75, loss="sampled_softmax",
+                 num_sampled=64, num_true=1, optimizer="sgd", lr=None, init="normal",
+                 init_scale=None, reduction="mean", remove_accidental_hits=None,
+                 subtract_log_q=True, seed=0, dtype="float32", overwrite=False, _open=None):
+        self.num_classes = as_int(num_classes, "num_classes", 1)
+        self.dim = as_int(dim, "dim", 1)
+        self.num_sampled = as_int(num_sampled, "num_sampled", 1)
+        self.num_true = as_int(num_true, "num_true", 1)
+        if self.num_sampled > self.num_classes:
+            raise ValueError(f"num_sampled ({self.num_sampled}) must be <= num_classes "
+                             f"({self.num_classes}): candidates are drawn without repeats")
+        if sampler not in _SAMPLERS:
+            raise ValueError(f"sampler must be one of {_SAMPLERS}, got {sampler!r}")
+        if loss not in _LOSSES:
+            raise ValueError(f"loss must be one of {_LOSSES}, got {loss!r}")
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+        if init not in ("normal", "uniform", "zeros"):
+            raise ValueError(f"init must be 'normal', 'uniform' or 'zeros', got {init!r}")
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.sampler_kind = sampler
+        self.loss_kind = loss
+        self.reduction = reduction
+        self.distortion = float(distortion)
+        self.remove_accidental_hits = (loss == "sampled_softmax") if remove_accidental_hits is None \
+            else bool(remove_accidental_hits)
+        self.subtract_log_q = bool(subtract_log_q)
+        self.seed = int(seed)
+        self.counts = None
+        if sampler == "unigram":
+            if counts is None:
+                raise ValueError("sampler='unigram' needs counts (class frequencies)")
+            c = np.asarray(counts, dtype=np.float64).reshape(-1)
+            if c.size != self.num_classes:
+                raise ValueError(f"counts has {c.size} entries, num_classes is {self.num_classes}")
+            self.counts = c
+        elif counts is not None:
+            raise ValueError(f"counts is only used with sampler='unigram', not {sampler!r}")
+        if isinstance(optimizer, str):
+            if optimizer not in _OPTIMIZERS:
+                raise ValueError(f"optimizer must be one of {tuple(_OPTIMIZERS)} or an optimizer "
+                                 f"instance, got {optimizer!r}")
+            defaults = {"sgd": 0.5, "adagrad": 0.1, "adam": 1e-3}
+            optimizer = _OPTIMIZERS[optimizer](lr=defaults[optimizer] if lr is None else lr)
+        elif lr is not None:
+            raise ValueError("lr is only used when optimizer is given by name")
+        self._opt_config = _optimizer_config(optimizer)
+        self.optimizer = optimizer
+        self.sampler = self._make_sampler()
+        self.step = 0
+        self.path = None if path is None else pathlib.Path(path)
+        if _open is not None:          # load(): stores already opened
+            self.weights, self.biases, self._states, self.step = _open
+            self.num_shards = getattr(self.weights, "num_shards", 1)
+            self.partition_strategy = getattr(self.weights, "partition_strategy", "div")
+            self.sampler.calls = self.step
+            return
+        self.num_shards = as_int(num_shards, "num_shards", 1)
+        self.partition_strategy = check_strategy(partition_strategy)
+        scale = 1.0 / np.sqrt(self.dim) if init_scale is None else float(init_scale)
+        if self.path is None:
+            if self.num_shards != 1:
+                raise ValueError("num_shards > 1 needs a path (in-RAM heads use one array)")
+            rng = np.random.default_rng(self.seed)
+            V, D = self.num_classes, self.dim
+            if init == "normal":
+                w = rng.standard_normal((V, D), dtype=np.float64 if self.dtype == np.float64
+                                        else np.float32) * self.dtype.type(scale)
+            elif init == "uniform":
+                w = rng.uniform(-scale, scale, (V, D)).astype(self.dtype)
+            else:
+                w = np.zeros((V, D), self.dtype)
+            self.weights = np.ascontiguousarray(w, dtype=self.dtype)
+            self.biases = np.zeros(V, self.dtype)
+            self._states = (self.optimizer.init_state(self.weights),
+                            self.optimizer.init_state(self.biases))
+        else:
+            self._create_store(init, scale, overwrite)
+
+    # ------------------------------------------------------------------ construction
+    def _make_sampler(self):
+        V, seed = self.num_classes, self.seed
+        if self.sampler_kind == "log_uniform":
+            return LogUniformSampler(V, seed=seed)
+        if self.sampler_kind == "uniform":
+            return UniformSampler(V, seed=seed)
+        return FixedUnigramSampler(V, unigrams=self.counts, distortion=self.distortion, seed=seed)
+
+    def _config(self):
+        return {
+            "format": _FORMAT, "version": _VERSION, "num_classes": self.num_classes,
+            "dim": self.dim, "num_shards": self.num_shards,
+            "partition_strategy": self.partition_strategy, "sampler": self.sampler_kind,
+            "distortion": self.distortion, "loss": self.loss_kind,
+            "num_sampled": self.num_sampled, "num_true": self.num_true,
+            "optimizer": self._opt_config, "reduction": self.reduction,
+            "remove_accidental_hits": self.remove_accidental_hits,
+            "subtract_log_q": self.subtract_log_q, "seed": self.seed,
+            "dtype": self.dtype.name, "step": self.step,
+        }
+
+    def _create_store(self, init, scale, overwrite):
+        p = self.path
+        if p.exists() and any(p.iterdir()):
+            if not overwrite:
+                raise FileExistsError(f"{p} exists and is not empty (pass overwrite=True to "
+                                      "replace it, or SampledSoftmaxHead.load to resume)")
+            shutil.rmtree(p)
+        p.mkdir(parents=True, exist_ok=True)
+        common = dict(num_shards=self.num_shards, partition_strategy=self.partition_strategy,
+                      dtype=self.dtype.name)
+        kw = {"normal": dict(init="normal", std=scale), "uniform": dict(init="uniform", scale=scale),
+              "zeros": dict(init="zeros")}[init]
+        self.weights = ShardedMatrix.create(p / "weights", self.num_classes, self.dim,
+                                            seed=self.seed, **common, **kw)
+        self.biases = ShardedMatrix.create(p / "biases", self.num_classes, None, **common)
+        if self.counts is not None:
+            np.save(p / "counts.npy", self.counts)
+        self._states = (self.optimizer.init_state(self.weights, path=p / "opt" / "weights"),
+                        self.optimizer.init_state(self.biases, path=p / "opt" / "biases"))
+        self.checkpoint()
+
+    @classmethod
+    def load(cls, path, mode="r+"):
+        """Reopen a head saved at ``path`` (``mode`` "r+" to train on, "r" to predict only).
+
+        The step counter and the sampler's stream continue from the last checkpoint.
+        Raises ``StoreError`` when the directory is not a consistent head store, and
+        ``StoreLockedError`` when another process has it open for writing.
+        """
+        p = pathlib.Path(path)
+        try:
+            cfg = json.loads((p / "head.json").read_text())
+        except FileNotFoundError:
+            raise StoreError(f"{p}: no head.json (not a SampledSoftmaxHead store)") from None
+        except ValueError as e:
+            raise StoreError(f"{p}/head.json is not valid JSON: {e}") from None
+        if cfg.get("format") != _FORMAT or cfg.get("version") != _VERSION:
+            raise StoreError(f"{p}/head.json: unknown format {cfg.get('format')!r} version "
+                             f"{cfg.get('version')!r}")
+        weights = ShardedMatrix.open(p / "weights", mode)
+        try:
+            biases = ShardedMatrix.open(p / "biases", mode)
+            if (weights.num_rows, weights.dim) != (cfg["num_classes"], cfg["dim"]) or \
+                    biases.num_rows != cfg["num_classes"] or biases.dim is not None or \
+                    weights.dtype != biases.dtype or weights.dtype.name != cfg["dtype"]:
+                raise StoreError(f"{p}: weights {weights.shape} {weights.dtype} / biases "
+                                 f"{biases.shape} {biases.dtype} do not match head.json "
+                                 f"({cfg['num_classes']} x {cfg['dim']} {cfg['dtype']})")
+            opt_cfg = dict(cfg["optimizer"])
+            opt = _OPTIMIZERS[opt_cfg.pop("name")](**opt_cfg)
+            counts = np.load(p / "counts.npy") if cfg["sampler"] == "unigram" else None
+            if mode == "r":
+                states = (None, None)
+            else:
+                states = (opt.init_state(weights, path=p / "opt" / "weights"),
+                          opt.init_state(biases, path=p / "opt" / "biases"))
+        except BaseException:
+            weights.close()
+            raise
+        head = cls(cfg["num_classes"], cfg["dim"], path=p, sampler=cfg["sampler"], counts=counts,
+                   distortion=cfg["distortion"], loss=cfg["loss"],
+                   num_sampled=cfg["num_sampled"], num_true=cfg["num_true"], optimizer=opt,
+                   reduction=cfg["reduction"], remove_accidental_hits=cfg["remove_accidental_hits"],
+                   subtract_log_q=cfg["subtract_log_q"], seed=cfg["seed"], dtype=cfg["dtype"],
+                   _open=(weights, biases, states, int(cfg["step"])))
+        head._mode = mode
+        return head
+
+    # ------------------------------------------------------------------ persistence
+    def checkpoint(self):
+        """Make the on-disk state consistent: flush and fsync every shard and optimizer slot,
+        then atomically replace ``head.json`` with the current step counter.
+
+        A process killed after this returns reopens with at least this state."""
+        if self.path is None:
+            raise ValueError("this head lives in RAM; use save(path) to write it to disk")
+        if getattr(self, "_mode", "r+") == "r":
+            raise ValueError("head opened read-only (mode='r')")
+        for st in self._states:
+            st.checkpoint()
+        self.weights.checkpoint(step=self.step)
+        self.biases.checkpoint(step=self.step)
+        _write_json_atomic(self.path / "head.json", self._config())
+
+    def save(self, path):
+        """Write the head (weights, biases, optimizer state, config) to a new directory.
+
+        Saving a memory-mapped head to its own path is :meth:`checkpoint`."""
+        dest = pathlib.Path(path)
+        if self.path is not None and dest.resolve() == self.path.resolve():
+            self.checkpoint()
+            return
+        if dest.exists() and any(dest.iterdir()):
+            raise FileExistsError(f"{dest} exists and is not empty")
+        if self.path is not None:
+            self.checkpoint()
+            shutil.copytree(self.path, dest, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns(".lock", "*.tmp"))
+            return
+        dest.mkdir(parents=True, exist_ok=True)
+        _copy_to_store(self.weights, dest / "weights", self.step)
+        _copy_to_store(self.biases, dest / "biases", self.step)
+        for name, st in zip(("weights", "biases"), self._states):
+            for slot, arr in st.slots.items():
+                _copy_to_store(arr, dest / "opt" / name / slot, st.t)
+        if self.counts is not None:
+            np.save(dest / "counts.npy", self.counts)
+        _write_json_atomic(dest / "head.json", self._config())
+
+    def close(self):
+        """Release the stores (and the writer lock). Does not checkpoint."""
+        if self.path is None:
+            return
+        for st in self._states:
+            if st is not None:
+                st.close()
+        self.weights.close()
+        self.biases.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        where = "RAM" if self.path is None else str(self.path)
+        return (f"SampledSoftmaxHead({self.num_classes} classes x {self.dim}, {self.loss_kind}, "
+                f"{self.sampler_kind} sampler, S={self.num_sampled}, {self._opt_config['name']}, "
+                f"step {self.step}, {where})")
+
+    # ------------------------------------------------------------------ training
+    def _inputs(self, inputs, name="inputs"):
+        x = as_float_array(inputs, name, 2)
+        if x.shape[1] != self.dim:
+            raise ValueError(f"{name} must have shape (batch, {self.dim}), got {x.shape}")
+        if x.shape[0] == 0:
+            raise ValueError(f"{name} must have at least one row")
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ok = np.isfinite(x.sum())       # one reduction; the exact test only if it fails
+        if not ok and not np.isfinite(x).all():
+            idx = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+            raise ValueError(f"{name} must be finite; found {x[idx]} at index {idx}")
+        return x
+
+    def train_step(self, inputs, labels):
+        """One training step: sample, loss, gradients, sparse update of the touched rows.
+
+        Parameters
+        ----------
+        inputs : ndarray of shape (batch, dim)
+        labels : array_like of int, shape (batch,) or (batch, num_true)
+
+        Returns
+        -------
+        loss : float
+            Mean (or sum, see ``reduction``) of the per-example loss before the update.
+        d_inputs : ndarray of shape (batch, dim)
+            Gradient of that loss with respect to ``inputs``.
+
+        Raises
+        ------
+        FloatingPointError
+            When the loss or a gradient is not finite; nothing is written to the weights.
+        """
+        if getattr(self, "_mode", "r+") == "r":
+            raise ValueError("head opened read-only (mode='r'); load it with mode='r+' to train")
+        x = self._inputs(inputs)
+        lab, _ = _as_true_classes(labels, self.num_true, name="labels")
+        if lab.shape[0] != x.shape[0]:
+            raise ValueError(f"labels have {lab.shape[0]} rows but inputs have {x.shape[0]}")
+        check_range(lab, 0, self.num_classes, "labels", f"num_classes is {self.num_classes}")
+        sv = self.sampler(lab, self.num_true, self.num_sampled, True)
+        loss, g = _sampled_loss(self.loss_kind == "nce", self.weights, self.biases, lab, x,
+                                self.num_sampled, self.num_classes, self.num_true, tuple(sv),
+                                self.remove_accidental_hits, self.partition_strategy, None,
+                                self.subtract_log_q, True)
+        total = float(loss.sum(dtype=np.float64))
+        if not np.isfinite(total):
+            raise FloatingPointError(f"non-finite loss ({total}) at step {self.step}; nothing "
+                                     "was written to the weights")
+        if self.reduction == "mean":
+            scale = 1.0 / x.shape[0]
+            total *= scale
+            g.inputs *= g.inputs.dtype.type(scale)
+            g.weights *= g.weights.dtype.type(scale)
+            g.biases *= g.biases.dtype.type(scale)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ok = np.isfinite(g.inputs.sum()) or np.isfinite(g.inputs).all()
+        if not ok:
+            raise FloatingPointError(f"non-finite gradient w.r.t. inputs at step {self.step}; "
+                                     "nothing was written to the weights")
+        # apply_grads refuses (FloatingPointError, nothing written) non-finite weight/bias
+        # gradients or updates itself
+        self.optimizer.apply_grads(self.weights, self.biases, g, self._states,
+                                   self.partition_strategy)
+        self.step += 1
+        return total, g.inputs
+
+    # ------------------------------------------------------------------ inference
+    def _shards(self):
+        if isinstance(self.weights, ShardedMatrix):
+            return self.weights.shards, self.biases.shards, self.partition_strategy
+        return [self.weights], [self.biases], "div"
+
+    def _scan(self, x, k, want_lse):
+        """Top-k (ids, scores) and optionally log-sum-exp over all classes for rows of x."""
+        ws, bs, strategy = self._shards()
+        P = len(ws)
+        is_div = strategy == "div" or P == 1
+        offsets = np.concatenate([[0], np.cumsum([w.shape[0] for w in ws])])
+        nthr = numba.config.NUMBA_NUM_THREADS
+        B = x.shape[0]
+        ids = np.empty((B, k), np.int64)
+        scores = np.empty((B, k), self.dtype)
+        lse = np.empty(B) if want_lse else None
+        with single_threaded_blas():
+            for r0 in range(0, B, _EXAMPLE_BLOCK):
+                xb = x[r0:r0 + _EXAMPLE_BLOCK]
+                nb = xb.shape[0]
+                chunk = int(min(2048, max(128, (1 << 17) // nb)))
+                heap_s = np.full((nthr, nb, k), -np.inf, self.dtype)
+                heap_i = np.full((nthr, nb, k), np.iinfo(np.int64).max, np.int64)
+                run_m = np.full((nthr, nb), -np.inf)
+                run_s = np.zeros((nthr, nb))
+                for p in range(P):
+                    HK.scan_shard(xb, np.asarray(ws[p]), np.asarray(bs[p]), P, p,
+                                  int(offsets[p]), is_div, chunk, heap_s, heap_i, run_m, run_s,
+                                  want_lse)
+                HK.merge_heaps(heap_s, heap_i, scores[r0:r0 + nb], ids[r0:r0 + nb])
+                if want_lse:
+                    HK.merge_lse(run_m, run_s, lse[r0:r0 + nb])
+        return ids, scores, lse
+
+    def predict(self, inputs, k=10):
+        """Exact top-k classes of each input over all classes.
+
+        Parameters
+        ----------
+        inputs : ndarray of shape (batch, dim)
+        k : int
+
+        Returns
+        -------
+        ids : ndarray of int64, shape (batch, k)
+            Best first (ties: smaller id first).
+        scores : ndarray, shape (batch, k)
+            Their logits ``x . w + b``.
+        """
+        x = self._inputs(inputs)
+        k = as_int(k, "k", 1)
+        if k > self.num_classes:
+            raise ValueError(f"k ({k}) must be <= num_classes ({self.num_classes})")
+        ids, scores, _ = self._scan(x, k, False)
+        return ids, scores
+
+    def evaluate(self, inputs, labels, k=5):
+        """Full-softmax loss and precision over all classes, exactly, without a (B, V) matrix.
+
+        Returns
+        -------
+        dict
+            ``loss``: mean over examples of ``logsumexp(z) - mean_j z[label_j]`` (the full
+            softmax cross-entropy with targets ``1/num_true``); ``precision@1`` and
+            ``precision@k``: mean of ``|top-k ∩ labels| / k`` (the extreme-classification
+            definition); ``recall@k``: mean of ``|top-k ∩ labels| / num_true``.
+        """
+        x = self._inputs(inputs)
+        lab, T = _as_true_classes(labels, self.num_true, name="labels")
+        if lab.shape[0] != x.shape[0]:
+            raise ValueError(f"labels have {lab.shape[0]} rows but inputs have {x.shape[0]}")
+        check_range(lab, 0, self.num_classes, "labels", f"num_classes is {self.num_classes}")
+        k = as_int(k, "k", 1)
+        if k > self.num_classes:
+            raise ValueError(f"k ({k}) must be <= num_classes ({self.num_classes})")
+        ids, _, lse = self._scan(x, k, True)
+        flat = lab.reshape(-1)
+        if isinstance(self.weights, ShardedMatrix):
+            wl, bl = self.weights.gather(flat), self.biases.gather(flat)
+        else:
+            wl, bl = self.weights[flat], self.biases[flat]
+        zt = (np.einsum("bd,btd->bt", x.astype(np.float64), wl.reshape(lab.shape + (-1,))
+                        .astype(np.float64)) + bl.reshape(lab.shape))
+        loss = float(np.mean(lse - zt.mean(axis=1)))
+        hits = (ids[:, :, None] == lab[:, None, :]).any(axis=2)   # (B, k)
+        return {"loss": loss,
+                "precision@1": float(hits[:, 0].mean()),
+                f"precision@{k}": float(hits.sum(axis=1).mean() / k),
+                f"recall@{k}": float(hits.sum(axis=1).mean() / T)}
+
+
+def _copy_to_store(arr, path, step):
+    arr = np.asarray(arr)
+    store = ShardedMatrix.create(path, arr.shape[0], arr.shape[1] if arr.ndim == 2 else None,
+                                 dtype=arr.dtype.name)
+    try:
+        store.shards[0][...] = arr
+        store.checkpoint(step=step)
+    finally:
+        store.close()
+
+
