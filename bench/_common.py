@@ -256,7 +256,7 @@ def timeit(fn, repeat=30, warmup=3, max_seconds=None):
     return timeit_many({"fn": fn}, repeat, warmup, max_seconds)["fn"]
 
 
-def timeit_many(fns, repeat=30, warmup=3, max_seconds=None, block=1):
+def timeit_many(fns, repeat=30, warmup=3, max_seconds=None, block=1, keep_times=False):
     """Time several callables *interleaved*: round robin, ``block`` consecutive calls each.
 
     Every callable then sees the same machine conditions, so ratios between them stay
@@ -265,7 +265,8 @@ def timeit_many(fns, repeat=30, warmup=3, max_seconds=None, block=1):
     group. Use ``block`` > 1 when mixing thread pools (numpy's BLAS and Numba's): a pool's
     workers keep spinning for a while after its call and slow the *first* call of the other
     pool down, which a block of several calls keeps out of the median.
-    Returns ``{name: stats}`` with the fields of :func:`timeit`.
+    Returns ``{name: stats}`` with the fields of :func:`timeit` (plus ``times``, every call's
+    duration in order, with ``keep_times``).
     """
     for _ in range(warmup):
         for fn in fns.values():
@@ -293,6 +294,8 @@ def timeit_many(fns, repeat=30, warmup=3, max_seconds=None, block=1):
     for name, ts in times.items():
         out[name] = summarize(ts)
         out[name].update(others_cpu=others, load1=l1)
+        if keep_times:
+            out[name]["times"] = ts
     return out
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from . import _head_kernels as HK
 from ._blas import single_threaded_blas
 from ._validate import as_float_array, as_int, check_range
-from .losses import _sampled_loss
+from .losses import _Rows, _run_step
 from .optimizers import SGD, Adagrad, Adam
 from .samplers import FixedUnigramSampler, LogUniformSampler, UniformSampler, _as_true_classes
 from .sharding import ShardedMatrix, StoreError, check_strategy
@@ -170,6 +170,10 @@ class SampledSoftmaxHead:
         self._opt_config = _optimizer_config(optimizer)
         self.optimizer = optimizer
         self.sampler = self._make_sampler()
+        if self.num_sampled > self.sampler.num_drawable:
+            raise ValueError(f"num_sampled ({self.num_sampled}) exceeds the "
+                             f"{self.sampler.num_drawable} classes the sampler can draw (zero "
+                             "counts have probability 0)")
         self.step = 0
         self.path = None if path is None else pathlib.Path(path)
         if _open is not None:          # load(): stores already opened
@@ -333,6 +337,7 @@ class SampledSoftmaxHead:
 
     def close(self):
         """Release the stores (and the writer lock). Does not checkpoint."""
+        self._rows = None
         if self.path is None:
             return
         for st in self._states:
@@ -395,11 +400,11 @@ class SampledSoftmaxHead:
         if lab.shape[0] != x.shape[0]:
             raise ValueError(f"labels have {lab.shape[0]} rows but inputs have {x.shape[0]}")
         check_range(lab, 0, self.num_classes, "labels", f"num_classes is {self.num_classes}")
-        sv = self.sampler(lab, self.num_true, self.num_sampled, True)
-        loss, g = _sampled_loss(self.loss_kind == "nce", self.weights, self.biases, lab, x,
-                                self.num_sampled, self.num_classes, self.num_true, tuple(sv),
-                                self.remove_accidental_hits, self.partition_strategy, None,
-                                self.subtract_log_q, True)
+        # arguments checked once above: the sampler and the loss run their unchecked paths
+        cands, tec, sec = self.sampler._sample(lab, self.num_sampled, True)
+        W, Bs = self._loss_rows()
+        loss, g = _run_step(self.loss_kind == "nce", W, Bs, x, lab, cands, tec, sec,
+                            self.remove_accidental_hits, self.subtract_log_q, True)
         total = float(loss.sum(dtype=np.float64))
         if not np.isfinite(total):
             raise FloatingPointError(f"non-finite loss ({total}) at step {self.step}; nothing "
@@ -421,6 +426,15 @@ class SampledSoftmaxHead:
                                    self.partition_strategy)
         self.step += 1
         return total, g.inputs
+
+    def _loss_rows(self):
+        """The weights and biases as the loss kernels take them (built once, then cached)."""
+        rows = getattr(self, "_rows", None)
+        if rows is None or rows[2] is not self.weights:
+            rows = self._rows = (_Rows(self.weights, "weights", 2, self.partition_strategy),
+                                 _Rows(self.biases, "biases", 1, self.partition_strategy),
+                                 self.weights)
+        return rows[0], rows[1]
 
     # ------------------------------------------------------------------ inference
     def _shards(self):

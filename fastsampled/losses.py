@@ -174,13 +174,23 @@ def _sampled_loss(nce, weights, biases, labels, inputs, num_sampled, num_classes
     check_range(lab, 0, W.num_rows, "labels", f"the weights have {W.num_rows} rows")
     s, tec, sec = _sampled_values(sampled_values, lab, T, num_sampled, num_classes, W.num_rows, seed)
 
+    return _run_step(nce, W, Bs, x, lab, s, tec, sec, remove_accidental_hits, subtract_log_q,
+                     want_grads)
+
+
+def _run_step(nce, W, Bs, x, lab, s, tec, sec, remove_accidental_hits, subtract_log_q,
+              want_grads):
+    """The step on validated arguments: ``W``/``Bs`` are ``_Rows``, ``x`` (B, D) C-contiguous
+    finite, ``lab`` (B, T) int64 and ``s`` (S,) int64 in range, ``tec``/``sec`` the expected
+    counts. Returns ``loss`` or ``(loss, SparseGrads)``."""
     dt = x.dtype
+    B, D = x.shape
     if subtract_log_q:
         log_tec = _log_counts(tec, dt, "true_expected_count", lab)
         log_sec = _log_counts(sec, dt, "sampled_expected_count")
     else:
-        log_tec = np.zeros((B, T), dt)
-        log_sec = np.zeros(num_sampled, dt)
+        log_tec = np.zeros(lab.shape, dt)
+        log_sec = np.zeros(s.size, dt)
 
     with single_threaded_blas():
         if len(W.shards) == 1 and len(Bs.shards) == 1:

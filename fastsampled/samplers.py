@@ -153,6 +153,11 @@ class CandidateSampler:
     def __call__(self, true_classes, num_true, num_sampled, unique):
         """Draw candidates; see the module docstring for the returned triple."""
         tc, num_sampled, unique = self._check_call(true_classes, num_true, num_sampled, unique)
+        return self._sample(tc, num_sampled, unique)
+
+    def _sample(self, tc, num_sampled, unique):
+        """``__call__`` after validation: ``tc`` (B, T) int64 ids in range (for callers that
+        have checked them already, e.g. the head's training step)."""
         key = np.uint64(stream_key(self.seed, np.uint64(self.calls)))
         self.calls += 1
         if num_sampled <= (_FUSED_UNIQUE_MAX if unique else _FUSED_MAX):
