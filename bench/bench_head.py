@@ -45,9 +45,8 @@ import traceback
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import (BUSY_OTHERS, arg_parser, load1, log, machine_info,  # noqa: E402
-                     out_dir_for, retry_if_busy, section, timeit_many, verdict, wait_for_quiet,
-                     write_results)
+from _common import (BUSY_OTHERS, arg_parser, log, machine_info, out_dir_for,  # noqa: E402
+                     retry_if_busy, section, timeit_many, verdict, wait_for_quiet, write_results)
 
 B, D, S = 1024, 128, 64
 MMAP_D = 64
@@ -246,7 +245,30 @@ def child_gen(cfg):
         dt = time.perf_counter() - t0
         log(f"data V={job['V']:.0e} D={job['D']}: {n} batches of {bsz} in {dt:.1f} s")
         out.append(dt)
+    t0 = time.perf_counter()
+    _warm_kernels(cfg["jobs"][0]["prefix"], cfg["warm_dir"])
+    log(f"Numba kernels compiled or loaded from the cache in {time.perf_counter() - t0:.1f} s")
     return {"seconds": out}
+
+
+def _warm_kernels(prefix, store_dir):
+    """Run every code path of the measurements once on tiny heads, with the same argument
+    types (read-only mapped batches, in-RAM arrays and stores), so that Numba compiles and
+    caches them here (after a source change) and not in a measured process, where the
+    compilation would add seconds to the first step and its memory to VmHWM."""
+    import fastsampled as fs
+    X, Y, _ = _load_pool(prefix)
+    x, y = X[0], np.minimum(Y[0], 999)
+    y.flags.writeable = False  # as the measured processes' mapped labels
+    for opt in ("sgd", "adagrad", "adam"):
+        h = fs.SampledSoftmaxHead(1000, X.shape[2], num_sampled=S, optimizer=opt)
+        h.train_step(x, y)
+    h.predict(x[:PREDICT_B], k=PREDICT_K)
+    h.evaluate(x[:PREDICT_B], y[:PREDICT_B], k=PREDICT_K)
+    with fs.SampledSoftmaxHead(1000, X.shape[2], path=store_dir, num_sampled=S,
+                               overwrite=True) as h:
+        h.train_step(x, y)
+    shutil.rmtree(store_dir, ignore_errors=True)
 
 
 def _load_pool(prefix):
@@ -358,7 +380,7 @@ def child_predict(cfg):
            "evaluate": lambda: head.evaluate(X[nxt("e")], Y[pos["e"] % n], k=PREDICT_K)}
     # a correctness spot check: predict's top-1 matches numpy's argmax (+ zero biases)
     ids, _ = head.predict(X[0], k=PREDICT_K)
-    ref = np.argmax(X[0] @ W.T, axis=1)
+    ref = np.argmax(np.matmul(X[0], W.T, out=out), axis=1)
     agree = float(np.mean(ids[:, 0] == ref))
     stats = retry_if_busy(lambda: timeit_many(fns, cfg["reps"], 1, cfg["max_seconds"]),
                           cfg.get("retries", 0), cfg.get("wait", 0.0))
@@ -437,8 +459,10 @@ class Run:
 
 
 def gen_data(run, jobs):
-    section("generating batches (SyntheticXC, Zipf labels) in a separate process")
-    result, rc, _, err = run.child("gen", "gen", {"jobs": jobs})
+    section("generating batches (SyntheticXC, Zipf labels) and warming Numba's cache in a "
+            "separate process")
+    result, rc, _, err = run.child("gen", "gen", {"jobs": jobs,
+                                                  "warm_dir": run.data("warm-store")})
     if err:
         run.rows.append(_error_row("data generation", err))
         return False
@@ -451,7 +475,7 @@ def bench_ram(run):
     for V in cfg["ram_V"]:
         section(f"train_step, weights in RAM: V={V:.0e}, B={B}, D={D}, S={S}, SGD "
                 "(fresh process)")
-        need = V * D * 4 * 2.2 + 2**30   # the head's init holds a temporary copy of the weights
+        need = V * D * 4 * 1.3 + 2**30   # weights + batches + interpreter, with a margin
         avail = meminfo().get("MemAvailable")
         if avail is not None and avail < need:
             msg = (f"skipped V={V:.0e}: {avail / 2**30:.1f} GiB available, "
@@ -533,11 +557,18 @@ def bench_optimizers(run):
         f"{_gb(mem.get('RssAnon')):.2f} GB")
 
 
+def _creating_marker(head_dir):
+    """File beside ``head_dir`` that exists while this script creates a store there."""
+    return head_dir.with_name(head_dir.name + ".creating")
+
+
 def _store_state(head_dir, V, dim):
     """"reuse", "recreate" (ours or empty) or an error message for ``head_dir``."""
     if not head_dir.exists() or not any(head_dir.iterdir()):
         return "recreate"
     marker = head_dir / MARKER
+    if _creating_marker(head_dir).exists():   # an earlier creation was cut short
+        return "recreate"
     if not marker.exists():
         return (f"{head_dir} exists, is not empty and was not created by this benchmark "
                 f"(no {MARKER}); remove it or pass another --store-dir")
@@ -606,6 +637,7 @@ def bench_mmap(run):
                 f"{_gb(mi.get('Cached', 0)):.1f} GB, MemAvailable "
                 f"{_gb(mi.get('MemAvailable', 0)):.1f} GB")
 
+        _creating_marker(head_dir).write_text("")
         result, rc, peaks, err = run.child("create", "create",
                                            dict(V=V, D=dim, path=str(head_dir)),
                                            progress=progress,
@@ -613,6 +645,7 @@ def bench_mmap(run):
         if err:
             run.rows.append(_error_row("create memory-mapped store", err))
             return
+        _creating_marker(head_dir).unlink()
         dt = result["create_s"]
         info.update(created=True, create_s=dt, disk_bytes=result["disk_bytes"],
                     create_peak_anon=peaks.get("RssAnon"))
@@ -754,11 +787,13 @@ def main(argv=None):
         if gen_data(run, jobs):
             bench_ram(run)
             bench_optimizers(run)
+            bench_predict(run)
+            # last: its store creation and dirty pages keep the disk and the kernel's
+            # writeback threads busy for a while
             if args.skip_mmap:
                 run.notes.append("memory-mapped case skipped (--skip-mmap)")
             else:
                 bench_mmap(run)
-            bench_predict(run)
     finally:
         shutil.rmtree(run.tmp, ignore_errors=True)
     quick = " [quick: smaller sizes stand in for the targets' V]" if args.quick else ""
