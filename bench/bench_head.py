@@ -760,6 +760,9 @@ def parser():
                    help="recreate the memory-mapped store even when a matching one exists")
     p.add_argument("--skip-mmap", action="store_true",
                    help="skip the memory-mapped case (it needs ~26 GB of disk in full mode)")
+    p.add_argument("--only", nargs="+", choices=("ram", "opt", "predict", "mmap"), default=None,
+                   help="run only these cases (e.g. --only mmap; combine with --out so the "
+                        "full results file is not replaced by a partial one)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return p
 
@@ -774,26 +777,37 @@ def main(argv=None):
     load_before = os.getloadavg()
     try:
         busy_before = wait_for_quiet(args.wait_quiet)
+        want = set(args.only or ("ram", "opt", "predict", "mmap"))
+        if args.skip_mmap:
+            want.discard("mmap")
         n_ram = cfg["warmup"] + cfg["steps"]
-        jobs = [dict(V=V, D=D, B=B, n=n_ram, prefix=run.data(f"ram_{V}")) for V in cfg["ram_V"]]
-        jobs.append(dict(V=cfg["opt_V"], D=D, B=B, n=cfg["warmup"] + cfg["opt_steps"],
-                         prefix=run.data("opt"), seed=1))
-        jobs.append(dict(V=cfg["predict_V"], D=D, B=PREDICT_B, n=cfg["predict_reps"] + 2,
-                         prefix=run.data("predict"), seed=2))
-        if not args.skip_mmap:
+        jobs = []
+        if "ram" in want:
+            jobs += [dict(V=V, D=D, B=B, n=n_ram, prefix=run.data(f"ram_{V}"))
+                     for V in cfg["ram_V"]]
+        if "opt" in want:
+            jobs.append(dict(V=cfg["opt_V"], D=D, B=B, n=cfg["warmup"] + cfg["opt_steps"],
+                             prefix=run.data("opt"), seed=1))
+        if "predict" in want:
+            jobs.append(dict(V=cfg["predict_V"], D=D, B=PREDICT_B, n=cfg["predict_reps"] + 2,
+                             prefix=run.data("predict"), seed=2))
+        if "mmap" in want:
             jobs.append(dict(V=cfg["mmap_V"], D=MMAP_D, B=B,
                              n=cfg["warmup"] + cfg["mmap_steps"], prefix=run.data("mmap"),
                              seed=3))
         if gen_data(run, jobs):
-            bench_ram(run)
-            bench_optimizers(run)
-            bench_predict(run)
+            if "ram" in want:
+                bench_ram(run)
+            if "opt" in want:
+                bench_optimizers(run)
+            if "predict" in want:
+                bench_predict(run)
             # last: its store creation and dirty pages keep the disk and the kernel's
             # writeback threads busy for a while
-            if args.skip_mmap:
-                run.notes.append("memory-mapped case skipped (--skip-mmap)")
-            else:
+            if "mmap" in want:
                 bench_mmap(run)
+            else:
+                run.notes.append("memory-mapped case not run (--skip-mmap / --only)")
     finally:
         shutil.rmtree(run.tmp, ignore_errors=True)
     quick = " [quick: smaller sizes stand in for the targets' V]" if args.quick else ""

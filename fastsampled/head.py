@@ -15,6 +15,7 @@ On-disk layout of a head at ``path``::
     path/opt/weights/<slot>/, ...   optimizer state, stored like the weights
     path/counts.npy                 unigram counts (sampler="unigram" only)
 """
+import contextlib
 import json
 import os
 import pathlib
@@ -402,6 +403,11 @@ class SampledSoftmaxHead:
         check_range(lab, 0, self.num_classes, "labels", f"num_classes is {self.num_classes}")
         # arguments checked once above: the sampler and the loss run their unchecked paths
         cands, tec, sec = self.sampler._sample(lab, self.num_sampled, True)
+        if isinstance(self.weights, ShardedMatrix):
+            # rows not in the page cache: issue all their reads at once (see prefetch)
+            ids = np.concatenate([lab.reshape(-1), cands])
+            self.weights.prefetch(ids)
+            self.biases.prefetch(ids)
         W, Bs = self._loss_rows()
         loss, g = _run_step(self.loss_kind == "nce", W, Bs, x, lab, cands, tec, sec,
                             self.remove_accidental_hits, self.subtract_log_q, True)
@@ -453,7 +459,7 @@ class SampledSoftmaxHead:
         ids = np.empty((B, k), np.int64)
         scores = np.empty((B, k), self.dtype)
         lse = np.empty(B) if want_lse else None
-        with single_threaded_blas():
+        with single_threaded_blas(), self._sequential():
             for r0 in range(0, B, _EXAMPLE_BLOCK):
                 xb = x[r0:r0 + _EXAMPLE_BLOCK]
                 nb = xb.shape[0]
@@ -470,6 +476,15 @@ class SampledSoftmaxHead:
                 if want_lse:
                     HK.merge_lse(run_m, run_s, lse[r0:r0 + nb])
         return ids, scores, lse
+
+    @contextlib.contextmanager
+    def _sequential(self):
+        """Stores read sequentially (kernel read-ahead on) for the duration of a full scan."""
+        if not isinstance(self.weights, ShardedMatrix):
+            yield
+            return
+        with self.weights.scan(), self.biases.scan():
+            yield
 
     def predict(self, inputs, k=10):
         """Exact top-k classes of each input over all classes.

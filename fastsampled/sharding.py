@@ -9,9 +9,11 @@ silently mis-maps ids when the sizes do not form that layout; fastsampled raises
 plus ``meta.json``, initialised in parallel, checkpointed atomically, locked against a second
 writer, and accepted wherever the losses and optimizers take weights or biases.
 """
+import contextlib
 import errno
 import json
 import math
+import mmap
 import numbers
 import os
 import pathlib
@@ -367,7 +369,7 @@ class ShardedMatrix:
                     SK.init_rows(_as2d(np.asarray(mm)), stride, first, kind, a, key, chunk)
                 mm.flush()
                 del mm
-                _fsync_file(fn)
+                _fsync_file(fn, drop_cache=True)  # see drop_cache()
                 offset += n
             meta = {"format": FORMAT, "version": VERSION, "num_rows": num_rows, "dim": dim,
                     "dtype": dtype.name, "num_shards": num_shards,
@@ -451,6 +453,7 @@ class ShardedMatrix:
         self.extra = meta["extra"]
         self._lock_fd = lock_fd
         self.closed = False
+        self.advise("random")
 
     # ---------------------------------------------------------------- life cycle
 
@@ -551,6 +554,10 @@ class ShardedMatrix:
                                  "this open store (replaced while open?)")
         if not as_bool(values, "values"):
             return
+        with self.scan():
+            self._scan_nonfinite()
+
+    def _scan_nonfinite(self):
         for p, s in enumerate(self.shards):
             if not s.shape[0]:
                 continue
@@ -652,6 +659,11 @@ class ShardedMatrix:
         self._check_open()
         out = np.empty(self.shape, self.dtype)
         P = self.num_shards
+        with self.scan():
+            self._copy_into(out, P)
+        return out
+
+    def _copy_into(self, out, P):
         if P == 1:
             out[...] = self.shards[0]
         elif self.partition_strategy == "mod":
@@ -662,7 +674,90 @@ class ShardedMatrix:
             for s in self.shards:
                 out[start:start + s.shape[0]] = s
                 start += s.shape[0]
-        return out
+
+    def advise(self, pattern):
+        """Tell the kernel how the shards will be read: ``"random"``, ``"sequential"`` or
+        ``"normal"`` (``madvise``; a no-op where unsupported).
+
+        Stores open with ``"random"``: a training step touches a few thousand scattered rows,
+        and the kernel's default read-around would fetch megabytes of neighbours for each page
+        fault (measured at 10^8 x 64: 35 MB read per step instead of ~50 KB, 8 steps/s).
+        Full scans (``predict``, ``evaluate``, ``verify(values=True)``) switch to
+        ``"sequential"`` and back; :meth:`scan` does it for a ``with`` block.
+        """
+        flag = {"random": "MADV_RANDOM", "sequential": "MADV_SEQUENTIAL",
+                "normal": "MADV_NORMAL"}.get(pattern)
+        if flag is None:
+            raise ValueError(f"pattern must be 'random', 'sequential' or 'normal', got {pattern!r}")
+        _madvise(self.shards, flag)
+        self._advice = pattern
+
+    @contextlib.contextmanager
+    def scan(self):
+        """``with store.scan(): ...`` reads the shards sequentially, then restores the advice
+        (and, for a writable store, drops the clean pages the scan read: see
+        :meth:`drop_cache`)."""
+        before = getattr(self, "_advice", "random")
+        self.advise("sequential")
+        try:
+            yield self
+        finally:
+            if not self.closed:
+                self.advise(before)
+                if self.mode == "r+":
+                    self.drop_cache()
+
+    def prefetch(self, ids):
+        """Start reading the pages that hold rows ``ids`` (``madvise(MADV_WILLNEED)``), so
+        that their page faults overlap instead of waiting for the disk one by one.
+
+        For stores larger than RAM: a training step's rows that are not cached otherwise fault
+        in serially, one disk latency each (measured at 10^8 x 64, Zipf labels: ~380 faults
+        and ~19 ms a step). Costs a few microseconds per run of adjacent pages when they are
+        cached already. ``ids`` must be valid row ids (not checked again here).
+        """
+        self._check_open()
+        advice = getattr(mmap, "MADV_WILLNEED", None)
+        if advice is None:
+            return
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        width = (1 if self.dim is None else self.dim) * self.dtype.itemsize
+        page = mmap.PAGESIZE
+        for p, _, rows in split_by_shard(ids, self.shard_sizes, self.partition_strategy):
+            shard = self.shards[p]
+            m = getattr(shard, "_mmap", None)
+            if m is None:
+                continue
+            start = shard.offset % mmap.ALLOCATIONGRANULARITY   # array start inside the map
+            first = (start + rows * width) // page
+            last = (start + (rows + 1) * width - 1) // page
+            pages = np.unique(np.concatenate([first, last]))
+            cut = np.flatnonzero(np.diff(pages) != 1) + 1
+            run_lo = pages[np.r_[0, cut]].tolist()
+            run_hi = pages[np.r_[cut - 1, pages.size - 1]].tolist()
+            for a, b in zip(run_lo, run_hi):
+                try:
+                    m.madvise(advice, a * page, (b - a + 1) * page)
+                except (OSError, ValueError):
+                    return  # a hint: never fail on it
+
+    def drop_cache(self):
+        """Drop the shards' clean pages from the kernel's page cache (dirty pages stay).
+
+        Why: recent kernels keep file pages that were written or read ahead sequentially in
+        large folios (up to megabytes). Training then dirties a few bytes of such a folio
+        per row and the whole folio is written back: measured here (Linux 6.18, ext4) at
+        ~320 KB written per 256-byte row update, 400 ms for a step's 1100 rows. Pages faulted
+        in afterwards under ``advise("random")`` are single 4 KB pages. :meth:`create` drops
+        the pages it wrote; full scans of a writable store drop what they read.
+        """
+        self._check_open()
+        for p in range(self.num_shards):
+            fd = os.open(self.path / shard_file_name(p), os.O_RDONLY)
+            try:
+                _drop_cached_pages(fd)
+            finally:
+                os.close(fd)
 
     # ---------------------------------------------------------------- helpers
 
@@ -680,6 +775,19 @@ class ShardedMatrix:
         if self.mode != "r+":
             raise ValueError(f"{what} needs a store opened with mode 'r+'; {self.path} is open "
                              "read-only")
+
+
+def _madvise(arrays, flag):
+    advice = getattr(mmap, flag, None)
+    if advice is None:
+        return
+    for a in arrays:
+        m = getattr(a, "_mmap", None)
+        if m is not None and len(m):
+            try:
+                m.madvise(advice)
+            except (OSError, ValueError):  # advice is a hint: never fail on it
+                pass
 
 
 def _as2d(a):
@@ -787,12 +895,23 @@ def _unlock(fd):
         os.close(fd)
 
 
-def _fsync_file(fn):
+def _fsync_file(fn, drop_cache=False):
     fd = os.open(fn, os.O_RDWR)  # some platforms refuse fsync on a read-only descriptor
     try:
         os.fsync(fd)
+        if drop_cache:
+            _drop_cached_pages(fd)
     finally:
         os.close(fd)
+
+
+def _drop_cached_pages(fd):
+    """Ask the kernel to forget the file's clean cached pages (a hint; dirty pages stay)."""
+    if hasattr(os, "posix_fadvise"):
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass
 
 
 def _fsync_dir(path):
