@@ -655,3 +655,23 @@ def test_sigkill_leaves_a_valid_store(tmp_path):
             break
     else:
         pytest.fail("the killed store's rows match no replayed iteration after its step")
+
+
+def test_access_advice_prefetch_and_cache_drop_are_harmless_hints(tmp_path):
+    st = fs.ShardedMatrix.create(tmp_path / "s", 1000, 8, num_shards=3,
+                                 partition_strategy="mod", init="uniform", seed=3)
+    before = st.to_numpy()
+    st.prefetch(np.array([0, 1, 2, 500, 999]))
+    st.prefetch(np.arange(1000))
+    for pattern in ("sequential", "normal", "random"):
+        st.advise(pattern)
+    with pytest.raises(ValueError, match="pattern"):
+        st.advise("backwards")
+    with st.scan():
+        assert st._advice == "sequential"
+    assert st._advice == "random"
+    st.assign([5], np.full((1, 8), 2.0, np.float32))
+    st.drop_cache()                      # dirty pages stay: the write is not lost
+    before[5] = 2.0
+    np.testing.assert_array_equal(st.to_numpy(), before)
+    st.close()
