@@ -4,7 +4,9 @@ Layout of one call: ``rows`` holds the gathered weight rows, already cast to the
 dtype -- first the ``B*T`` rows of the labels (row-major), then the ``S`` sampled rows;
 ``brows`` the matching biases. The work is organised so that every parallel task owns what it
 writes and the block sizes are fixed (not derived from the thread count), so results are the
-same for any ``NUMBA_NUM_THREADS``:
+same for any ``NUMBA_NUM_THREADS``. The sampled logits live in one row-major (B, S) matrix,
+overwritten by ``dL/dz`` once an example's loss is known, so every per-example pass runs over
+contiguous memory:
 
 1. row blocks (``_RB`` examples): sampled logits by one BLAS product ``x_blk @ W_s^T``, true
    logits by dot products, masking of accidental hits, ``- log q``, loss and ``dL/dz`` row by
@@ -25,8 +27,7 @@ from ._vmath import vlog1p_small as _vlog1p
 
 # Fixed tile sizes (never derived from the thread count, so results do not depend on it).
 _RA, _SA = 256, 1024   # phase A (logits) tile: rows x sampled classes
-_RB = 64               # phase B: at most this many rows per task, and
-_RB_ELEMS = 16384      # about this many (column, row) elements: 3 x 128 KiB of float64
+_RB = 64               # phase B: rows per task
 _FB = 256              # fused path: examples per task ...
 _FUSED_MAX_S = 512     # ... used when S is at most this and there are >= 2 blocks
 _RC, _SC = 256, 2048   # phase C (d_inputs): at most _RC rows per task x chunk of S
@@ -146,12 +147,11 @@ def _ceil_div(a, b):
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
-def logits_t(x, ws):
-    """Phase A: ``ZT = W_s @ x^T`` (S, B): sampled logits, transposed so that per-example
-    reductions in phase B are contiguous, vectorisable loops over examples."""
+def logits(x, ws):
+    """Phase A: ``Z = x @ W_s^T`` (B, S), the sampled logits, by tiles of rows x classes."""
     B = x.shape[0]
     S = ws.shape[0]
-    ZT = np.empty((S, B), x.dtype)
+    Z = np.empty((B, S), x.dtype)
     nra = _ceil_div(B, _RA)
     nsa = _ceil_div(S, _SA)
     for tile in prange(nra * nsa):
@@ -159,139 +159,120 @@ def logits_t(x, ws):
         r1 = min(B, r0 + _RA)
         s0 = (tile // nra) * _SA
         s1 = min(S, s0 + _SA)
-        ZT[s0:s1, r0:r1] = np.dot(ws[s0:s1], x[r0:r1].T)
-    return ZT
+        Z[r0:r1, s0:s1] = np.dot(x[r0:r1], ws[s0:s1].T)
+    return Z
 
 
 @njit(cache=True)
-def _loss_rows(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads, ZT,
-               r_lo, r_hi, loss, g_true):
-    """Phase B on examples ``r_lo .. r_hi-1``: true logits, masking, ``- log q``, loss, dL/dz.
+def _loss_rows(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads, Z,
+                  r0, r1, loss, g_true):
+    """Phase B on examples ``r0 .. r1-1``: true logits, masking, ``- log q``, loss, dL/dz.
 
-    ``ZT`` (S, B) holds the sampled logits on entry and ``dL/dz`` of the sampled columns on
-    exit (when ``want_grads``). Logit arithmetic follows TensorFlow in x's dtype (+ bias, +
-    ``-FLT_MAX`` once per hit column, ``- log q``); softmax / sigmoid run in float64 over
-    sub-blocks of examples laid out (column, example), so every step is a vector loop. A
-    sub-block is sized so its float64 buffers stay in L2. Writes ``loss`` (float64) and
-    ``g_true`` (B, T) for those examples.
+    ``Z`` (r1 - r0, S) holds their sampled logits on entry and ``dL/dz`` of the sampled
+    columns on exit (when ``want_grads``). Logit arithmetic follows TensorFlow in x's dtype
+    (+ bias, + ``-FLT_MAX`` once per hit column, ``- log q``); softmax / sigmoid run in
+    float64 over the row's ``T + S`` logits, contiguous here, so every pass is a vector loop
+    over one row. Writes ``loss`` (float64) and ``g_true`` (B, T) for those examples.
     """
-    B, D = x.shape
     T = num_true
-    BT = B * T
-    S = ZT.shape[0]
+    BT = x.shape[0] * T
+    S = Z.shape[1]
     n = T + S
     dt = x.dtype.type
     inv_t = 1.0 / T
     bs = brows[BT:]
     neg = dt(-FLT_MAX)
-    rb_max = min(_RB, max(16, (_RB_ELEMS // n) // 4 * 4))  # >= 16: whole cache lines of ZT
-    for r0 in range(r_lo, r_hi, rb_max):
-        rb = min(r_hi, r0 + rb_max) - r0
-        z = np.empty((n, rb), np.float64)      # rows 0..T-1 true, T.. sampled
-        e = np.empty((n, rb), np.float64)      # exp(...); not in place: aliasing stops SIMD
-        scratch = np.empty((n, rb), np.float64)
-        mx = np.empty(rb, np.float64)
-        acc = np.zeros(rb, np.float64)
-        tsum = np.zeros(rb, np.float64)
-        masked = np.empty(T, np.int64)
-        for ii in range(rb):
-            i = r0 + ii
-            for j in range(T):
-                t = i * T + j
-                z[j, ii] = np.float64(dt(_rowdot(x[i], rows[t]) + brows[t]) - log_tec[i, j])
-                tsum[ii] += z[j, ii]
+    z = np.empty(n, np.float64)
+    e = np.empty(n, np.float64)
+    scratch = np.empty(n, np.float64)
+    s2 = np.empty(n, np.float64)
+    masked = np.empty(T, np.int64)
+    for i in range(r0, r1):
+        zi = Z[i - r0]
+        tsum = 0.0
+        for j in range(T):
+            t = i * T + j
+            z[j] = np.float64(dt(_rowdot(x[i], rows[t]) + brows[t]) - log_tec[i, j])
+            tsum += z[j]
         for k in range(S):
-            b = bs[k]
-            for ii in range(rb):
-                ZT[k, r0 + ii] = ZT[k, r0 + ii] + b
-        for ii in range(rb):
-            i = r0 + ii
-            nm = 0
-            for j in range(T):
-                k = hit_cols[i, j]
-                if k >= 0:
-                    dup = False
-                    for m in range(nm):
-                        if masked[m] == k:
-                            dup = True
-                    if not dup:  # assigned once, even when a label repeats in the row
-                        masked[nm] = k
-                        nm += 1
-                        ZT[k, i] = ZT[k, i] + neg
+            zi[k] = zi[k] + bs[k]
+        nm = 0
+        for j in range(T):
+            k = hit_cols[i, j]
+            if k >= 0:
+                dup = False
+                for m in range(nm):
+                    if masked[m] == k:
+                        dup = True
+                if not dup:  # assigned once, even when a label repeats in the row
+                    masked[nm] = k
+                    nm += 1
+                    zi[k] = zi[k] + neg
         for k in range(S):
-            lq = log_sec[k]
-            for ii in range(rb):
-                z[T + k, ii] = np.float64(ZT[k, r0 + ii] - lq)
-        zf = z.reshape(-1)
-        sf = scratch.reshape(-1)
+            z[T + k] = np.float64(zi[k] - log_sec[k])
         if not nce:
-            for ii in range(rb):
-                mx[ii] = z[0, ii]
+            mx = z[0]
             for k in range(1, n):
-                for ii in range(rb):
-                    v = z[k, ii]
-                    if v > mx[ii]:
-                        mx[ii] = v
+                mx = max(mx, z[k])
             for k in range(n):
-                for ii in range(rb):
-                    z[k, ii] = z[k, ii] - mx[ii]
-            _vexp(zf, e.reshape(-1), sf)
+                scratch[k] = z[k] - mx
+            _vexp(scratch, e, s2)
+            acc = 0.0
             for k in range(n):
-                for ii in range(rb):
-                    acc[ii] += e[k, ii]
-            for ii in range(rb):
-                loss[r0 + ii] = mx[ii] + np.log(acc[ii]) - tsum[ii] * inv_t
-                acc[ii] = 1.0 / acc[ii]
+                acc += e[k]
+            loss[i] = mx + np.log(acc) - tsum * inv_t
             if want_grads:
+                inv = 1.0 / acc
                 for j in range(T):
-                    for ii in range(rb):
-                        g_true[r0 + ii, j] = dt(e[j, ii] * acc[ii] - inv_t)
+                    g_true[i, j] = dt(e[j] * inv - inv_t)
                 for k in range(S):
-                    for ii in range(rb):
-                        ZT[k, r0 + ii] = dt(e[T + k, ii] * acc[ii])
+                    zi[k] = dt(e[T + k] * inv)
         else:
             # loss terms max(z, 0) + log1p(exp(-|z|)); sigmoid(z) from e = exp(-|z|)
+            acc = 0.0
             for k in range(n):
-                for ii in range(rb):
-                    acc[ii] += max(z[k, ii], 0.0)
-            neg_part = np.empty((n, rb), np.bool_)
-            nf = neg_part.reshape(-1)
-            for q in range(n * rb):
-                nf[q] = zf[q] < 0.0
-                zf[q] = -abs(zf[q])
-            ef = e.reshape(-1)
-            _vexp(zf, ef, sf)                      # e = exp(-|z|)
-            _vlog1p(ef, sf)
+                acc += max(z[k], 0.0)
+                scratch[k] = -abs(z[k])
+            _vexp(scratch, e, s2)                 # e = exp(-|z|)
+            _vlog1p(e, scratch)
             for k in range(n):
-                for ii in range(rb):
-                    acc[ii] += scratch[k, ii]
-            for ii in range(rb):
-                loss[r0 + ii] = acc[ii] - tsum[ii] * inv_t
+                acc += scratch[k]
+            loss[i] = acc - tsum * inv_t
             if want_grads:
-                for q in range(n * rb):
-                    sg = 1.0 / (1.0 + ef[q])
-                    if nf[q]:
-                        sg = ef[q] * sg
-                    zf[q] = sg
+                for k in range(n):
+                    sg = 1.0 / (1.0 + e[k])
+                    if z[k] < 0.0:
+                        sg = e[k] * sg
+                    scratch[k] = sg
                 for j in range(T):
-                    for ii in range(rb):
-                        g_true[r0 + ii, j] = dt(z[j, ii] - inv_t)
+                    g_true[i, j] = dt(scratch[j] - inv_t)
                 for k in range(S):
-                    for ii in range(rb):
-                        ZT[k, r0 + ii] = dt(z[T + k, ii])
+                    zi[k] = dt(scratch[T + k])
+
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
-def rows_loss(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads, ZT):
+def rows_loss(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads, Z):
     """Phase B over all examples in parallel; returns ``loss`` (B,) float64, ``g_true``."""
     B = x.shape[0]
     loss = np.empty(B, np.float64)
     g_true = np.empty((B, num_true), x.dtype)
     nblk = _ceil_div(B, _RB)
     for blk in prange(nblk):
-        _loss_rows(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads, ZT,
-                   blk * _RB, min(B, (blk + 1) * _RB), loss, g_true)
+        r0 = blk * _RB
+        r1 = min(B, r0 + _RB)
+        _loss_rows(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads,
+                   Z[r0:r1], r0, r1, loss, g_true)
     return loss, g_true
+
+
+@njit(cache=True)
+def _add_col_sums(g, acc):
+    """``acc[k] += sum_i g[i, k]`` (float64 accumulators, one vector loop per row)."""
+    for i in range(g.shape[0]):
+        gi = g[i]
+        for k in range(g.shape[1]):
+            acc[k] += gi[k]
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
@@ -312,23 +293,20 @@ def fused_blocks(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want
     loss = np.empty(B, np.float64)
     g_true = np.empty((B, T), x.dtype)
     dx = np.empty((B, D), x.dtype)
-    ZT = np.empty((S, B), x.dtype)
     wpart = np.empty((nb, S, D), x.dtype)
-    bpart = np.empty((nb, S), np.float64)
+    bpart = np.zeros((nb, S), np.float64)
     for blk in prange(nb):
         r0 = blk * _FB
         r1 = min(B, r0 + _FB)
-        ZT[:, r0:r1] = np.dot(ws, x[r0:r1].T)
-        _loss_rows(x, rows, brows, T, log_tec, log_sec, hit_cols, nce, want_grads, ZT,
+        z = np.dot(x[r0:r1], ws.T)                      # (rb, S) sampled logits
+        _loss_rows(x, rows, brows, T, log_tec, log_sec, hit_cols, nce, want_grads, z,
                    r0, r1, loss, g_true)
-        if want_grads:
-            g = np.ascontiguousarray(ZT[:, r0:r1])          # (S, rb) = dL/dz^T
-            d = np.dot(g.T, ws)
+        if want_grads:                                  # z now holds dL/dz
+            d = np.dot(z, ws)
             _add_true_terms(d, g_true, rows, r0)
             dx[r0:r1] = d
-            wpart[blk] = np.dot(g, x[r0:r1])
-            for k in range(S):
-                bpart[blk, k] = _rowsum(g[k])
+            wpart[blk] = np.dot(z.T, x[r0:r1])
+            _add_col_sums(z, bpart[blk])
     dws = np.empty((S, D), x.dtype)
     dbs = np.empty(S, x.dtype)
     if not want_grads:
@@ -343,7 +321,7 @@ def fused_blocks(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
-def grad_inputs(x, rows, num_true, g_true, GT):
+def grad_inputs(x, rows, num_true, g_true, G):
     """Phase C: ``dx = G @ W_s + sum_j g_true[:, j] * W[L_j]``.
 
     Each task owns a block of examples and sums over chunks of S in a fixed order, so no
@@ -352,7 +330,7 @@ def grad_inputs(x, rows, num_true, g_true, GT):
     B, D = x.shape
     T = num_true
     BT = B * T
-    S = GT.shape[0]
+    S = G.shape[1]
     ws = rows[BT:]
     dx = np.empty((B, D), x.dtype)
     rc = min(_RC, max(_MIN_RC, _ceil_div(B, 8)))
@@ -361,26 +339,29 @@ def grad_inputs(x, rows, num_true, g_true, GT):
     for blk in prange(nrc):
         r0 = blk * rc
         r1 = min(B, r0 + rc)
-        acc = np.dot(np.ascontiguousarray(GT[0:min(S, _SC), r0:r1]).T, ws[0:min(S, _SC)])
-        for c in range(1, nsc):
-            s0 = c * _SC
-            s1 = min(S, s0 + _SC)
-            acc += np.dot(np.ascontiguousarray(GT[s0:s1, r0:r1]).T, ws[s0:s1])
+        if nsc == 1:
+            acc = np.dot(G[r0:r1], ws)
+        else:
+            acc = np.dot(np.ascontiguousarray(G[r0:r1, 0:_SC]), ws[0:_SC])
+            for c in range(1, nsc):
+                s0 = c * _SC
+                s1 = min(S, s0 + _SC)
+                acc += np.dot(np.ascontiguousarray(G[r0:r1, s0:s1]), ws[s0:s1])
         _add_true_terms(acc, g_true, rows, r0)
         dx[r0:r1] = acc
     return dx
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
-def grad_sampled(x, GT):
+def grad_sampled(x, G):
     """Phase D: ``dW_s = G^T @ x`` and ``db_s = sum_i G``.
 
-    Tasks are blocks of sampled classes; when there are too few of them to keep the cores
-    busy, the sum over examples is also split into chunks whose partial sums are then added
-    in a fixed order.
+    Tasks are tiles of (sampled classes x examples); each copies its tile of ``G`` once and
+    multiplies it transposed. The partial sums over example chunks are added in a fixed
+    order afterwards.
     """
     B, D = x.shape
-    S = GT.shape[0]
+    S = G.shape[1]
     dt = x.dtype.type
     dws = np.empty((S, D), x.dtype)
     dbs = np.empty(S, x.dtype)
@@ -389,34 +370,24 @@ def grad_sampled(x, GT):
     if nsd < 4:
         bd = max(_MIN_BD, _ceil_div(B, 4))
     nbd = _ceil_div(B, bd)
-    if nbd == 1:
-        for sb in prange(nsd):
-            s0 = sb * _SD
-            s1 = min(S, s0 + _SD)
-            dws[s0:s1] = np.dot(GT[s0:s1], x)
-            for k in range(s0, s1):
-                dbs[k] = dt(_rowsum(GT[k]))
-        return dws, dbs
     wpart = np.empty((nbd, S, D), x.dtype)
+    bpart = np.zeros((nbd, S), np.float64)
     for tile in prange(nsd * nbd):
         s0 = (tile // nbd) * _SD
         s1 = min(S, s0 + _SD)
         cb = tile % nbd
         b0 = cb * bd
         b1 = min(B, b0 + bd)
-        wpart[cb, s0:s1] = np.dot(np.ascontiguousarray(GT[s0:s1, b0:b1]), x[b0:b1])
+        g = np.ascontiguousarray(G[b0:b1, s0:s1])
+        wpart[cb, s0:s1] = np.dot(g.T, x[b0:b1])
+        _add_col_sums(g, bpart[cb, s0:s1])
     for k in prange(S):
         _sum_partials(wpart, k, dws[k])
-        dbs[k] = dt(_rowsum(GT[k]))
+        a = 0.0
+        for p in range(nbd):
+            a += bpart[p, k]
+        dbs[k] = dt(a)
     return dws, dbs
-
-
-@njit(cache=True, fastmath={"reassoc", "contract"})
-def _rowsum(a):
-    acc = 0.0
-    for c in range(a.size):
-        acc += a[c]
-    return acc
 
 
 @njit(cache=True)
@@ -436,20 +407,21 @@ def sampled_fwd_bwd(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, w
     -------
     loss (B,) float64, dx (B, D), g_true (B, T), dws (S, D), dbs (S,) in x's dtype.
 
-    Four phases, each a parallel loop over fixed-size tiles (so any thread count gives the
-    same result): A logits, B loss and ``dL/dz``, C ``d_inputs``, D sampled-row gradients.
+    Small S: one fused parallel loop over blocks of examples. Otherwise four phases, each a
+    parallel loop over fixed-size tiles (so any thread count gives the same result): A
+    logits, B loss and ``dL/dz``, C ``d_inputs``, D sampled-row gradients.
     """
     B, D = x.shape
     S = rows.shape[0] - B * num_true
     if S <= _FUSED_MAX_S and B >= 2 * _FB:
         return fused_blocks(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads)
-    ZT = logits_t(x, rows[B * num_true:])
+    Z = logits(x, rows[B * num_true:])
     loss, g_true = rows_loss(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce,
-                             want_grads, ZT)
+                             want_grads, Z)
     if not want_grads:
         return loss, np.empty((0, D), x.dtype), g_true, np.empty((0, D), x.dtype), np.empty(0, x.dtype)
-    dx = grad_inputs(x, rows, num_true, g_true, ZT)
-    dws, dbs = grad_sampled(x, ZT)
+    dx = grad_inputs(x, rows, num_true, g_true, Z)
+    dws, dbs = grad_sampled(x, Z)
     return loss, dx, g_true, dws, dbs
 
 
