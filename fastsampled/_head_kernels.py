@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._rng import PRANGE_ONLY
-from ._vmath import vexp
+from ._vmath import sum_exp_shifted
 
 
 @njit(cache=True, inline="always")
@@ -68,12 +68,7 @@ def scan_shard(x, w, b, num_shards, shard, offset, is_div, chunk, heap_s, heap_i
                         thr_i = hi[0]
             if want_lse:
                 m = max(run_m[t, i], np.float64(zmax))
-                for j in range(nc):
-                    d[j] = zi[j] - m
-                vexp(d, e, scratch)
-                acc = 0.0
-                for j in range(nc):
-                    acc += e[j]
+                acc = sum_exp_shifted(zi[:nc], m, d, e, scratch)
                 run_s[t, i] = run_s[t, i] * np.exp(run_m[t, i] - m) + acc
                 run_m[t, i] = m
 

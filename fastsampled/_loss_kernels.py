@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._rng import PRANGE_ONLY, mix64
+from ._vmath import sum_exp_shifted
 from ._vmath import vexp as _vexp
 from ._vmath import vlog1p_small as _vlog1p
 
@@ -214,12 +215,7 @@ def _loss_rows(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_g
             mx = z[0]
             for k in range(1, n):
                 mx = max(mx, z[k])
-            for k in range(n):
-                scratch[k] = z[k] - mx
-            _vexp(scratch, e, s2)
-            acc = 0.0
-            for k in range(n):
-                acc += e[k]
+            acc = sum_exp_shifted(z, mx, scratch, e, s2)
             loss[i] = mx + np.log(acc) - tsum * inv_t
             if want_grads:
                 inv = 1.0 / acc

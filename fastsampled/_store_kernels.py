@@ -66,17 +66,6 @@ def init_rows(out, stride, offset, kind, a, seed, chunk_rows):
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
-def scatter_rows(dst, idx, pos, src):
-    """``dst[idx[t]] = src[pos[t]]`` in parallel; ``idx`` holds no duplicates (no races)."""
-    d = dst.shape[1]
-    for t in prange(idx.size):
-        r = idx[t]
-        o = pos[t]
-        for c in range(d):
-            dst[r, c] = src[o, c]
-
-
-@njit(parallel=PRANGE_ONLY, cache=True)
 def first_nonfinite_row(a, chunk_rows):
     """Index of the first row of ``a`` (n, d) holding a NaN or an infinity, or -1.
 

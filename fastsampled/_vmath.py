@@ -66,6 +66,20 @@ def vexp(z, out, scratch):
         out[i] = out[i] * scratch[i]
 
 
+@njit(cache=True)
+def sum_exp_shifted(z, m, shifted, e, scratch):
+    """``sum_j exp(z[j] - m)`` for a 1-D ``z`` (any float dtype); leaves ``e[j] = exp(z[j] -
+    m)``. ``shifted``, ``e`` and ``scratch`` are distinct float64 buffers of ``z``'s size."""
+    n = z.size
+    for j in range(n):
+        shifted[j] = z[j] - m
+    vexp(shifted, e, scratch)
+    acc = 0.0
+    for j in range(n):
+        acc += e[j]
+    return acc
+
+
 @njit(cache=True, fastmath={"contract"})
 def vlog1p_small(e, out):
     """``out[i] = log1p(e[i])`` for ``0 <= e[i] <= 1``: ``2 atanh(e / (2 + e))`` by its series."""

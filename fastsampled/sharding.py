@@ -652,7 +652,7 @@ class ShardedMatrix:
         check_finite(vals, f"values (as {self.dtype.name})")
         vals2 = vals.reshape(ids.size, 1 if self.dim is None else self.dim)
         for p, pos, rows in split_by_shard(ids, self.shard_sizes, self.partition_strategy):
-            SK.scatter_rows(_as2d(np.asarray(self.shards[p])), rows, pos, vals2)
+            K.gather_rows(vals2, pos, rows, _as2d(np.asarray(self.shards[p])))  # scatter
 
     def to_numpy(self):
         """A dense in-RAM copy in global id order, shape :attr:`shape` (small stores, tests)."""
