@@ -1,4 +1,7 @@
-"""Command line: ``fastsampled demo`` (also ``python -m fastsampled demo``)."""
+"""Command line: ``fastsampled demo`` and ``fastsampled word2vec train|eval``.
+
+Also ``python -m fastsampled ...``.
+"""
 import argparse
 import sys
 import time
@@ -85,7 +88,7 @@ def full_softmax_step_time(W, b, x, labels, rows=128, chunk=1 << 15):
 
 
 def demo(num_classes=10**6, dim=128, batch=1024, num_sampled=64, steps=4000, path=None,
-         optimizer="adagrad", lr=None, eval_examples=1000, full_softmax=True, seed=0,
+         optimizer="adam", lr=None, eval_examples=1000, full_softmax=True, seed=0,
          out=sys.stdout):
     """Train a SampledSoftmaxHead on the built-in synthetic extreme-classification task.
 
@@ -102,6 +105,8 @@ def demo(num_classes=10**6, dim=128, batch=1024, num_sampled=64, steps=4000, pat
     say(f"fastsampled {fs.__version__} demo: learn a hidden teacher over {V:,} Zipf-frequent "
         f"classes (dim {D}, batch {B}, {S} sampled classes per step)")
     task = SyntheticXC(V, D, seed=seed)
+    if lr is None and optimizer == "adam":
+        lr = 0.05      # lazy Adam on rarely-touched rows learns far too slowly at 1e-3
     head = fs.SampledSoftmaxHead(V, D, num_sampled=S, optimizer=optimizer, lr=lr, seed=seed,
                                  path=path, overwrite=path is not None)
     where = "in RAM" if path is None else f"memory-mapped under {path}"
@@ -170,15 +175,19 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=1024, help="examples per step (1024)")
     p.add_argument("--num-sampled", type=int, default=64, help="sampled classes per step (64)")
     p.add_argument("--steps", type=int, default=4000, help="training steps (4000)")
-    p.add_argument("--optimizer", choices=("sgd", "adagrad", "adam"), default="adagrad")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (optimizer default)")
+    p.add_argument("--optimizer", choices=("sgd", "adagrad", "adam"), default="adam")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default 0.05 for adam, else the head's default)")
     p.add_argument("--path", default=None,
                    help="keep the weights memory-mapped in this directory (default: RAM)")
     p.add_argument("--eval-examples", type=int, default=1000, help="held-out examples (1000)")
     p.add_argument("--no-full-softmax", action="store_true",
                    help="skip timing one full-softmax step for comparison")
     p.add_argument("--seed", type=int, default=0)
+    _word2vec_parsers(sub)
     args = parser.parse_args(argv)
+    if args.command == "word2vec":
+        return _word2vec(parser, args)
     if args.command == "demo":
         for name in ("classes", "dim", "batch", "num_sampled", "steps", "eval_examples"):
             if getattr(args, name) < 1:
@@ -187,6 +196,87 @@ def main(argv=None):
             parser.error("--num-sampled must be <= --classes")
         demo(args.classes, args.dim, args.batch, args.num_sampled, args.steps, args.path,
              args.optimizer, args.lr, args.eval_examples, not args.no_full_softmax, args.seed)
+    return 0
+
+
+def _word2vec_parsers(sub):
+    w = sub.add_parser("word2vec", help="train or evaluate word vectors")
+    wsub = w.add_subparsers(dest="w2v_command", required=True)
+    t = wsub.add_parser("train", help="train word2vec on a text file (one sentence per line)")
+    t.add_argument("corpus", help="UTF-8 text, one sentence per line, whitespace tokens")
+    t.add_argument("-o", "--output", required=True, help="vectors file to write")
+    arch = t.add_mutually_exclusive_group()
+    arch.add_argument("--sg", dest="sg", action="store_const", const=1, default=1,
+                      help="skip-gram (default)")
+    arch.add_argument("--cbow", dest="sg", action="store_const", const=0, help="CBOW")
+    t.add_argument("--dim", type=int, default=100, help="vector size (100)")
+    t.add_argument("--window", type=int, default=5)
+    t.add_argument("--min-count", type=int, default=5)
+    t.add_argument("--max-final-vocab", type=int, default=None)
+    t.add_argument("--sample", type=float, default=1e-3)
+    t.add_argument("--negative", type=int, default=5)
+    t.add_argument("--ns-exponent", type=float, default=0.75)
+    t.add_argument("--loss", choices=("negative_sampling", "sampled_softmax", "nce"),
+                   default="negative_sampling")
+    t.add_argument("--num-sampled", type=int, default=None,
+                   help="candidates per pair for sampled_softmax / nce")
+    t.add_argument("--epochs", type=int, default=5)
+    t.add_argument("--alpha", type=float, default=0.025)
+    t.add_argument("--min-alpha", type=float, default=1e-4)
+    t.add_argument("--workers", type=int, default=None, help="threads (default: all cores)")
+    t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--text", action="store_true", help="write the text format (default binary)")
+    t.add_argument("--save-model", default=None, help="also save the whole model here")
+    e = wsub.add_parser("eval", help="evaluate word vectors on analogies and word pairs")
+    e.add_argument("vectors", help="word2vec-format vectors (binary unless --text)")
+    e.add_argument("--text", action="store_true", help="the vectors are in the text format")
+    e.add_argument("--analogies", default=None, help="questions-words format file")
+    e.add_argument("--pairs", default=None, help="wordsim format file (word, word, score)")
+    e.add_argument("--restrict-vocab", type=int, default=30000)
+
+
+def _word2vec(parser, args):
+    import fastsampled as fs
+
+    if args.w2v_command == "train":
+        for name in ("dim", "window", "epochs"):
+            if getattr(args, name) < 1:
+                parser.error(f"--{name} must be >= 1")
+        kw = dict(vector_size=args.dim, window=args.window, min_count=args.min_count,
+                  max_final_vocab=args.max_final_vocab, sample=args.sample, sg=args.sg,
+                  negative=args.negative, ns_exponent=args.ns_exponent, loss=args.loss,
+                  num_sampled=args.num_sampled, epochs=args.epochs, alpha=args.alpha,
+                  min_alpha=args.min_alpha, seed=args.seed)
+        if args.workers is not None:
+            kw["workers"] = args.workers
+        t0 = time.perf_counter()
+        try:
+            model = fs.Word2Vec(corpus_file=args.corpus, **kw)
+        except (OSError, ValueError) as err:
+            print(f"fastsampled word2vec train: {err}", file=sys.stderr)
+            return 1
+        model.wv.save_word2vec_format(args.output, binary=not args.text)
+        if args.save_model:
+            model.save(args.save_model)
+        print(f"{len(model.wv):,} words x {args.dim} written to {args.output} "
+              f"({time.perf_counter() - t0:.1f} s)")
+        return 0
+    if not (args.analogies or args.pairs):
+        parser.error("give --analogies and/or --pairs")
+    try:
+        kv = fs.KeyedVectors.load_word2vec_format(args.vectors, binary=not args.text)
+        if args.analogies:
+            acc, _ = kv.evaluate_word_analogies(args.analogies, restrict_vocab=args.restrict_vocab)
+            print(f"analogy accuracy: {acc:.4f} ({args.analogies}, restrict_vocab "
+                  f"{args.restrict_vocab})")
+        if args.pairs:
+            pearson, spearman, oov = kv.evaluate_word_pairs(args.pairs,
+                                                            restrict_vocab=args.restrict_vocab)
+            print(f"word pairs: Spearman {spearman[0]:.4f}, Pearson {pearson[0]:.4f}, "
+                  f"{oov:.1f}% out of vocabulary ({args.pairs})")
+    except (OSError, ValueError) as err:
+        print(f"fastsampled word2vec eval: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

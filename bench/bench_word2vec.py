@@ -1,0 +1,230 @@
+"""word2vec: fastsampled against gensim on the same corpus, settings and machine, in one run.
+
+Each (tool, architecture) trains in a fresh process, so its peak RSS is its own; both tools read
+the corpus from the file (gensim's ``corpus_file`` mode, its fastest). Reported per run:
+effective words/s (words left after subsampling, trained per second, as gensim counts them),
+raw words/s, training and vocabulary wall time, peak RSS, analogy accuracy (questions-words,
+restricted to the 30 000 most frequent words) and wordsim353 Spearman. Quality is scored with
+gensim's own ``KeyedVectors`` evaluation when gensim is installed (the issue's reference
+figures are gensim's), else with fastsampled's.
+
+    python bench/bench_word2vec.py --corpus /path/corpus.txt          # sg and cbow, 3 epochs
+    python bench/bench_word2vec.py --corpus FILE --quick              # first 2 M tokens, 1 epoch
+
+The evaluation corpus: ``../shared/corpus/make_corpus.sh OUTDIR`` (~20.5 M tokens). Any other
+text file (one sentence per line, whitespace tokens) works too.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from _common import (arg_parser, log, machine_info, out_dir_for, section,  # noqa: E402
+                     wait_for_quiet, write_results)
+
+SETTINGS = dict(vector_size=100, window=5, negative=5, min_count=5, sample=1e-3, epochs=3)
+TARGETS = {"sg": 2.0, "cbow": 1.5}            # speed ratio to gensim, same run
+QUALITY_MARGIN = {"analogy": 0.01, "wordsim": 0.02}
+
+
+def _status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _default_eval_files():
+    try:
+        import gensim
+    except ImportError:
+        return None, None
+    d = os.path.join(os.path.dirname(gensim.__file__), "test", "test_data")
+    return os.path.join(d, "questions-words.txt"), os.path.join(d, "wordsim353.tsv")
+
+
+def _evaluate(vec_path, questions, pairs, restrict):
+    """Analogy accuracy and wordsim Spearman of binary word2vec vectors, and who scored them."""
+    try:
+        from gensim.models import KeyedVectors
+        kv = KeyedVectors.load_word2vec_format(vec_path, binary=True)
+        scorer = "gensim"
+    except ImportError:
+        import fastsampled as fs
+        kv = fs.KeyedVectors.load_word2vec_format(vec_path, binary=True)
+        scorer = "fastsampled"
+    out = {"scorer": scorer}
+    if questions and os.path.exists(questions):
+        out["analogy"] = float(kv.evaluate_word_analogies(questions, restrict_vocab=restrict)[0])
+    if pairs and os.path.exists(pairs):
+        out["wordsim"] = float(kv.evaluate_word_pairs(pairs, restrict_vocab=restrict)[1][0])
+    return out
+
+
+def child_main(cfg):
+    """Train one model in this process; print one JSON line of figures."""
+    tool, sg = cfg["tool"], cfg["sg"]
+    s = cfg["settings"]
+    res = {"tool": tool, "arch": "sg" if sg else "cbow"}
+    t0 = time.perf_counter()
+    if tool == "gensim":
+        import gensim
+        from gensim.models import Word2Vec
+        res["version"] = gensim.__version__
+        model = Word2Vec(vector_size=s["vector_size"], window=s["window"],
+                         min_count=s["min_count"], sample=s["sample"], sg=sg,
+                         negative=s["negative"], workers=cfg["workers"], seed=cfg["seed"])
+        model.build_vocab(corpus_file=cfg["corpus"])
+        t1 = time.perf_counter()
+        effective, raw = model.train(corpus_file=cfg["corpus"], epochs=s["epochs"],
+                                     total_examples=model.corpus_count,
+                                     total_words=model.corpus_total_words)
+        t2 = time.perf_counter()
+        vocab = len(model.wv)
+    else:
+        import fastsampled as fs
+        res["version"] = fs.__version__
+        model = fs.Word2Vec(vector_size=s["vector_size"], window=s["window"],
+                            min_count=s["min_count"], sample=s["sample"], sg=sg,
+                            negative=s["negative"], epochs=s["epochs"],
+                            workers=cfg["workers"], seed=cfg["seed"], progress=False)
+        if cfg.get("warm"):        # compile the kernels outside the timed region
+            fs.Word2Vec(sentences=[["a", "b", "c", "a", "b"]] * 50, vector_size=8, min_count=1,
+                        sg=sg, epochs=1, workers=cfg["workers"], progress=False)
+        t0 = time.perf_counter()
+        model.build_vocab(corpus_file=cfg["corpus"])
+        t1 = time.perf_counter()
+        fig = model.train(corpus_file=cfg["corpus"])
+        t2 = time.perf_counter()
+        effective, raw = fig["effective_words"], fig["raw_words"]
+        vocab = len(model.wv)
+    res.update(vocab_s=t1 - t0, train_s=t2 - t1, effective_words=int(effective),
+               raw_words=int(raw), vocab=vocab, peak_rss=_status("VmHWM"),
+               effective_wps=effective / (t2 - t1), raw_wps=raw / (t2 - t1))
+    model.wv.save_word2vec_format(cfg["vectors"], binary=True)
+    print("RESULT " + json.dumps(res), flush=True)
+    return 0
+
+
+def run_child(cfg):
+    r = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", json.dumps(cfg)],
+                       capture_output=True, text=True)
+    for line in r.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:]), None
+    return None, (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
+
+
+def _head_tokens(src, dst, max_tokens):
+    n = 0
+    with open(src, "rb") as f, open(dst, "wb") as g:
+        for line in f:
+            g.write(line)
+            n += len(line.split())
+            if n >= max_tokens:
+                break
+    return n
+
+
+def main(argv=None):
+    p = arg_parser(__doc__.splitlines()[0])
+    p.add_argument("--corpus", required=False, help="text file, one sentence per line")
+    p.add_argument("--arch", nargs="+", choices=("sg", "cbow"), default=["sg", "cbow"])
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--epochs", type=int, default=None, help="default 3 (--quick: 1)")
+    p.add_argument("--questions", default=None, help="analogy file (default: gensim's copy)")
+    p.add_argument("--pairs", default=None, help="wordsim file (default: gensim's copy)")
+    p.add_argument("--restrict-vocab", type=int, default=30000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--no-gensim", action="store_true", help="run fastsampled only")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        return child_main(json.loads(args.child))
+    if not args.corpus:
+        p.error("--corpus is required (build one with ../shared/corpus/make_corpus.sh)")
+    if not os.path.exists(args.corpus):
+        p.error(f"--corpus {args.corpus}: no such file")
+    q_default, w_default = _default_eval_files()
+    questions = args.questions or q_default
+    pairs = args.pairs or w_default
+    settings = dict(SETTINGS)
+    settings["epochs"] = args.epochs or (1 if args.quick else SETTINGS["epochs"])
+    try:
+        import gensim  # noqa: F401
+        have_gensim = not args.no_gensim
+    except ImportError:
+        have_gensim = False
+    tools = ["gensim", "fastsampled"] if have_gensim else ["fastsampled"]
+    notes = []
+    if not have_gensim:
+        notes.append("gensim not installed (or --no-gensim): no side-by-side ratio")
+    if not questions:
+        notes.append("no analogy file: pass --questions (gensim ships questions-words.txt)")
+    busy = wait_for_quiet(args.wait_quiet)
+    rows = []
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = args.corpus
+        if args.quick:
+            corpus = os.path.join(tmp, "head.txt")
+            n = _head_tokens(args.corpus, corpus, 2_000_000)
+            notes.append(f"--quick: first {n:,} tokens of the corpus, {settings['epochs']} epoch(s)")
+        results = {}
+        for arch in args.arch:
+            for tool in tools:          # gensim first: its figures frame the target
+                section(f"{tool} {arch}, {settings['epochs']} epochs, {args.workers} workers")
+                vec = os.path.join(tmp, f"{tool}-{arch}.bin")
+                cfg = dict(tool=tool, sg=int(arch == "sg"), settings=settings, corpus=corpus,
+                           workers=args.workers, seed=args.seed, vectors=vec, warm=True)
+                res, err = run_child(cfg)
+                if err:
+                    log(f"FAILED: {err}")
+                    rows.append({"tool": tool, "arch": arch, "error": err})
+                    continue
+                res.update(_evaluate(vec, questions, pairs, args.restrict_vocab))
+                results[(tool, arch)] = res
+                log(f"{res['effective_wps'] / 1e3:.0f} k effective words/s ({res['raw_wps'] / 1e3:.0f}"
+                    f" k raw), train {res['train_s']:.1f} s, vocab {res['vocab_s']:.1f} s, peak RSS "
+                    f"{res['peak_rss'] / 2**30:.2f} GiB, analogy {res.get('analogy', float('nan')):.3f},"
+                    f" wordsim353 {res.get('wordsim', float('nan')):.3f} ({res['scorer']} scoring)")
+                rows.append({"tool": tool, "arch": arch, "version": res["version"],
+                             "effective_kwps": res["effective_wps"] / 1e3,
+                             "raw_kwps": res["raw_wps"] / 1e3, "train_s": res["train_s"],
+                             "vocab_s": res["vocab_s"], "peak_rss_GiB": res["peak_rss"] / 2**30,
+                             "analogy": res.get("analogy"), "wordsim353": res.get("wordsim"),
+                             "vocab": res["vocab"]})
+            g, f = results.get(("gensim", arch)), results.get(("fastsampled", arch))
+            if g and f:
+                speed = f["effective_wps"] / g["effective_wps"]
+                ok_speed = speed >= TARGETS[arch]
+                checks = [f"speed {speed:.2f}x gensim (target >= {TARGETS[arch]}x): "
+                          f"{'PASS' if ok_speed else 'FAIL'}"]
+                for key, margin in QUALITY_MARGIN.items():
+                    if key in f and key in g:
+                        ok = f[key] >= g[key] - margin
+                        checks.append(f"{key} {f[key]:.3f} vs {g[key]:.3f} (>= -{margin}): "
+                                      f"{'PASS' if ok else 'FAIL'}")
+                ok_rss = f["peak_rss"] <= g["peak_rss"]
+                checks.append(f"peak RSS {f['peak_rss'] / 2**30:.2f} vs {g['peak_rss'] / 2**30:.2f}"
+                              f" GiB: {'PASS' if ok_rss else 'FAIL'}")
+                for c in checks:
+                    log(c)
+                rows.append({"tool": "fastsampled / gensim", "arch": arch, "speed_ratio": speed,
+                             "verdicts": "; ".join(checks)})
+    meta = {"settings": settings, "workers": args.workers, "corpus": os.path.abspath(args.corpus),
+            "questions": questions, "pairs": pairs, "restrict_vocab": args.restrict_vocab,
+            "notes": notes, "busy_before": busy, "wall_s": time.perf_counter() - t_start}
+    write_results("word2vec", rows, meta=meta, out_dir=out_dir_for(args), machine=machine_info())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
