@@ -6,6 +6,7 @@ numerically faithful, as parallel Numba kernels.
 from . import datasets
 from .alias import AliasTable
 from .head import SampledSoftmaxHead
+from .keyedvectors import KeyedVectors
 from .losses import (SparseGrads, nce_loss, nce_loss_and_grads, sampled_softmax_loss,
                      sampled_softmax_loss_and_grads)
 from .optimizers import SGD, Adagrad, Adam
@@ -28,4 +29,5 @@ __all__ = [
     "log_uniform_candidate_sampler", "uniform_candidate_sampler",
     "SGD", "Adagrad", "Adam",
     "ShardedMatrix", "StoreError", "StoreLockedError",
+    "KeyedVectors",
 ]
