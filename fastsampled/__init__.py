@@ -17,6 +17,7 @@ from .samplers import (AllCandidateSampler, CandidateSampler, CandidateSamples,
                        learned_unigram_candidate_sampler, log_uniform_candidate_sampler,
                        uniform_candidate_sampler)
 from .sharding import ShardedMatrix, StoreError, StoreLockedError
+from .word2vec import Word2Vec
 
 __version__ = "0.1.0"
 
@@ -30,4 +31,5 @@ __all__ = [
     "SGD", "Adagrad", "Adam",
     "ShardedMatrix", "StoreError", "StoreLockedError",
     "KeyedVectors",
+    "Word2Vec",
 ]

@@ -1,0 +1,249 @@
+"""Word2Vec: corpus encoding, vocabulary, schedule helpers, training kernels, errors."""
+import collections
+
+import numpy as np
+import pytest
+
+from fastsampled import word2vec as W
+from fastsampled.word2vec import Word2Vec
+
+
+def _topic_corpus(n=1500, length=12, seed=0):
+    """Two disjoint topic vocabularies; every sentence draws from one topic."""
+    rng = np.random.default_rng(seed)
+    a = [f"a{i}" for i in range(15)]
+    b = [f"b{i}" for i in range(15)]
+    return [[str(w) for w in rng.choice(a if rng.random() < 0.5 else b, length)]
+            for _ in range(n)]
+
+
+def _neighbours(model, word, topn=5):
+    vecs = model.syn0 / np.linalg.norm(model.syn0, axis=1, keepdims=True)
+    i = model.key_to_index[word]
+    sims = vecs @ vecs[i]
+    sims[i] = -np.inf
+    return [model.index_to_key[j] for j in np.argsort(-sims)[:topn]]
+
+
+def _write(tmp_path, sentences, name="c.txt"):
+    p = tmp_path / name
+    p.write_text("".join(" ".join(s) + "\n" for s in sentences), encoding="utf-8")
+    return p
+
+
+# ------------------------------------------------------------------ corpus and vocabulary
+def _plain_vocab(sentences, min_count):
+    counts = collections.Counter(w for s in sentences for w in s)
+    first = {}
+    for s in sentences:
+        for w in s:
+            first.setdefault(w, len(first))
+    words = sorted((w for w in counts if counts[w] >= min_count),
+                   key=lambda w: (-counts[w], first[w]))
+    index = {w: i for i, w in enumerate(words)}
+    encoded = [[index[w] for w in s if w in index] for s in sentences]
+    return words, [counts[w] for w in words], [e for e in encoded if e]
+
+
+@pytest.mark.parametrize("source", ["sentences", "file"])
+def test_vocab_and_encoding_match_plain_count(tmp_path, source):
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(40)]
+    p = 1.0 / np.arange(1, 41)
+    sents = [list(rng.choice(words, rng.integers(1, 9), p=p / p.sum())) for _ in range(300)]
+    sents.append(["ünïcödé", "ünïcödé", "rare"])
+    model = Word2Vec(min_count=2, progress=False)
+    if source == "file":
+        model.build_vocab(corpus_file=_write(tmp_path, sents))
+    else:
+        model.build_vocab(sentences=iter(sents))  # a one-shot generator is fine
+    vocab, counts, encoded = _plain_vocab(sents, 2)
+    assert model.index_to_key == vocab
+    assert model.counts.tolist() == counts
+    assert model._decoded_corpus() == encoded
+    assert model.corpus_total_words == sum(len(s) for s in sents)
+
+
+def test_max_final_vocab_raises_min_count():
+    sents = [["a"] * 9 + ["b"] * 7 + ["c"] * 7 + ["d"] * 3 + ["e"] * 2]
+    model = Word2Vec(min_count=1, max_final_vocab=2, progress=False).build_vocab(sentences=sents)
+    # gensim: min_count becomes (count of the 3rd word) + 1 = 8, so only "a" remains
+    assert model.index_to_key == ["a"]
+    model = Word2Vec(min_count=1, max_final_vocab=3, progress=False).build_vocab(sentences=sents)
+    assert model.index_to_key == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("source", ["sentences", "file"])
+def test_large_vocabulary_ids_escaped(tmp_path, source):
+    # ids >= 65535 take three uint16 entries in the corpus stream
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(70000)]
+    sents = [words[i:i + 7] + words[i:i + 3] for i in range(0, 70000, 7)]
+    sents = [sents[i] for i in rng.permutation(len(sents))]
+    model = Word2Vec(min_count=1, progress=False)
+    if source == "file":
+        model.build_vocab(corpus_file=_write(tmp_path, sents))
+    else:
+        model.build_vocab(sentences=sents)
+    vocab, _, encoded = _plain_vocab(sents, 1)
+    assert model.index_to_key == vocab
+    assert model._decoded_corpus() == encoded
+
+
+@pytest.mark.parametrize("source", ["sentences", "file"])
+def test_long_lines_split_into_10000_token_pieces(tmp_path, source):
+    sent = [f"w{i % 7}" for i in range(23456)]
+    model = Word2Vec(min_count=1, progress=False)
+    if source == "file":
+        model.build_vocab(corpus_file=_write(tmp_path, [sent, ["w1", "w2"]]))
+    else:
+        model.build_vocab(sentences=[sent, ["w1", "w2"]])
+    assert [len(s) for s in model._decoded_corpus()] == [10000, 10000, 3456, 2]
+
+
+def test_keep_probabilities_follow_formula():
+    counts = np.array([100000, 5000, 300, 20, 1])
+    p, thr = W.keep_probabilities(counts, 1e-3)
+    t = 1e-3 * counts.sum()
+    want = np.minimum(1.0, (np.sqrt(counts / t) + 1) * t / counts)
+    np.testing.assert_allclose(p, want)
+    assert thr.dtype == np.uint64 and thr[-1] == 2**32
+    np.testing.assert_array_equal(W.keep_probabilities(counts, 0)[0], 1.0)
+
+
+@pytest.mark.kernel
+def test_subsampling_keeps_expected_fraction():
+    rng = np.random.default_rng(1)
+    p = 1.0 / np.arange(1, 201) ** 1.1
+    words = [f"w{i}" for i in range(200)]
+    sents = [list(rng.choice(words, 20, p=p / p.sum())) for _ in range(2000)]
+    model = Word2Vec(min_count=1, sample=1e-3, epochs=1, vector_size=8, workers=1,
+                     progress=False).build_vocab(sentences=sents)
+    res = model.train()
+    expected = float((model.keep_prob * model.counts).sum())
+    sd = float(np.sqrt((model.keep_prob * (1 - model.keep_prob) * model.counts).sum()))
+    assert abs(res["effective_words"] - expected) < 5 * sd + 1
+    assert res["effective_words"] < 0.8 * model.corpus_total_words
+
+
+def test_reduced_window_uniform():
+    from fastsampled._rng import bits
+    from fastsampled._w2v_kernels import reduced_window
+
+    key = np.uint64(12345)
+    draws = [reduced_window(np.uint64(bits(key, np.uint64(i))), 5) for i in range(5000)]
+    counts = np.bincount(draws, minlength=6)
+    assert counts[0] == 0 and counts[1:].sum() == 5000
+    assert np.all(np.abs(counts[1:] - 1000) < 150)
+
+
+def test_lr_schedule_linear_over_all_epochs():
+    starts = np.array([0, 250, 500, 750])
+    a0 = W.block_alphas(starts, 1000, 0, 2, 0.025, 1e-4)
+    a1 = W.block_alphas(starts, 1000, 1, 2, 0.025, 1e-4)
+    allv = np.concatenate((a0, a1))
+    assert allv[0] == pytest.approx(0.025)
+    assert np.all(np.diff(allv) < 0)
+    np.testing.assert_allclose(np.diff(allv), np.diff(allv)[0])
+    assert allv[-1] == pytest.approx(0.025 - (0.025 - 1e-4) * 7 / 8)
+
+
+def test_block_boundaries_cover_sentences():
+    off = np.cumsum([0, 4000, 4000, 4000, 100, 9000, 50])
+    b = W.block_boundaries(off, 10000)
+    assert b[0] == 0 and b[-1] == off.size - 1
+    assert np.all(np.diff(b) > 0)
+
+
+# ------------------------------------------------------------------ training
+@pytest.mark.kernel
+def test_reproducible_with_one_worker():
+    sents = _topic_corpus(400)
+    kw = dict(min_count=1, vector_size=16, epochs=2, workers=1, seed=7, progress=False)
+    m1, m2 = Word2Vec(sents, **kw), Word2Vec(sents, **kw)
+    np.testing.assert_array_equal(m1.syn0, m2.syn0)
+    np.testing.assert_array_equal(m1.syn1neg, m2.syn1neg)
+    m3 = Word2Vec(sents, **{**kw, "seed": 8})
+    assert not np.array_equal(m1.syn0, m3.syn0)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("sg", [1, 0])
+@pytest.mark.parametrize("loss", ["negative_sampling", "sampled_softmax", "nce"])
+def test_planted_topics_learned_and_loss_decreases(sg, loss):
+    import numba
+
+    sents = _topic_corpus()
+    threads = numba.get_num_threads()
+    model = Word2Vec(sents, min_count=1, vector_size=16, sg=sg, loss=loss, epochs=4,
+                     sample=0, workers=2, seed=3, progress=False, alpha=0.05)
+    for word in ("a0", "b3"):
+        near = _neighbours(model, word)
+        assert all(w[0] == word[0] for w in near), (word, near)
+    assert numba.get_num_threads() == threads  # restored after training
+    assert model.epoch_losses[-1] < model.epoch_losses[0]
+    assert model.get_latest_training_loss() == model.epoch_losses[-1] > 0
+    try:
+        import fastsampled.keyedvectors  # noqa: F401
+    except ImportError:
+        return
+    near = [w for w, _ in model.wv.most_similar("a1", topn=5)]
+    assert all(w.startswith("a") for w in near)
+
+
+@pytest.mark.kernel
+def test_corpus_file_and_sentences_give_same_model(tmp_path):
+    sents = _topic_corpus(300)
+    kw = dict(min_count=1, vector_size=8, epochs=1, workers=1, seed=2, progress=False)
+    m1 = Word2Vec(sentences=sents, **kw)
+    m2 = Word2Vec(corpus_file=str(_write(tmp_path, sents)), **kw)
+    assert m1.index_to_key == m2.index_to_key
+    np.testing.assert_array_equal(m1.syn0, m2.syn0)
+
+
+@pytest.mark.kernel
+def test_save_load_roundtrip(tmp_path):
+    model = Word2Vec(_topic_corpus(200), min_count=1, vector_size=8, epochs=1, workers=1,
+                     progress=False)
+    path = tmp_path / "m.npz"
+    model.save(path)
+    back = Word2Vec.load(path)
+    assert back.index_to_key == model.index_to_key
+    np.testing.assert_array_equal(back.syn0, model.syn0)
+    np.testing.assert_array_equal(back.syn1neg, model.syn1neg)
+    assert back.get_latest_training_loss() == model.get_latest_training_loss()
+    assert back.vector_size == 8 and back.sg == model.sg
+    with pytest.raises(ValueError, match="no corpus"):
+        back.train()  # the encoded corpus is not saved ...
+    back.train(sentences=_topic_corpus(50), epochs=1)  # ... but a new one can be given
+    assert np.isfinite(back.syn0).all()
+
+
+# ------------------------------------------------------------------ bad input
+def test_bad_inputs(tmp_path):
+    with pytest.raises(ValueError, match="holds no tokens"):
+        Word2Vec(sentences=[[], []], progress=False)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n \n")
+    with pytest.raises(ValueError, match="holds no tokens"):
+        Word2Vec(corpus_file=empty, progress=False)
+    with pytest.raises(ValueError, match="min_count"):
+        Word2Vec(sentences=[["a", "b"]], min_count=5, progress=False)
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        Word2Vec(corpus_file=tmp_path / "nope.txt", progress=False)
+    with pytest.raises(ValueError, match="window"):
+        Word2Vec(window=0)
+    with pytest.raises(ValueError, match="vector_size"):
+        Word2Vec(vector_size=0)
+    with pytest.raises(ValueError, match="loss"):
+        Word2Vec(loss="hinge")
+    with pytest.raises(TypeError, match="token lists"):
+        Word2Vec(sentences=["a sentence as a string"], progress=False)
+    with pytest.raises(ValueError, match="not both"):
+        Word2Vec(sentences=[["a"]], corpus_file=empty)
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"good words here\nmore good words\nbad \xff\xfe token\n")
+    with pytest.raises(ValueError, match=r"bad\.txt.*line 3"):
+        Word2Vec(corpus_file=bad, min_count=1, progress=False)
+    with pytest.raises(ValueError, match="build_vocab"):
+        Word2Vec(progress=False).train()
