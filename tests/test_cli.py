@@ -38,3 +38,27 @@ def test_module_entry_point_help():
     r = subprocess.run([sys.executable, "-m", "fastsampled", "demo", "--help"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "--classes" in r.stdout and "--path" in r.stdout
+
+
+@pytest.mark.kernel
+def test_word2vec_train_then_eval(tmp_path, capsys):
+    topics = [["cat", "dog", "mouse", "pet"], ["car", "road", "wheel", "fuel"]]
+    lines = [" ".join(t[(i * 3 + j) % 4] for j in range(8)) for i in range(300) for t in topics]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "vectors.bin"
+    assert main(["word2vec", "train", str(corpus), "-o", str(out), "--dim", "8",
+                 "--min-count", "1", "--epochs", "2", "--workers", "1", "--window", "2"]) == 0
+    assert "8 words x 8 written" in capsys.readouterr().out
+    (tmp_path / "q.txt").write_text(": family\ncat dog car road\ndog cat road car\n")
+    (tmp_path / "p.tsv").write_text("cat\tdog\t9.0\ncat\tcar\t1.0\ndog\troad\t1.5\nmouse\tpet\t8\n")
+    assert main(["word2vec", "eval", str(out), "--analogies", str(tmp_path / "q.txt"),
+                 "--pairs", str(tmp_path / "p.tsv")]) == 0
+    text = capsys.readouterr().out
+    assert "analogy accuracy" in text and "Spearman" in text
+
+
+def test_word2vec_train_reports_a_missing_corpus(tmp_path, capsys):
+    assert main(["word2vec", "train", str(tmp_path / "nope.txt"), "-o",
+                 str(tmp_path / "v.bin")]) == 1
+    assert "nope.txt" in capsys.readouterr().err
