@@ -402,6 +402,14 @@ class SampledSoftmaxHead:
             raise ValueError(f"labels have {lab.shape[0]} rows but inputs have {x.shape[0]}")
         check_range(lab, 0, self.num_classes, "labels", f"num_classes is {self.num_classes}")
         # arguments checked once above: the sampler and the loss run their unchecked paths
+        calls = self.sampler.calls
+        try:
+            return self._step(x, lab)
+        except BaseException:
+            self.sampler.calls = calls  # a refused step leaves the sampler's stream unchanged
+            raise
+
+    def _step(self, x, lab):
         cands, tec, sec = self.sampler._sample(lab, self.num_sampled, True)
         if isinstance(self.weights, ShardedMatrix):
             # rows not in the page cache: issue all their reads at once (see prefetch)

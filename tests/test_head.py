@@ -175,7 +175,7 @@ def test_non_finite_step_is_refused_and_writes_nothing(tmp_path):
         head.train_step(x, y)
     assert np.array_equal(head.weights.to_numpy(), W0)
     assert np.array_equal(head.biases.to_numpy(), b0)
-    assert head.step == 0
+    assert head.step == 0 and head.sampler.calls == 0   # the stream did not advance either
     head.close()
 
 
