@@ -2,19 +2,23 @@
 
 Layout of one call: ``rows`` holds the gathered weight rows, already cast to the inputs'
 dtype -- first the ``B*T`` rows of the labels (row-major), then the ``S`` sampled rows;
-``brows`` the matching biases. The work is organised so that every parallel task owns what it
-writes and the block sizes are fixed (not derived from the thread count), so results are the
-same for any ``NUMBA_NUM_THREADS``. The sampled logits live in one row-major (B, S) matrix,
-overwritten by ``dL/dz`` once an example's loss is known, so every per-example pass runs over
-contiguous memory:
+``brows`` the matching biases. A step is cut into slabs of (sampled classes x examples) whose
+sizes depend on the shape only (:func:`plan`), never on the thread count, so every sum is
+grouped the same way for any ``NUMBA_NUM_THREADS``; every parallel task owns what it writes.
 
-1. row blocks (``_RB`` examples): sampled logits by one BLAS product ``x_blk @ W_s^T``, true
-   logits by dot products, masking of accidental hits, ``- log q``, loss and ``dL/dz`` row by
-   row (softmax or sigmoid in float64), then ``d_inputs_blk = G_blk @ W_s + sum_j g_ij W[L_ij]``;
-2. tiles of (sampled block x batch chunk): ``dW_s = G^T @ x`` and ``db_s = sum_i G``, partial
-   sums over batch chunks added in a fixed order;
-3. ``merge_sparse``: label and sampled contributions summed per unique class id, each unique id
-   owned by one task.
+A slab's logits are stored transposed, (classes, examples): the masking, ``- log q``, the
+running maximum, the exponentials and the scaling into ``dL/dz`` are then element-wise loops
+along contiguous rows of examples, which vectorise without reductions or fast-math. The
+softmax runs in float64 (exponentials rounded to the inputs' dtype in place).
+
+* S in one chunk (the common case, e.g. S = 64): one task per block of examples computes its
+  logits by one BLAS product, the loss and ``dL/dz``, its ``d_inputs`` rows and partial
+  ``dW_s`` / ``db_s`` (:func:`_fused`); the partials are added in block order afterwards.
+* Several chunks: slab logits with each chunk's maximum and shifted sum; per example the
+  chunks combined (an online log-sum-exp) into the loss and each chunk's scale; then
+  ``dL/dz`` and the products per slab, each task owning a chunk or a row block.
+
+``merge_sparse`` then sums label and sampled contributions per unique class id.
 
 BLAS (``np.dot``) must run single-threaded inside these parallel regions; ``_blas.py`` sees to it.
 """
@@ -22,19 +26,14 @@ import numpy as np
 from numba import njit, prange
 
 from ._rng import PRANGE_ONLY, mix64
-from ._vmath import sum_exp_shifted
+from ._vmath import exp_into, log1p_small_into
 from ._vmath import vexp as _vexp
-from ._vmath import vlog1p_small as _vlog1p
 
-# Fixed tile sizes (never derived from the thread count, so results do not depend on it).
-_RA, _SA = 256, 1024   # phase A (logits) tile: rows x sampled classes
-_RB = 64               # phase B: rows per task
-_FB = 256              # fused path: examples per task ...
-_FUSED_MAX_S = 512     # ... used when S is at most this and there are >= 2 blocks
-_RC, _SC = 256, 2048   # phase C (d_inputs): at most _RC rows per task x chunk of S
-_MIN_RC = 64           # phase C: at least this many rows per task (B/8 between the two)
-_SD = 512              # phase D (d_weights): sampled classes per task ...
-_MIN_BD = 256          # ... x chunk of at least this many examples when S is small
+# Fixed slab sizes (never derived from the thread count, so results do not depend on it).
+_RB = 256        # at most this many examples per row block (blocks are balanced)
+_SC = 512        # at most this many sampled classes per chunk ...
+_MIN_SC = 64     # ... cut down to this size ...
+_MIN_SLABS = 4   # ... until a step has this many (chunk x row block) slabs
 FLT_MAX = np.float64(np.finfo(np.float32).max)
 
 
@@ -118,6 +117,15 @@ def _rowdot(a, b):
     return acc
 
 
+@njit(cache=True, fastmath={"reassoc"})
+def _vsum(a):
+    """``sum(a)`` in float64; reassociation (no NaN/inf assumptions) lets it vectorise."""
+    acc = 0.0
+    for i in range(a.size):    # (an iterator loop here is ten times slower)
+        acc += a[i]
+    return acc
+
+
 @njit(cache=True)
 def _add_true_terms(d, g_true, rows, r0):
     """``d[ii] += sum_j g_true[r0+ii, j] * rows[(r0+ii)*T + j]``: the label rows' share of
@@ -147,243 +155,428 @@ def _ceil_div(a, b):
     return (a + b - 1) // b
 
 
-@njit(parallel=PRANGE_ONLY, cache=True)
-def logits(x, ws):
-    """Phase A: ``Z = x @ W_s^T`` (B, S), the sampled logits, by tiles of rows x classes."""
-    B = x.shape[0]
-    S = ws.shape[0]
-    Z = np.empty((B, S), x.dtype)
-    nra = _ceil_div(B, _RA)
-    nsa = _ceil_div(S, _SA)
-    for tile in prange(nra * nsa):
-        r0 = (tile % nra) * _RA
-        r1 = min(B, r0 + _RA)
-        s0 = (tile // nra) * _SA
-        s1 = min(S, s0 + _SA)
-        Z[r0:r1, s0:s1] = np.dot(x[r0:r1], ws[s0:s1].T)
-    return Z
+@njit(cache=True)
+def plan(B, S):
+    """Split of a (B examples x S sampled classes) step into slabs: ``(nrb, rb, nc, sc)``.
+
+    ``nrb`` balanced row blocks of at most ``rb`` examples and ``nc`` chunks of at most ``sc``
+    sampled classes. S is cut finer (down to ``_MIN_SC``) until there are ``_MIN_SLABS``
+    slabs, so both threads have work. Only the shape decides (never the thread count), so
+    every sum is grouped the same way for any ``NUMBA_NUM_THREADS``.
+    """
+    nrb = _ceil_div(B, _RB)
+    rb = _ceil_div(_ceil_div(B, nrb), 16) * 16
+    nrb = _ceil_div(B, rb)
+    nc = _ceil_div(S, _SC)
+    if nc * nrb < _MIN_SLABS:
+        nc = max(nc, min(_ceil_div(S, _MIN_SC), _ceil_div(_MIN_SLABS, nrb)))
+    sc = _ceil_div(_ceil_div(S, nc), 16) * 16
+    nc = _ceil_div(S, sc)
+    return nrb, rb, nc, sc
 
 
 @njit(cache=True)
-def _loss_rows(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads, Z,
-                  r0, r1, loss, g_true):
-    """Phase B on examples ``r0 .. r1-1``: true logits, masking, ``- log q``, loss, dL/dz.
+def _slab_logits(x, ws, bs, log_sec, hit_cols, r0, r1, s0, s1, Z):
+    """Sampled logits of examples ``r0..r1`` for sampled classes ``s0..s1`` into ``Z``
+    (s1 - s0, r1 - r0), transposed so that every pass below runs along contiguous rows of
+    examples (vector loops, no reductions).
 
-    ``Z`` (r1 - r0, S) holds their sampled logits on entry and ``dL/dz`` of the sampled
-    columns on exit (when ``want_grads``). Logit arithmetic follows TensorFlow in x's dtype
-    (+ bias, + ``-FLT_MAX`` once per hit column, ``- log q``); softmax / sigmoid run in
-    float64 over the row's ``T + S`` logits, contiguous here, so every pass is a vector loop
-    over one row. Writes ``loss`` (float64) and ``g_true`` (B, T) for those examples.
+    In x's dtype, as TensorFlow: ``x.w + b``, ``-FLT_MAX`` added once to each hit column,
+    ``- log q``. The mask is added before the bias here; for any logit below 2**74 in
+    magnitude ``-FLT_MAX`` absorbs the bias and ``log q`` either way, so the values are the
+    same as TensorFlow's order.
     """
-    T = num_true
-    BT = x.shape[0] * T
-    S = Z.shape[1]
-    n = T + S
-    dt = x.dtype.type
-    inv_t = 1.0 / T
-    bs = brows[BT:]
-    neg = dt(-FLT_MAX)
-    z = np.empty(n, np.float64)
-    e = np.empty(n, np.float64)
-    scratch = np.empty(n, np.float64)
-    s2 = np.empty(n, np.float64)
-    masked = np.empty(T, np.int64)
-    for i in range(r0, r1):
-        zi = Z[i - r0]
-        tsum = 0.0
-        for j in range(T):
-            t = i * T + j
-            z[j] = np.float64(dt(_rowdot(x[i], rows[t]) + brows[t]) - log_tec[i, j])
-            tsum += z[j]
-        for k in range(S):
-            zi[k] = zi[k] + bs[k]
-        nm = 0
+    np.dot(ws[s0:s1], x[r0:r1].T, Z)
+    neg = x.dtype.type(-FLT_MAX)
+    T = hit_cols.shape[1]
+    for ii in range(r1 - r0):
+        i = r0 + ii
         for j in range(T):
             k = hit_cols[i, j]
-            if k >= 0:
+            if k >= s0 and k < s1:
                 dup = False
-                for m in range(nm):
-                    if masked[m] == k:
-                        dup = True
-                if not dup:  # assigned once, even when a label repeats in the row
-                    masked[nm] = k
-                    nm += 1
-                    zi[k] = zi[k] + neg
-        for k in range(S):
-            z[T + k] = np.float64(zi[k] - log_sec[k])
-        if not nce:
-            mx = z[0]
-            for k in range(1, n):
-                mx = max(mx, z[k])
-            acc = sum_exp_shifted(z, mx, scratch, e, s2)
-            loss[i] = mx + np.log(acc) - tsum * inv_t
-            if want_grads:
-                inv = 1.0 / acc
-                for j in range(T):
-                    g_true[i, j] = dt(e[j] * inv - inv_t)
-                for k in range(S):
-                    zi[k] = dt(e[T + k] * inv)
-        else:
-            # loss terms max(z, 0) + log1p(exp(-|z|)); sigmoid(z) from e = exp(-|z|)
-            acc = 0.0
-            for k in range(n):
-                acc += max(z[k], 0.0)
-                scratch[k] = -abs(z[k])
-            _vexp(scratch, e, s2)                 # e = exp(-|z|)
-            _vlog1p(e, scratch)
-            for k in range(n):
-                acc += scratch[k]
-            loss[i] = acc - tsum * inv_t
-            if want_grads:
-                for k in range(n):
-                    sg = 1.0 / (1.0 + e[k])
-                    if z[k] < 0.0:
-                        sg = e[k] * sg
-                    scratch[k] = sg
-                for j in range(T):
-                    g_true[i, j] = dt(scratch[j] - inv_t)
-                for k in range(S):
-                    zi[k] = dt(scratch[T + k])
-
-
-
-@njit(parallel=PRANGE_ONLY, cache=True)
-def rows_loss(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads, Z):
-    """Phase B over all examples in parallel; returns ``loss`` (B,) float64, ``g_true``."""
-    B = x.shape[0]
-    loss = np.empty(B, np.float64)
-    g_true = np.empty((B, num_true), x.dtype)
-    nblk = _ceil_div(B, _RB)
-    for blk in prange(nblk):
-        r0 = blk * _RB
-        r1 = min(B, r0 + _RB)
-        _loss_rows(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads,
-                   Z[r0:r1], r0, r1, loss, g_true)
-    return loss, g_true
+                for jj in range(j):
+                    if hit_cols[i, jj] == k:
+                        dup = True    # a label repeated in the row masks its column once
+                if not dup:
+                    Z[k - s0, ii] += neg
+    for k in range(s1 - s0):
+        b = bs[s0 + k]
+        lq = log_sec[s0 + k]
+        zk = Z[k]
+        for ii in range(zk.size):
+            zk[ii] = (zk[ii] + b) - lq
 
 
 @njit(cache=True)
-def _add_col_sums(g, acc):
-    """``acc[k] += sum_i g[i, k]`` (float64 accumulators, one vector loop per row)."""
-    for i in range(g.shape[0]):
-        gi = g[i]
-        for k in range(g.shape[1]):
-            acc[k] += gi[k]
+def _true_logits(x, rows, brows, log_tec, r0, r1, zt):
+    """``zt[j, ii]`` (float64, (T, r1 - r0)): true logits ``dt(x.w + b) - log q``."""
+    T = log_tec.shape[1]
+    dt = x.dtype.type
+    for ii in range(r1 - r0):
+        i = r0 + ii
+        for j in range(T):
+            t = i * T + j
+            zt[j, ii] = np.float64(dt(_rowdot(x[i], rows[t]) + brows[t]) - log_tec[i, j])
+
+
+@njit(cache=True)
+def _exp_stats(Z, m, s):
+    """Softmax statistics of the columns of ``Z`` (n, rb): ``m[ii]`` (float64) is raised to
+    the column's maximum (it holds a lower bound on entry), then ``Z[k, ii] = exp(Z[k, ii] -
+    m[ii])`` in Z's dtype and ``s[ii] += sum_k`` of them in float64."""
+    dt = Z.dtype.type
+    n, rb = Z.shape
+    for k in range(n):
+        zk = Z[k]
+        for ii in range(rb):
+            m[ii] = max(m[ii], np.float64(zk[ii]))
+    t = np.empty(rb, Z.dtype)
+    scr = np.empty(rb)
+    for k in range(n):
+        zk = Z[k]
+        for ii in range(rb):
+            t[ii] = dt(np.float64(zk[ii]) - m[ii])
+        exp_into(t, zk, scr)
+        for ii in range(rb):
+            s[ii] += np.float64(zk[ii])
+
+
+@njit(cache=True)
+def _nce_slab(Z, lsum):
+    """NCE on the columns of ``Z`` (n, rb) of sampled logits (target 0): ``lsum[ii] +=
+    max(z, 0) + log1p(exp(-|z|))`` over the column (float64) and ``Z = sigmoid(Z)``
+    (dL/dz), in Z's dtype."""
+    dt = Z.dtype.type
+    one = dt(1.0)
+    n, rb = Z.shape
+    t = np.empty(rb, Z.dtype)
+    ee = np.empty(rb, Z.dtype)
+    scr = np.empty(rb)
+    for k in range(n):
+        zk = Z[k]
+        for ii in range(rb):
+            v = zk[ii]
+            lsum[ii] += max(np.float64(v), 0.0)
+            t[ii] = -abs(v)
+        exp_into(t, ee, scr)                     # e = exp(-|z|)
+        log1p_small_into(ee, t)
+        for ii in range(rb):
+            lsum[ii] += np.float64(t[ii])
+            sg = one / (one + ee[ii])
+            if zk[ii] < 0:
+                sg = ee[ii] * sg
+            zk[ii] = sg
+
+
+@njit(cache=True)
+def _true_nce(zt, inv_t, loss, g_true, r0):
+    """NCE terms of the true logits ``zt`` (T, rb): loss (target ``1/T``) and dL/dz."""
+    T, rb = zt.shape
+    dt = g_true.dtype.type
+    for ii in range(rb):
+        i = r0 + ii
+        acc = 0.0
+        for j in range(T):
+            v = zt[j, ii]
+            ev = np.exp(-abs(v))
+            acc += max(v, 0.0) + np.log1p(ev) - v * inv_t
+            sg = 1.0 / (1.0 + ev)
+            if v < 0.0:
+                sg = ev * sg
+            g_true[i, j] = dt(sg - inv_t)
+        loss[i] += acc
+
+
+@njit(cache=True)
+def _scale_cols(G, f):
+    """``G[k, ii] = dt(G[k, ii] * f[ii])`` (the product in float64)."""
+    dt = G.dtype.type
+    for k in range(G.shape[0]):
+        gk = G[k]
+        for ii in range(gk.size):
+            gk[ii] = dt(np.float64(gk[ii]) * f[ii])
+
+
+@njit(cache=True)
+def _softmax_rows(zt, M, Ssum, loss, g_true, r0, want_grads):
+    """Finish the softmax of examples ``r0 .. r0 + rb``: ``M`` (rb,) is their maximum logit
+    (the true logits ``zt`` (T, rb) included) and ``Ssum`` the sum of their sampled
+    exponentials shifted by ``M``; the true ones are added here. Writes ``loss = M +
+    log(Ssum) - mean_j zt_j`` and ``g_true = softmax_j - 1/T``; on return ``Ssum`` holds
+    ``1 / Ssum``, the factor that turns the shifted sampled exponentials into dL/dz."""
+    T, rb = zt.shape
+    dt = g_true.dtype.type
+    inv_t = 1.0 / T
+    t = np.empty(rb)
+    sc = np.empty(rb)
+    et = np.empty((T, rb))
+    for j in range(T):
+        for ii in range(rb):
+            t[ii] = zt[j, ii] - M[ii]
+        _vexp(t, et[j], sc)
+        for ii in range(rb):
+            Ssum[ii] += et[j, ii]
+    for ii in range(rb):
+        a = 0.0
+        for j in range(T):
+            a += zt[j, ii]
+        loss[r0 + ii] = M[ii] + np.log(Ssum[ii]) - a * inv_t
+        Ssum[ii] = 1.0 / Ssum[ii]
+    if want_grads:
+        for j in range(T):
+            for ii in range(rb):
+                g_true[r0 + ii, j] = dt(et[j, ii] * Ssum[ii] - inv_t)
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
-def fused_blocks(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads):
-    """All four phases per block of ``_FB`` examples in one parallel loop (for small S).
-
-    Each task computes its block's logits, loss, ``dL/dz``, ``d_inputs`` rows and a partial
-    ``dW_s``/``db_s``; the partials are added in block order afterwards. The block's data
-    (inputs, logits, W_s) stays in cache and there is one parallel region instead of four.
-    """
+def _fused(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads, rb, nrb):
+    """All of a step for S in one chunk: one task per block of ``rb`` examples computes its
+    logits, loss, dL/dz, d_inputs rows and partial ``dW_s`` / ``db_s``; the partials are
+    added in block order afterwards. A block's inputs, logits and W_s stay in cache and there
+    is one parallel region."""
     B, D = x.shape
     T = num_true
     BT = B * T
     S = rows.shape[0] - BT
     dt = x.dtype.type
     ws = rows[BT:]
-    nb = _ceil_div(B, _FB)
-    loss = np.empty(B, np.float64)
+    bs = brows[BT:]
+    loss = np.zeros(B, np.float64)
     g_true = np.empty((B, T), x.dtype)
     dx = np.empty((B, D), x.dtype)
-    wpart = np.empty((nb, S, D), x.dtype)
-    bpart = np.zeros((nb, S), np.float64)
-    for blk in prange(nb):
-        r0 = blk * _FB
-        r1 = min(B, r0 + _FB)
-        z = np.dot(x[r0:r1], ws.T)                      # (rb, S) sampled logits
-        _loss_rows(x, rows, brows, T, log_tec, log_sec, hit_cols, nce, want_grads, z,
-                   r0, r1, loss, g_true)
-        if want_grads:                                  # z now holds dL/dz
-            d = np.dot(z, ws)
-            _add_true_terms(d, g_true, rows, r0)
-            dx[r0:r1] = d
-            wpart[blk] = np.dot(z.T, x[r0:r1])
-            _add_col_sums(z, bpart[blk])
     dws = np.empty((S, D), x.dtype)
     dbs = np.empty(S, x.dtype)
-    if not want_grads:
-        return loss, dx, g_true, dws, dbs
-    for k in prange(S):
-        _sum_partials(wpart, k, dws[k])
-        a = 0.0
-        for p in range(nb):
-            a += bpart[p, k]
-        dbs[k] = dt(a)
+    if nrb > 1:
+        wpart = np.empty((nrb, S, D), x.dtype)
+    else:
+        wpart = dws.reshape((1, S, D))
+    bpart = np.empty((nrb, S), np.float64)
+    for blk in prange(nrb):
+        r0 = blk * rb
+        r1 = min(B, r0 + rb)
+        n = r1 - r0
+        Z = np.empty((S, n), x.dtype)
+        _slab_logits(x, ws, bs, log_sec, hit_cols, r0, r1, 0, S, Z)
+        zt = np.empty((T, n))
+        _true_logits(x, rows, brows, log_tec, r0, r1, zt)
+        if not nce:
+            m = np.empty(n)
+            for ii in range(n):
+                m[ii] = zt[0, ii]
+                for j in range(1, T):
+                    m[ii] = max(m[ii], zt[j, ii])
+            s = np.zeros(n)
+            _exp_stats(Z, m, s)   # m already includes the true logits
+            _softmax_rows(zt, m, s, loss, g_true, r0, want_grads)
+            if want_grads:
+                _scale_cols(Z, s)              # s = 1 / sum
+        else:
+            _nce_slab(Z, loss[r0:r1])
+            _true_nce(zt, 1.0 / T, loss, g_true, r0)
+        if want_grads:
+            d = dx[r0:r1]
+            np.dot(Z.T, ws, d)
+            _add_true_terms(d, g_true, rows, r0)
+            np.dot(Z, x[r0:r1], wpart[blk])
+            for k in range(S):
+                bpart[blk, k] = _vsum(Z[k])
+    if want_grads:
+        _sum_over_blocks(wpart, bpart, dws, dbs)
     return loss, dx, g_true, dws, dbs
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
-def grad_inputs(x, rows, num_true, g_true, G):
-    """Phase C: ``dx = G @ W_s + sum_j g_true[:, j] * W[L_j]``.
+def _sum_over_blocks(wpart, bpart, dws, dbs):
+    """``dws = sum_b wpart[b]`` (in place when there is one block), ``dbs = sum_b bpart[b]``."""
+    nb = wpart.shape[0]
+    dt = dws.dtype.type
+    for k in prange(dws.shape[0]):
+        if nb > 1:
+            _sum_partials(wpart, k, dws[k])
+        a = bpart[0, k]
+        for p in range(1, nb):
+            a += bpart[p, k]
+        dbs[k] = dt(a)
 
-    Each task owns a block of examples and sums over chunks of S in a fixed order, so no
-    partial buffers are needed and the block's rows are written once.
+
+@njit(parallel=PRANGE_ONLY, cache=True)
+def _slab_pass(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, rb, nrb, sc, nc,
+               Zbuf, zt, Mp, Sp, loss):
+    """Phase 1 of a step with several chunks of S: each (chunk, row block) slab gets its
+    logits, and its softmax statistics (maximum ``Mp[c]``, shifted sum ``Sp[c]`` and the
+    shifted exponentials in place) or its NCE loss terms and dL/dz. Chunk 0's tasks also
+    compute the true logits ``zt`` (T, B)."""
+    B = x.shape[0]
+    T = num_true
+    BT = B * T
+    S = rows.shape[0] - BT
+    ws = rows[BT:]
+    bs = brows[BT:]
+    for t in prange(nc * nrb):
+        c = t // nrb
+        b = t % nrb
+        s0 = c * sc
+        s1 = min(S, s0 + sc)
+        r0 = b * rb
+        r1 = min(B, r0 + rb)
+        n = r1 - r0
+        Z = _slab(Zbuf, B, s0, s1, r0, r1)
+        _slab_logits(x, ws, bs, log_sec, hit_cols, r0, r1, s0, s1, Z)
+        if c == 0:
+            _true_logits(x, rows, brows, log_tec, r0, r1, zt[:, r0:r1])
+        if not nce:
+            m = Mp[c, r0:r1]
+            m[:] = -np.inf
+            s = Sp[c, r0:r1]
+            s[:] = 0.0
+            _exp_stats(Z, m, s)
+        else:
+            lp = Sp[c, r0:r1]
+            lp[:] = 0.0
+            _nce_slab(Z, lp)
+
+
+@njit(cache=True)
+def _slab(Zbuf, B, s0, s1, r0, r1):
+    """Slab (s1 - s0, r1 - r0) of the flat logits buffer: chunk ``s0..s1`` occupies
+    ``Zbuf[s0*B : s1*B]``, and within it the row block ``r0..r1`` is contiguous."""
+    n = s1 - s0
+    return Zbuf[s0 * B + r0 * n: s0 * B + r1 * n].reshape((n, r1 - r0))
+
+
+@njit(parallel=PRANGE_ONLY, cache=True)
+def _combine_rows(zt, Mp, Sp, nce, want_grads, rb, nrb, loss, g_true, F):
+    """Phase 2: per example, the chunks' statistics combined into the loss and ``g_true``,
+    and ``F[c, i]``, the factor that turns chunk c's shifted exponentials into dL/dz."""
+    T, B = zt.shape
+    nc = Mp.shape[0]
+    for b in prange(nrb):
+        r0 = b * rb
+        r1 = min(B, r0 + rb)
+        n = r1 - r0
+        if nce:
+            for ii in range(n):
+                a = 0.0
+                for c in range(nc):
+                    a += Sp[c, r0 + ii]
+                loss[r0 + ii] = a
+            _true_nce(zt[:, r0:r1], 1.0 / T, loss, g_true, r0)
+            continue
+        M = np.empty(n)
+        for ii in range(n):
+            M[ii] = Mp[0, r0 + ii]
+        for c in range(1, nc):
+            for ii in range(n):
+                M[ii] = max(M[ii], Mp[c, r0 + ii])
+        for j in range(T):
+            for ii in range(n):
+                M[ii] = max(M[ii], zt[j, r0 + ii])
+        Ssum = np.zeros(n)
+        tmp = np.empty(n)
+        scr = np.empty(n)
+        for c in range(nc):
+            f = F[c, r0:r1]
+            for ii in range(n):
+                tmp[ii] = Mp[c, r0 + ii] - M[ii]
+            _vexp(tmp, f, scr)                      # f = exp(m_c - M)
+            for ii in range(n):
+                Ssum[ii] += Sp[c, r0 + ii] * f[ii]
+        _softmax_rows(zt[:, r0:r1], M, Ssum, loss, g_true, r0, want_grads)
+        if want_grads:
+            for c in range(nc):
+                for ii in range(n):
+                    F[c, r0 + ii] *= Ssum[ii]          # Ssum = 1 / sum now
+
+
+@njit(parallel=PRANGE_ONLY, cache=True)
+def _slab_grads(x, rows, num_true, g_true, nce, rb, nrb, sc, nc, Zbuf, F):
+    """Phase 3: dL/dz of every slab, then ``dW_s``, ``db_s`` and ``d_inputs`` by BLAS.
+
+    With at least as many chunks as row blocks, a task owns a chunk (its ``dW_s`` rows
+    directly, ``d_inputs`` as per-chunk partials); otherwise a row block (its ``d_inputs``
+    rows directly, ``dW_s`` as per-block partials). Partials are added in a fixed order.
     """
     B, D = x.shape
     T = num_true
     BT = B * T
-    S = G.shape[1]
+    S = rows.shape[0] - BT
     ws = rows[BT:]
+    dt = x.dtype.type
     dx = np.empty((B, D), x.dtype)
-    rc = min(_RC, max(_MIN_RC, _ceil_div(B, 8)))
-    nrc = _ceil_div(B, rc)
-    nsc = _ceil_div(S, _SC)
-    for blk in prange(nrc):
-        r0 = blk * rc
-        r1 = min(B, r0 + rc)
-        if nsc == 1:
-            acc = np.dot(G[r0:r1], ws)
+    dws = np.empty((S, D), x.dtype)
+    dbs = np.empty(S, x.dtype)
+    by_chunk = nc >= nrb
+    if by_chunk:
+        dxp = np.empty((nc, B, D), x.dtype)
+        wpart = np.empty((1, 1, D), x.dtype)
+        bpart = np.empty((1, 1), np.float64)
+        ntask = nc
+    else:
+        dxp = np.empty((1, 1, D), x.dtype)
+        wpart = np.empty((nrb, S, D), x.dtype)
+        bpart = np.empty((nrb, S), np.float64)
+        ntask = nrb
+    for t in prange(ntask):
+        if by_chunk:
+            c = t
+            s0 = c * sc
+            s1 = min(S, s0 + sc)
+            bacc = np.zeros(s1 - s0)
+            for b in range(nrb):
+                r0 = b * rb
+                r1 = min(B, r0 + rb)
+                G = _slab(Zbuf, B, s0, s1, r0, r1)
+                if not nce:
+                    _scale_cols(G, F[c, r0:r1])
+                if b == 0:
+                    np.dot(G, x[r0:r1], dws[s0:s1])
+                else:
+                    dws[s0:s1] += np.dot(G, x[r0:r1])
+                for k in range(s1 - s0):
+                    bacc[k] += _vsum(G[k])
+                np.dot(G.T, ws[s0:s1], dxp[c, r0:r1])
+            for k in range(s1 - s0):
+                dbs[s0 + k] = dt(bacc[k])
         else:
-            acc = np.dot(np.ascontiguousarray(G[r0:r1, 0:_SC]), ws[0:_SC])
-            for c in range(1, nsc):
-                s0 = c * _SC
-                s1 = min(S, s0 + _SC)
-                acc += np.dot(np.ascontiguousarray(G[r0:r1, s0:s1]), ws[s0:s1])
-        _add_true_terms(acc, g_true, rows, r0)
-        dx[r0:r1] = acc
-    return dx
+            b = t
+            r0 = b * rb
+            r1 = min(B, r0 + rb)
+            d = dx[r0:r1]
+            for c in range(nc):
+                s0 = c * sc
+                s1 = min(S, s0 + sc)
+                G = _slab(Zbuf, B, s0, s1, r0, r1)
+                if not nce:
+                    _scale_cols(G, F[c, r0:r1])
+                if c == 0:
+                    np.dot(G.T, ws[s0:s1], d)
+                else:
+                    d += np.dot(G.T, ws[s0:s1])
+                np.dot(G, x[r0:r1], wpart[b, s0:s1])
+                for k in range(s1 - s0):
+                    bpart[b, s0 + k] = _vsum(G[k])
+            _add_true_terms(d, g_true, rows, r0)
+    if by_chunk:
+        _sum_dx_partials(dxp, g_true, rows, rb, nrb, dx)
+    else:
+        _sum_over_blocks(wpart, bpart, dws, dbs)
+    return dx, dws, dbs
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
-def grad_sampled(x, G):
-    """Phase D: ``dW_s = G^T @ x`` and ``db_s = sum_i G``.
-
-    Tasks are tiles of (sampled classes x examples); each copies its tile of ``G`` once and
-    multiplies it transposed. The partial sums over example chunks are added in a fixed
-    order afterwards.
-    """
-    B, D = x.shape
-    S = G.shape[1]
-    dt = x.dtype.type
-    dws = np.empty((S, D), x.dtype)
-    dbs = np.empty(S, x.dtype)
-    nsd = _ceil_div(S, _SD)
-    bd = B
-    if nsd < 4:
-        bd = max(_MIN_BD, _ceil_div(B, 4))
-    nbd = _ceil_div(B, bd)
-    wpart = np.empty((nbd, S, D), x.dtype)
-    bpart = np.zeros((nbd, S), np.float64)
-    for tile in prange(nsd * nbd):
-        s0 = (tile // nbd) * _SD
-        s1 = min(S, s0 + _SD)
-        cb = tile % nbd
-        b0 = cb * bd
-        b1 = min(B, b0 + bd)
-        g = np.ascontiguousarray(G[b0:b1, s0:s1])
-        wpart[cb, s0:s1] = np.dot(g.T, x[b0:b1])
-        _add_col_sums(g, bpart[cb, s0:s1])
-    for k in prange(S):
-        _sum_partials(wpart, k, dws[k])
-        a = 0.0
-        for p in range(nbd):
-            a += bpart[p, k]
-        dbs[k] = dt(a)
-    return dws, dbs
+def _sum_dx_partials(dxp, g_true, rows, rb, nrb, dx):
+    """``dx = sum_c dxp[c]`` (fixed order) plus the label rows' terms, by row blocks."""
+    B, D = dx.shape
+    nc = dxp.shape[0]
+    for b in prange(nrb):
+        r0 = b * rb
+        r1 = min(B, r0 + rb)
+        d = dx[r0:r1]
+        d[:] = dxp[0, r0:r1]
+        for c in range(1, nc):
+            d += dxp[c, r0:r1]
+        _add_true_terms(d, g_true, rows, r0)
 
 
 @njit(cache=True)
@@ -403,21 +596,30 @@ def sampled_fwd_bwd(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, w
     -------
     loss (B,) float64, dx (B, D), g_true (B, T), dws (S, D), dbs (S,) in x's dtype.
 
-    Small S: one fused parallel loop over blocks of examples. Otherwise four phases, each a
-    parallel loop over fixed-size tiles (so any thread count gives the same result): A
-    logits, B loss and ``dL/dz``, C ``d_inputs``, D sampled-row gradients.
+    The step is cut into slabs of (sampled classes x examples) by :func:`plan`. When S is one
+    chunk, each row block does everything in one parallel loop (:func:`_fused`). Otherwise
+    three parallel phases: slab logits and per-chunk softmax statistics, their combination
+    per example (an online log-sum-exp), then dL/dz and the three products per slab.
     """
     B, D = x.shape
-    S = rows.shape[0] - B * num_true
-    if S <= _FUSED_MAX_S and B >= 2 * _FB:
-        return fused_blocks(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads)
-    Z = logits(x, rows[B * num_true:])
-    loss, g_true = rows_loss(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce,
-                             want_grads, Z)
+    T = num_true
+    S = rows.shape[0] - B * T
+    nrb, rb, nc, sc = plan(B, S)
+    if nc == 1:
+        return _fused(x, rows, brows, T, log_tec, log_sec, hit_cols, nce, want_grads, rb, nrb)
+    Zbuf = np.empty(S * B, x.dtype)
+    zt = np.empty((T, B))
+    Mp = np.empty((nc, B))
+    Sp = np.empty((nc, B))
+    loss = np.zeros(B)
+    g_true = np.empty((B, T), x.dtype)
+    _slab_pass(x, rows, brows, T, log_tec, log_sec, hit_cols, nce, rb, nrb, sc, nc,
+               Zbuf, zt, Mp, Sp, loss)
+    F = np.empty((nc, B))
+    _combine_rows(zt, Mp, Sp, nce, want_grads, rb, nrb, loss, g_true, F)
     if not want_grads:
         return loss, np.empty((0, D), x.dtype), g_true, np.empty((0, D), x.dtype), np.empty(0, x.dtype)
-    dx = grad_inputs(x, rows, num_true, g_true, Z)
-    dws, dbs = grad_sampled(x, Z)
+    dx, dws, dbs = _slab_grads(x, rows, T, g_true, nce, rb, nrb, sc, nc, Zbuf, F)
     return loss, dx, g_true, dws, dbs
 
 

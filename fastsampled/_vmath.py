@@ -1,13 +1,18 @@
-"""Vectorisable exp and log1p over float64 buffers (private).
+"""Vectorisable exp and log1p over float64 and float32 buffers (private).
 
 LLVM cannot vectorise loops that call libm, and the softmax / sigmoid of a step evaluates
 ``B * (T + S)`` exponentials: with scalar ``exp`` that alone cost more than the matrix
 products. These versions are plain arithmetic (range reduction, polynomial, exponent bits),
 accurate to a few ulp of float64, and vectorise. They use ``fastmath={'contract'}`` (fused
 multiply-add) only: no assumption about NaN or infinity.
+
+The float32 versions (16 lanes of AVX-512 instead of 8, shorter polynomials) are accurate to
+about 2 ulp of float32, the precision TensorFlow computes a float32 softmax in;
+:func:`exp_into` and :func:`log1p_small_into` pick the version by the buffers' dtype.
 """
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.6931471803691238
@@ -91,3 +96,86 @@ def vlog1p_small(e, out):
         for m in range(17, -1, -1):
             p = p * t + 1.0 / (2 * m + 1)
         out[i] = 2.0 * s * p
+
+
+_F = np.float32
+_LOG2E_F = _F(1.4426950408889634)
+_LN2_HI_F = _F(0.693359375)             # Cody-Waite split of ln 2 (8 significant bits)
+_LN2_LO_F = _F(-2.12194440e-4)
+_LO_F = _F(-87.0)       # below: 0 (the true value is under float32's normal range)
+_HI_F = _F(88.0)        # above: inf (the true value is within 1.5x of FLT_MAX there)
+_C_F = tuple(_F(c) for c in _C[:8])     # 1/n! for n = 0..7 (truncation error < 1e-8)
+_BIAS_F = np.int32(127)
+_S23 = np.int32(23)
+
+
+@njit(cache=True, fastmath={"contract"})
+def vexp32(z, out, scratch):
+    """``out[i] = exp(z[i])`` for float32 buffers; ``scratch`` is any float64 buffer with at
+    least ``z.size / 2`` entries (its memory holds the exponent bits). NaN gives NaN, +inf
+    gives inf, as does anything above 88 (2**128 is not a float32 exponent); anything below
+    -87 gives 0 (no subnormals). For the softmax, where every argument is <= 0."""
+    n = z.size
+    two_k = scratch.view(np.int32)[:n]
+    for i in range(n):
+        v = z[i]
+        vc = min(max(v, _LO_F), _HI_F)
+        k = np.floor(vc * _LOG2E_F + _F(0.5))
+        r = (vc - k * _LN2_HI_F) - k * _LN2_LO_F
+        p = _C_F[7]
+        p = p * r + _C_F[6]
+        p = p * r + _C_F[5]
+        p = p * r + _C_F[4]
+        p = p * r + _C_F[3]
+        p = p * r + _C_F[2]
+        p = p * r + _C_F[1]
+        p = p * r + _C_F[0]
+        if v < _LO_F:
+            p = _F(0.0)
+        if v > _HI_F:
+            p = _F(np.inf)
+        if v != v:
+            p = v
+        out[i] = p
+        two_k[i] = (np.int32(k) + _BIAS_F) << _S23
+    scale = two_k.view(np.float32)
+    for i in range(n):
+        out[i] = out[i] * scale[i]
+
+
+@njit(cache=True, fastmath={"contract"})
+def vlog1p_small32(e, out):
+    """float32 :func:`vlog1p_small` (``0 <= e[i] <= 1``): 8 terms of the atanh series."""
+    n = e.size
+    for i in range(n):
+        s = e[i] / (_F(2.0) + e[i])
+        t = s * s
+        p = _F(1.0 / 17)
+        for m in range(7, -1, -1):
+            p = p * t + _F(1.0 / (2 * m + 1))
+        out[i] = _F(2.0) * s * p
+
+
+def exp_into(z, out, scratch):
+    """``out = exp(z)`` in the dtype of ``z`` and ``out`` (both float32 or both float64);
+    ``scratch`` float64 of ``z``'s size. Numba-only dispatcher."""
+    raise NotImplementedError("exp_into is only callable from Numba-compiled code")
+
+
+@overload(exp_into, jit_options={"cache": True})
+def _exp_into(z, out, scratch):
+    if z.dtype == types.float32:
+        return lambda z, out, scratch: vexp32(z, out, scratch)
+    return lambda z, out, scratch: vexp(z, out, scratch)
+
+
+def log1p_small_into(e, out):
+    """``out = log1p(e)`` for ``0 <= e <= 1`` in their dtype. Numba-only dispatcher."""
+    raise NotImplementedError("log1p_small_into is only callable from Numba-compiled code")
+
+
+@overload(log1p_small_into, jit_options={"cache": True})
+def _log1p_small_into(e, out):
+    if e.dtype == types.float32:
+        return lambda e, out: vlog1p_small32(e, out)
+    return lambda e, out: vlog1p_small(e, out)
