@@ -141,16 +141,6 @@ def _add_true_terms(d, g_true, rows, r0):
 
 
 @njit(cache=True)
-def _sum_partials(parts, k, out):
-    """``out = sum_p parts[p, k]``, added in partial order (the same for any thread count)."""
-    for c in range(out.size):
-        a = parts[0, k, c]
-        for p in range(1, parts.shape[0]):
-            a += parts[p, k, c]
-        out[c] = a
-
-
-@njit(cache=True)
 def _ceil_div(a, b):
     return (a + b - 1) // b
 
@@ -339,18 +329,12 @@ def _fused(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads
     T = num_true
     BT = B * T
     S = rows.shape[0] - BT
-    dt = x.dtype.type
     ws = rows[BT:]
     bs = brows[BT:]
     loss = np.zeros(B, np.float64)
     g_true = np.empty((B, T), x.dtype)
     dx = np.empty((B, D), x.dtype)
-    dws = np.empty((S, D), x.dtype)
-    dbs = np.empty(S, x.dtype)
-    if nrb > 1:
-        wpart = np.empty((nrb, S, D), x.dtype)
-    else:
-        wpart = dws.reshape((1, S, D))
+    wpart = np.empty((nrb, S, D), x.dtype)
     bpart = np.empty((nrb, S), np.float64)
     for blk in prange(nrb):
         r0 = blk * rb
@@ -381,23 +365,7 @@ def _fused(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads
             np.dot(Z, x[r0:r1], wpart[blk])
             for k in range(S):
                 bpart[blk, k] = _vsum(Z[k])
-    if want_grads:
-        _sum_over_blocks(wpart, bpart, dws, dbs)
-    return loss, dx, g_true, dws, dbs
-
-
-@njit(parallel=PRANGE_ONLY, cache=True)
-def _sum_over_blocks(wpart, bpart, dws, dbs):
-    """``dws = sum_b wpart[b]`` (in place when there is one block), ``dbs = sum_b bpart[b]``."""
-    nb = wpart.shape[0]
-    dt = dws.dtype.type
-    for k in prange(dws.shape[0]):
-        if nb > 1:
-            _sum_partials(wpart, k, dws[k])
-        a = bpart[0, k]
-        for p in range(1, nb):
-            a += bpart[p, k]
-        dbs[k] = dt(a)
+    return loss, dx, g_true, wpart, bpart
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
@@ -420,7 +388,6 @@ def _slab_pass(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, rb, nr
         s1 = min(S, s0 + sc)
         r0 = b * rb
         r1 = min(B, r0 + rb)
-        n = r1 - r0
         Z = _slab(Zbuf, B, s0, s1, r0, r1)
         _slab_logits(x, ws, bs, log_sec, hit_cols, r0, r1, s0, s1, Z)
         if c == 0:
@@ -502,15 +469,12 @@ def _slab_grads(x, rows, num_true, g_true, nce, rb, nrb, sc, nc, Zbuf, F):
     BT = B * T
     S = rows.shape[0] - BT
     ws = rows[BT:]
-    dt = x.dtype.type
     dx = np.empty((B, D), x.dtype)
-    dws = np.empty((S, D), x.dtype)
-    dbs = np.empty(S, x.dtype)
     by_chunk = nc >= nrb
     if by_chunk:
         dxp = np.empty((nc, B, D), x.dtype)
-        wpart = np.empty((1, 1, D), x.dtype)
-        bpart = np.empty((1, 1), np.float64)
+        wpart = np.empty((1, S, D), x.dtype)     # one "partial": dW_s itself
+        bpart = np.empty((1, S), np.float64)
         ntask = nc
     else:
         dxp = np.empty((1, 1, D), x.dtype)
@@ -530,14 +494,13 @@ def _slab_grads(x, rows, num_true, g_true, nce, rb, nrb, sc, nc, Zbuf, F):
                 if not nce:
                     _scale_cols(G, F[c, r0:r1])
                 if b == 0:
-                    np.dot(G, x[r0:r1], dws[s0:s1])
+                    np.dot(G, x[r0:r1], wpart[0, s0:s1])
                 else:
-                    dws[s0:s1] += np.dot(G, x[r0:r1])
+                    wpart[0, s0:s1] += np.dot(G, x[r0:r1])
                 for k in range(s1 - s0):
                     bacc[k] += _vsum(G[k])
                 np.dot(G.T, ws[s0:s1], dxp[c, r0:r1])
-            for k in range(s1 - s0):
-                dbs[s0 + k] = dt(bacc[k])
+            bpart[0, s0:s1] = bacc
         else:
             b = t
             r0 = b * rb
@@ -559,9 +522,7 @@ def _slab_grads(x, rows, num_true, g_true, nce, rb, nrb, sc, nc, Zbuf, F):
             _add_true_terms(d, g_true, rows, r0)
     if by_chunk:
         _sum_dx_partials(dxp, g_true, rows, rb, nrb, dx)
-    else:
-        _sum_over_blocks(wpart, bpart, dws, dbs)
-    return dx, dws, dbs
+    return dx, wpart, bpart
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
@@ -594,7 +555,9 @@ def sampled_fwd_bwd(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, w
 
     Returns
     -------
-    loss (B,) float64, dx (B, D), g_true (B, T), dws (S, D), dbs (S,) in x's dtype.
+    loss (B,) float64, dx (B, D), g_true (B, T) in x's dtype; ``wpart`` (P, S, D) in x's
+    dtype and ``bpart`` (P, S) float64: the gradients of the sampled rows and biases as P
+    partial sums, added in order by :func:`merge_sparse`.
 
     The step is cut into slabs of (sampled classes x examples) by :func:`plan`. When S is one
     chunk, each row block does everything in one parallel loop (:func:`_fused`). Otherwise
@@ -618,19 +581,22 @@ def sampled_fwd_bwd(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, w
     F = np.empty((nc, B))
     _combine_rows(zt, Mp, Sp, nce, want_grads, rb, nrb, loss, g_true, F)
     if not want_grads:
-        return loss, np.empty((0, D), x.dtype), g_true, np.empty((0, D), x.dtype), np.empty(0, x.dtype)
-    dx, dws, dbs = _slab_grads(x, rows, T, g_true, nce, rb, nrb, sc, nc, Zbuf, F)
-    return loss, dx, g_true, dws, dbs
+        return (loss, np.empty((0, D), x.dtype), g_true, np.empty((0, 0, D), x.dtype),
+                np.empty((0, 0)))
+    dx, wpart, bpart = _slab_grads(x, rows, T, g_true, nce, rb, nrb, sc, nc, Zbuf, F)
+    return loss, dx, g_true, wpart, bpart
 
 
 @njit(cache=True)
-def merge_sparse(labels_flat, sampled, num_true, x, g_true, dws, dbs):
+def merge_sparse(labels_flat, sampled, num_true, x, g_true, wpart, bpart):
     """Sum label and sampled contributions per unique class id.
 
-    Returns ``(ids, dW, db)`` in x's dtype: sorted unique ids of ``concat(labels_flat,
-    sampled)``, the weight-gradient rows ``sum g_ij x_i`` (labels) + ``dws[k]`` (samples) and
-    the bias gradients. A stable order by id fixes the order of the sums. Serial: it adds
-    ~(B*T + S) rows, a few tens of microseconds, and a parallel version compiled 8 s longer.
+    ``wpart`` (P, S, D) and ``bpart`` (P, S) hold the sampled rows' gradients as P partial
+    sums (over blocks of examples), added here in partial order. Returns ``(ids, dW, db)`` in
+    x's dtype: sorted unique ids of ``concat(labels_flat, sampled)``, the weight-gradient rows
+    ``sum g_ij x_i`` (labels) + ``sum_p wpart[p, k]`` (samples) and the bias gradients. A
+    stable order by id fixes the order of the sums. Serial: it adds ~(B*T + P*S) rows, a few
+    tens of microseconds, and a parallel version compiled 8 s longer.
     """
     BT = labels_flat.size
     S = sampled.size
@@ -671,9 +637,11 @@ def merge_sparse(labels_flat, sampled, num_true, x, g_true, dws, dbs):
                 bacc += g
             else:
                 k = e - BT
-                for c in range(D):
-                    acc[c] += dws[k, c]
-                bacc += dbs[k]
+                for p in range(wpart.shape[0]):
+                    wk = wpart[p, k]
+                    for c in range(D):
+                        acc[c] += wk[c]
+                    bacc += bpart[p, k]
         ids[u] = allids[order[starts[u]]]
         db[u] = bacc
     return ids, dW, db
@@ -693,11 +661,11 @@ def step_rows(rows, brows, x, labels, sampled, log_tec, log_sec, remove_hits, nc
         hit_cols = accidental_hit_columns(labels, sampled)
     else:
         hit_cols = np.full((B, T), -1, np.int64)
-    loss, dx, g_true, dws, dbs = sampled_fwd_bwd(x, rows, brows, T, log_tec, log_sec, hit_cols,
-                                                 nce, want_grads)
+    loss, dx, g_true, wpart, bpart = sampled_fwd_bwd(x, rows, brows, T, log_tec, log_sec,
+                                                     hit_cols, nce, want_grads)
     if not want_grads:
         return loss, dx, np.empty(0, np.int64), np.empty((0, D), x.dtype), np.empty(0, x.dtype)
-    ids, dW, db = merge_sparse(labels.reshape(-1), sampled, T, x, g_true, dws, dbs)
+    ids, dW, db = merge_sparse(labels.reshape(-1), sampled, T, x, g_true, wpart, bpart)
     return loss, dx, ids, dW, db
 
 

@@ -7,6 +7,8 @@ import numbers
 
 import numpy as np
 
+from . import _validate_kernels as VK
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -47,8 +49,10 @@ def check_range(ids, low, high, name, what=None):
     """Raise unless every id satisfies ``low <= id < high``."""
     if ids.size == 0:
         return
-    lo = ids.min()
-    hi = ids.max()
+    if ids.dtype == np.int64 and ids.flags.c_contiguous:
+        lo, hi = VK.min_max(ids.reshape(-1))
+    else:
+        lo, hi = ids.min(), ids.max()
     if lo < low or hi >= high:
         bad = lo if lo < low else hi
         where = tuple(int(i) for i in np.argwhere(ids == bad)[0])
@@ -69,6 +73,15 @@ def as_float_array(value, name, ndim=None):
 
 
 def check_finite(arr, name):
-    if not np.isfinite(arr).all():
-        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-        raise ValueError(f"{name} must be finite; found {arr[idx]} at index {idx}")
+    """Raise unless every entry of the float array ``arr`` is finite (naming the first bad one)."""
+    if arr.dtype in FLOAT_DTYPES and arr.flags.c_contiguous and arr.size:
+        first = VK.first_nonfinite(arr.reshape(-1))
+        if first < 0:
+            return
+        idx = np.unravel_index(first, arr.shape)
+    elif np.isfinite(arr).all():
+        return
+    else:
+        idx = np.argwhere(~np.isfinite(arr))[0]
+    idx = tuple(int(i) for i in idx)
+    raise ValueError(f"{name} must be finite; found {arr[idx]} at index {idx}")

@@ -13,8 +13,10 @@ whatever the inputs' dtype; ``num_sampled`` must equal ``len(sampled_candidates)
 import numpy as np
 
 from . import _loss_kernels as K
+from . import _validate_kernels as VK
 from ._blas import single_threaded_blas
-from ._validate import FLOAT_DTYPES, as_bool, as_float_array, as_id_array, as_int, check_range
+from ._validate import (FLOAT_DTYPES, as_bool, as_float_array, as_id_array, as_int,
+                        check_finite, check_range)
 from .samplers import _as_true_classes, log_uniform_candidate_sampler
 from .sharding import check_layout, check_strategy, split_by_shard
 
@@ -130,9 +132,9 @@ def _sampled_values(sampled_values, labels, num_true, num_sampled, num_classes, 
 
 def _log_counts(counts, dtype, name, labels=None):
     c = np.ascontiguousarray(counts, dtype=dtype)
-    if not (c.min() > 0 and np.isfinite(c.max())):  # NaN fails both comparisons
-        bad = ~(c > 0) | ~np.isfinite(c)
-        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+    first = VK.first_not_positive_finite(c.reshape(-1))
+    if first >= 0:
+        idx = tuple(int(i) for i in np.unravel_index(first, c.shape))
         what = f" (label {int(labels[idx])})" if labels is not None else ""
         raise ValueError(
             f"{name} must be positive and finite to subtract its log; found {c[idx]} at index "
@@ -147,13 +149,7 @@ def _sampled_loss(nce, weights, biases, labels, inputs, num_sampled, num_classes
                   sampled_values, remove_accidental_hits, partition_strategy, seed,
                   subtract_log_q, want_grads):
     x = np.ascontiguousarray(as_float_array(inputs, "inputs", 2))
-    with np.errstate(over="ignore", invalid="ignore"):
-        ok = np.isfinite(x.sum())  # one reduction; the exact search only when it fails
-    if not ok:
-        bad = ~np.isfinite(x)
-        if bad.any():
-            idx = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(f"inputs must be finite; found {x[idx]} at index {idx}")
+    check_finite(x, "inputs")
     B, D = x.shape
     if B == 0 or D == 0:
         raise ValueError(f"inputs must have at least one row and one column, got shape {x.shape}")
