@@ -8,7 +8,6 @@ afterwards; nested and concurrent uses are reference-counted. numpy's own BLAS (
 library in the wheels) is left alone. The C entry points are looked up once, so a call costs
 a few ctypes calls (~2 µs).
 """
-import contextlib
 import os
 import threading
 
@@ -56,24 +55,40 @@ def _numba_blas_funcs():
     return funcs
 
 
-@contextlib.contextmanager
-def single_threaded_blas():
-    global _depth, _saved
-    with _lock:
-        if _depth == 0:
-            _saved = []
-            for get, put in _numba_blas_funcs():
-                n = get()
-                if n != 1:
-                    put(1)
-                    _saved.append((put, n))
-        _depth += 1
-    try:
-        yield
-    finally:
+class _SingleThreadedBlas:
+    """Context manager behind :func:`single_threaded_blas` (a class: a generator-based
+    context manager costs several microseconds a step)."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        global _depth, _saved
+        with _lock:
+            if _depth == 0:
+                _saved = []
+                for get, put in _numba_blas_funcs():
+                    n = get()
+                    if n != 1:
+                        put(1)
+                        _saved.append((put, n))
+            _depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        global _depth, _saved
         with _lock:
             _depth -= 1
             if _depth == 0:
                 for put, n in _saved:
                     put(n)
                 _saved = []
+        return False
+
+
+_SINGLE = _SingleThreadedBlas()
+
+
+def single_threaded_blas():
+    """Context manager: the BLAS that Numba's ``np.dot`` calls runs on one thread inside it
+    (reference-counted, so it nests and is safe across Python threads)."""
+    return _SINGLE

@@ -215,6 +215,35 @@ def _prob_one(kind, range_max, log_range, weights, wtotal, counts, total, v):
     return np.float32(counts[v]) / np.float32(total)
 
 
+_PARALLEL_COUNTS = 512   # expected counts of at least this many values: two threads pay off
+
+
+@njit(cache=True, inline="always")
+def _fused_count(kind, range_max, log_range, weights, wtotal, counts, total, true_flat, cands,
+                 num_tries, tec, sec, t):
+    """Expected count of value ``t`` of ``concat(true_flat, cands)`` into ``tec`` / ``sec``."""
+    nt = true_flat.size
+    num_sampled = cands.size
+    v = true_flat[t] if t < nt else cands[t - nt]
+    p = _prob_one(kind, range_max, log_range, weights, wtotal, counts, total, v)
+    if num_tries == num_sampled:
+        e = p * np.float32(num_sampled)
+    else:
+        e = -np.expm1(np.float32(num_tries) * np.log1p(-p))
+    if t < nt:
+        tec[t] = e
+    else:
+        sec[t - nt] = e
+
+
+@njit(parallel=PRANGE_ONLY, cache=True)
+def _fused_counts_parallel(kind, range_max, log_range, weights, wtotal, counts, total,
+                           true_flat, cands, num_tries, tec, sec):
+    for t in prange(true_flat.size + cands.size):
+        _fused_count(kind, range_max, log_range, weights, wtotal, counts, total, true_flat,
+                     cands, num_tries, tec, sec, t)
+
+
 @njit(cache=True)
 def sample_fused(kind, range_max, table, weights, wtotal, tree, counts, total, key,
                  num_sampled, unique, true_flat):
@@ -244,20 +273,11 @@ def sample_fused(kind, range_max, table, weights, wtotal, tree, counts, total, k
         num_tries = i
     tec = np.empty(true_flat.size, np.float32)
     sec = np.empty(num_sampled, np.float32)
-    s32 = np.float32(num_sampled)
-    t32 = np.float32(num_tries)
-    for t in range(true_flat.size + num_sampled):
-        if t < true_flat.size:
-            v = true_flat[t]
-        else:
-            v = out[t - true_flat.size]
-        p = _prob_one(kind, range_max, log_range, weights, wtotal, counts, total, v)
-        if num_tries == num_sampled:
-            e = p * s32
-        else:
-            e = -np.expm1(t32 * np.log1p(-p))
-        if t < true_flat.size:
-            tec[t] = e
-        else:
-            sec[t - true_flat.size] = e
+    if true_flat.size + num_sampled >= _PARALLEL_COUNTS:
+        _fused_counts_parallel(kind, range_max, log_range, weights, wtotal, counts, total,
+                               true_flat, out, num_tries, tec, sec)
+    else:
+        for t in range(true_flat.size + num_sampled):
+            _fused_count(kind, range_max, log_range, weights, wtotal, counts, total,
+                         true_flat, out, num_tries, tec, sec, t)
     return out, tec, sec, num_tries

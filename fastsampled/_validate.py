@@ -14,9 +14,10 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def as_int(value, name, minimum=None):
     """``value`` as a Python int (bools and floats rejected), optionally ``>= minimum``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    value = int(value)
+    if type(value) is not int:                 # (plain ints skip the slower ABC checks)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+        value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
@@ -33,7 +34,7 @@ def as_bool(value, name):
 def as_id_array(value, name):
     """An integer array (int32/int64 accepted, returned as int64). Floats and bools rejected."""
     arr = np.asarray(value)
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+    if arr.dtype.kind not in "iu":             # (np.issubdtype costs ~5 us a call)
         if arr.size == 0 and arr.dtype == np.float64 and not isinstance(value, np.ndarray):
             arr = arr.astype(np.int64)  # an empty Python list
         else:

@@ -59,6 +59,14 @@ class _Rows:
     """A weights or biases argument normalised to a list of shards and a strategy."""
 
     def __init__(self, value, name, ndim, partition_strategy):
+        if isinstance(value, np.ndarray) and value.ndim == ndim and value.dtype in FLOAT_DTYPES:
+            self.shards = [value]           # the common case: one array (or np.memmap)
+            self.sizes = [value.shape[0]]
+            self.strategy = partition_strategy
+            self.num_rows = value.shape[0]
+            self.dtype = value.dtype
+            self.dim = value.shape[1] if ndim == 2 else None
+            return
         strategy = partition_strategy
         if hasattr(value, "shards") and hasattr(value, "partition_strategy"):
             strategy = value.partition_strategy  # a ShardedMatrix knows its own layout
