@@ -42,6 +42,7 @@ import pathlib
 
 import numpy as np
 
+from . import _memory
 from . import _optimizer_kernels as K
 from ._validate import FLOAT_DTYPES, as_id_array
 from .sharding import ShardedMatrix, check_layout, check_strategy, split_by_shard
@@ -436,8 +437,8 @@ class _SparseOptimizer:
 
     def _ram_slot(self, param, p, name):
         fill = self._slot_fill(name)
-        shards = [np.full(v.shape[:1] + ((p.dim,) if p.dim is not None else ()), fill, p.dtype)
-                  for v in p.views]
+        shards = [_memory.full(v.shape[:1] + ((p.dim,) if p.dim is not None else ()), fill,
+                               p.dtype) for v in p.views]
         if not _is_store(param) and not isinstance(param, (list, tuple)):
             return shards[0]
         return shards
