@@ -675,3 +675,23 @@ def test_access_advice_prefetch_and_cache_drop_are_harmless_hints(tmp_path):
     before[5] = 2.0
     np.testing.assert_array_equal(st.to_numpy(), before)
     st.close()
+
+
+@pytest.mark.parametrize("strategy,P", [("div", 1), ("div", 3), ("mod", 3)])
+def test_warm_reads_the_id_prefix_of_every_shard(tmp_path, strategy, P):
+    st = fs.ShardedMatrix.create(tmp_path / "s", 1001, 8, num_shards=P,
+                                 partition_strategy=strategy, init="normal", seed=4)
+    before = st.to_numpy()
+    row_bytes = 8 * 4
+    assert st.warm(0) == 0
+    # the prefix of ids 0..299 is a prefix of each shard under both strategies
+    per_shard = [np.count_nonzero(np.asarray(st.locate(np.arange(300))[0]) == p)
+                 for p in range(P)]
+    assert st.warm(300) == sum(per_shard) * row_bytes
+    assert st.warm() == 1001 * row_bytes
+    with pytest.raises(ValueError, match="num_rows"):
+        st.warm(1002)
+    st.assign([7], np.full((1, 8), 3.0, np.float32))
+    before[7] = 3.0
+    np.testing.assert_array_equal(st.to_numpy(), before)    # a hint: values untouched
+    st.close()
