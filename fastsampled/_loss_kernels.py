@@ -108,6 +108,23 @@ def shard_map(ids, num_shards, is_div, q, r):
     return shard, row
 
 
+@njit(cache=True, inline="never")
+def _gemm(a, b, out):
+    """``out = a @ b`` by BLAS. Every product goes through here (and :func:`_gemm_add`):
+    each ``np.dot`` call site costs seconds of compilation, a call of this function almost
+    nothing."""
+    np.dot(a, b, out)
+
+
+@njit(cache=True, inline="never")
+def _gemm_add(a, b, out):
+    """``out += a @ b`` by BLAS."""
+    t = np.dot(a, b)
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] += t[i, j]
+
+
 @njit(cache=True, fastmath={"reassoc", "contract"})
 def _rowdot(a, b):
     """Dot product of two rows; reassociation lets LLVM vectorise the reduction."""
@@ -176,7 +193,7 @@ def _slab_logits(x, ws, bs, log_sec, hit_cols, r0, r1, s0, s1, Z):
     magnitude ``-FLT_MAX`` absorbs the bias and ``log q`` either way, so the values are the
     same as TensorFlow's order.
     """
-    np.dot(ws[s0:s1], x[r0:r1].T, Z)
+    _gemm(ws[s0:s1], x[r0:r1].T, Z)
     neg = x.dtype.type(-FLT_MAX)
     T = hit_cols.shape[1]
     for ii in range(r1 - r0):
@@ -360,9 +377,9 @@ def _fused(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads
             _true_nce(zt, 1.0 / T, loss, g_true, r0)
         if want_grads:
             d = dx[r0:r1]
-            np.dot(Z.T, ws, d)
+            _gemm(Z.T, ws, d)
             _add_true_terms(d, g_true, rows, r0)
-            np.dot(Z, x[r0:r1], wpart[blk])
+            _gemm(Z, x[r0:r1], wpart[blk])
             for k in range(S):
                 bpart[blk, k] = _vsum(Z[k])
     return loss, dx, g_true, wpart, bpart
@@ -394,13 +411,15 @@ def _slab_pass(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, rb, nr
             _true_logits(x, rows, brows, log_tec, r0, r1, zt[:, r0:r1])
         if not nce:
             m = Mp[c, r0:r1]
-            m[:] = -np.inf
             s = Sp[c, r0:r1]
-            s[:] = 0.0
+            for ii in range(r1 - r0):
+                m[ii] = -np.inf
+                s[ii] = 0.0
             _exp_stats(Z, m, s)
         else:
             lp = Sp[c, r0:r1]
-            lp[:] = 0.0
+            for ii in range(r1 - r0):
+                lp[ii] = 0.0
             _nce_slab(Z, lp)
 
 
@@ -494,13 +513,14 @@ def _slab_grads(x, rows, num_true, g_true, nce, rb, nrb, sc, nc, Zbuf, F):
                 if not nce:
                     _scale_cols(G, F[c, r0:r1])
                 if b == 0:
-                    np.dot(G, x[r0:r1], wpart[0, s0:s1])
+                    _gemm(G, x[r0:r1], wpart[0, s0:s1])
                 else:
-                    wpart[0, s0:s1] += np.dot(G, x[r0:r1])
+                    _gemm_add(G, x[r0:r1], wpart[0, s0:s1])
                 for k in range(s1 - s0):
                     bacc[k] += _vsum(G[k])
-                np.dot(G.T, ws[s0:s1], dxp[c, r0:r1])
-            bpart[0, s0:s1] = bacc
+                _gemm(G.T, ws[s0:s1], dxp[c, r0:r1])
+            for k in range(s1 - s0):
+                bpart[0, s0 + k] = bacc[k]
         else:
             b = t
             r0 = b * rb
@@ -513,10 +533,10 @@ def _slab_grads(x, rows, num_true, g_true, nce, rb, nrb, sc, nc, Zbuf, F):
                 if not nce:
                     _scale_cols(G, F[c, r0:r1])
                 if c == 0:
-                    np.dot(G.T, ws[s0:s1], d)
+                    _gemm(G.T, ws[s0:s1], d)
                 else:
-                    d += np.dot(G.T, ws[s0:s1])
-                np.dot(G, x[r0:r1], wpart[b, s0:s1])
+                    _gemm_add(G.T, ws[s0:s1], d)
+                _gemm(G, x[r0:r1], wpart[b, s0:s1])
                 for k in range(s1 - s0):
                     bpart[b, s0 + k] = _vsum(G[k])
             _add_true_terms(d, g_true, rows, r0)
@@ -533,11 +553,13 @@ def _sum_dx_partials(dxp, g_true, rows, rb, nrb, dx):
     for b in prange(nrb):
         r0 = b * rb
         r1 = min(B, r0 + rb)
-        d = dx[r0:r1]
-        d[:] = dxp[0, r0:r1]
-        for c in range(1, nc):
-            d += dxp[c, r0:r1]
-        _add_true_terms(d, g_true, rows, r0)
+        for i in range(r0, r1):
+            for j in range(D):
+                a = dxp[0, i, j]
+                for c in range(1, nc):
+                    a += dxp[c, i, j]
+                dx[i, j] = a
+        _add_true_terms(dx[r0:r1], g_true, rows, r0)
 
 
 @njit(cache=True)
@@ -588,6 +610,37 @@ def sampled_fwd_bwd(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, w
 
 
 @njit(cache=True)
+def _concat_ids(a, b):
+    """``concatenate([a, b])`` of two int64 vectors (a loop: array-slice assignment
+    compiles its error-message machinery, seconds per call site)."""
+    out = np.empty(a.size + b.size, np.int64)
+    for i in range(a.size):
+        out[i] = a[i]
+    for i in range(b.size):
+        out[a.size + i] = b[i]
+    return out
+
+
+@njit(cache=True)
+def _stable_order(ids):
+    """Permutation sorting ``ids`` stably (equal ids keep their positions' order)."""
+    N = ids.size
+    if N == 0 or (ids.max() < (np.int64(1) << 40) and N < (1 << 23)):
+        keys = ids * N + np.arange(N)         # composite keys: one int64 sort
+        keys.sort()
+        return keys % N
+    order = np.argsort(ids)                   # ids beyond 2**40: sort, then put each run
+    t = 0                                     # of equal ids back in position order
+    while t < N:
+        e = t + 1
+        while e < N and ids[order[e]] == ids[order[t]]:
+            e += 1
+        order[t:e].sort()
+        t = e
+    return order
+
+
+@njit(cache=True)
 def merge_sparse(labels_flat, sampled, num_true, x, g_true, wpart, bpart):
     """Sum label and sampled contributions per unique class id.
 
@@ -602,17 +655,8 @@ def merge_sparse(labels_flat, sampled, num_true, x, g_true, wpart, bpart):
     S = sampled.size
     N = BT + S
     D = x.shape[1]
-    allids = np.empty(N, np.int64)
-    allids[:BT] = labels_flat
-    allids[BT:] = sampled
-    # stable order by id: sort the composite keys id * N + position (ids are < 2**40 and
-    # N < 2**23 in practice; otherwise fall back to a stable mergesort)
-    if allids.max() < (np.int64(1) << 40) and N < (1 << 23):
-        keys = allids * N + np.arange(N)
-        keys.sort()
-        order = keys % N
-    else:
-        order = np.argsort(allids, kind="mergesort")
+    allids = _concat_ids(labels_flat, sampled)
+    order = _stable_order(allids)
     starts = np.empty(N + 1, np.int64)
     K = 0
     for t in range(N):
@@ -675,9 +719,7 @@ def step_dense(weights, biases, x, labels, sampled, log_tec, log_sec, remove_hit
     B, T = labels.shape
     BT = B * T
     S = sampled.size
-    ids = np.empty(BT + S, np.int64)
-    ids[:BT] = labels.reshape(-1)
-    ids[BT:] = sampled
+    ids = _concat_ids(labels.reshape(-1), sampled)
     pos = np.arange(BT + S)
     rows = np.empty((BT + S, x.shape[1]), x.dtype)
     brows = np.empty(BT + S, x.dtype)

@@ -568,3 +568,14 @@ def test_zero_dim(kind, dtype):
         assert "dim" in str(e) or "inputs" in str(e)
         return
     assert_matches(kind, p, out, run_ref(kind, p, rah=True))
+
+
+@pytest.mark.parametrize("offset", [0, 1 << 41])
+def test_stable_order_matches_numpy(offset):
+    """The merge's stable id order, both the composite-key path and (ids beyond 2**40) the
+    sort-then-fix-runs path."""
+    from fastsampled._loss_kernels import _stable_order
+    rng = np.random.default_rng(offset % 97)
+    ids = rng.integers(0, 50, 3000).astype(np.int64) + offset
+    np.testing.assert_array_equal(_stable_order(ids), np.argsort(ids, kind="stable"))
+    np.testing.assert_array_equal(_stable_order(ids[:0]), np.empty(0, np.int64))
