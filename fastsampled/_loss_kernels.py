@@ -250,12 +250,13 @@ def _exp_stats(Z, m, s):
 
 
 @njit(cache=True)
-def _nce_slab(Z, lsum):
+def _nce_slab(Z, lsum, gscale):
     """NCE on the columns of ``Z`` (n, rb) of sampled logits (target 0): ``lsum[ii] +=
-    max(z, 0) + log1p(exp(-|z|))`` over the column (float64) and ``Z = sigmoid(Z)``
-    (dL/dz), in Z's dtype."""
+    max(z, 0) + log1p(exp(-|z|))`` over the column (float64) and ``Z = gscale *
+    sigmoid(Z)`` (dL/dz), in Z's dtype."""
     dt = Z.dtype.type
     one = dt(1.0)
+    g = dt(gscale)
     n, rb = Z.shape
     t = np.empty(rb, Z.dtype)
     ee = np.empty(rb, Z.dtype)
@@ -273,12 +274,13 @@ def _nce_slab(Z, lsum):
             sg = one / (one + ee[ii])
             if zk[ii] < 0:
                 sg = ee[ii] * sg
-            zk[ii] = sg
+            zk[ii] = sg * g
 
 
 @njit(cache=True)
-def _true_nce(zt, inv_t, loss, g_true, r0):
-    """NCE terms of the true logits ``zt`` (T, rb): loss (target ``1/T``) and dL/dz."""
+def _true_nce(zt, inv_t, loss, g_true, r0, gscale):
+    """NCE terms of the true logits ``zt`` (T, rb): loss (target ``1/T``) and ``gscale``
+    times dL/dz."""
     T, rb = zt.shape
     dt = g_true.dtype.type
     for ii in range(rb):
@@ -291,7 +293,7 @@ def _true_nce(zt, inv_t, loss, g_true, r0):
             sg = 1.0 / (1.0 + ev)
             if v < 0.0:
                 sg = ev * sg
-            g_true[i, j] = dt(sg - inv_t)
+            g_true[i, j] = dt((sg - inv_t) * gscale)
         loss[i] += acc
 
 
@@ -306,12 +308,13 @@ def _scale_cols(G, f):
 
 
 @njit(cache=True)
-def _softmax_rows(zt, M, Ssum, loss, g_true, r0, want_grads):
+def _softmax_rows(zt, M, Ssum, loss, g_true, r0, want_grads, gscale):
     """Finish the softmax of examples ``r0 .. r0 + rb``: ``M`` (rb,) is their maximum logit
     (the true logits ``zt`` (T, rb) included) and ``Ssum`` the sum of their sampled
     exponentials shifted by ``M``; the true ones are added here. Writes ``loss = M +
-    log(Ssum) - mean_j zt_j`` and ``g_true = softmax_j - 1/T``; on return ``Ssum`` holds
-    ``1 / Ssum``, the factor that turns the shifted sampled exponentials into dL/dz."""
+    log(Ssum) - mean_j zt_j`` and ``g_true = gscale * (softmax_j - 1/T)``; on return
+    ``Ssum`` holds ``gscale / Ssum``, the factor that turns the shifted sampled exponentials
+    into (scaled) dL/dz."""
     T, rb = zt.shape
     dt = g_true.dtype.type
     inv_t = 1.0 / T
@@ -333,11 +336,14 @@ def _softmax_rows(zt, M, Ssum, loss, g_true, r0, want_grads):
     if want_grads:
         for j in range(T):
             for ii in range(rb):
-                g_true[r0 + ii, j] = dt(et[j, ii] * Ssum[ii] - inv_t)
+                g_true[r0 + ii, j] = dt((et[j, ii] * Ssum[ii] - inv_t) * gscale)
+        for ii in range(rb):
+            Ssum[ii] *= gscale
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
-def _fused(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads, rb, nrb):
+def _fused(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads, gscale, rb,
+           nrb):
     """All of a step for S in one chunk: one task per block of ``rb`` examples computes its
     logits, loss, dL/dz, d_inputs rows and partial ``dW_s`` / ``db_s``; the partials are
     added in block order afterwards. A block's inputs, logits and W_s stay in cache and there
@@ -369,12 +375,12 @@ def _fused(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads
                     m[ii] = max(m[ii], zt[j, ii])
             s = np.zeros(n)
             _exp_stats(Z, m, s)   # m already includes the true logits
-            _softmax_rows(zt, m, s, loss, g_true, r0, want_grads)
+            _softmax_rows(zt, m, s, loss, g_true, r0, want_grads, gscale)
             if want_grads:
-                _scale_cols(Z, s)              # s = 1 / sum
+                _scale_cols(Z, s)              # s = gscale / sum
         else:
-            _nce_slab(Z, loss[r0:r1])
-            _true_nce(zt, 1.0 / T, loss, g_true, r0)
+            _nce_slab(Z, loss[r0:r1], gscale)
+            _true_nce(zt, 1.0 / T, loss, g_true, r0, gscale)
         if want_grads:
             d = dx[r0:r1]
             _gemm(Z.T, ws, d)
@@ -386,8 +392,8 @@ def _fused(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
-def _slab_pass(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, rb, nrb, sc, nc,
-               Zbuf, zt, Mp, Sp, loss):
+def _slab_pass(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, gscale, rb, nrb, sc,
+               nc, Zbuf, zt, Mp, Sp, loss):
     """Phase 1 of a step with several chunks of S: each (chunk, row block) slab gets its
     logits, and its softmax statistics (maximum ``Mp[c]``, shifted sum ``Sp[c]`` and the
     shifted exponentials in place) or its NCE loss terms and dL/dz. Chunk 0's tasks also
@@ -420,7 +426,7 @@ def _slab_pass(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, rb, nr
             lp = Sp[c, r0:r1]
             for ii in range(r1 - r0):
                 lp[ii] = 0.0
-            _nce_slab(Z, lp)
+            _nce_slab(Z, lp, gscale)
 
 
 @njit(cache=True)
@@ -432,7 +438,7 @@ def _slab(Zbuf, B, s0, s1, r0, r1):
 
 
 @njit(cache=True)
-def _combine_rows(zt, Mp, Sp, nce, want_grads, rb, nrb, loss, g_true, F):
+def _combine_rows(zt, Mp, Sp, nce, want_grads, gscale, rb, nrb, loss, g_true, F):
     """Phase 2: per example, the chunks' statistics combined into the loss and ``g_true``,
     and ``F[c, i]``, the factor that turns chunk c's shifted exponentials into dL/dz.
     Serial: ~B * (T + chunks) vectorised exponentials, microseconds (a parallel loop here
@@ -449,7 +455,7 @@ def _combine_rows(zt, Mp, Sp, nce, want_grads, rb, nrb, loss, g_true, F):
                 for c in range(nc):
                     a += Sp[c, r0 + ii]
                 loss[r0 + ii] = a
-            _true_nce(zt[:, r0:r1], 1.0 / T, loss, g_true, r0)
+            _true_nce(zt[:, r0:r1], 1.0 / T, loss, g_true, r0, gscale)
             continue
         M = np.empty(n)
         for ii in range(n):
@@ -470,11 +476,11 @@ def _combine_rows(zt, Mp, Sp, nce, want_grads, rb, nrb, loss, g_true, F):
             _vexp(tmp, f, scr)                      # f = exp(m_c - M)
             for ii in range(n):
                 Ssum[ii] += Sp[c, r0 + ii] * f[ii]
-        _softmax_rows(zt[:, r0:r1], M, Ssum, loss, g_true, r0, want_grads)
+        _softmax_rows(zt[:, r0:r1], M, Ssum, loss, g_true, r0, want_grads, gscale)
         if want_grads:
             for c in range(nc):
                 for ii in range(n):
-                    F[c, r0 + ii] *= Ssum[ii]          # Ssum = 1 / sum now
+                    F[c, r0 + ii] *= Ssum[ii]          # Ssum = gscale / sum now
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
@@ -565,8 +571,10 @@ def _sum_dx_partials(dxp, g_true, rows, rb, nrb, dx):
 
 
 @njit(cache=True)
-def sampled_fwd_bwd(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads):
-    """Loss (float64, per example) and, if ``want_grads``, all gradients of sum(loss).
+def sampled_fwd_bwd(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads,
+                    gscale):
+    """Loss (float64, per example) and, if ``want_grads``, all gradients of ``gscale *
+    sum(loss)`` (``gscale = 1 / B`` gives the mean's, folded into dL/dz for free).
 
     Parameters
     ----------
@@ -593,17 +601,18 @@ def sampled_fwd_bwd(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, w
     S = rows.shape[0] - B * T
     nrb, rb, nc, sc = plan(B, S)
     if nc == 1:
-        return _fused(x, rows, brows, T, log_tec, log_sec, hit_cols, nce, want_grads, rb, nrb)
+        return _fused(x, rows, brows, T, log_tec, log_sec, hit_cols, nce, want_grads, gscale,
+                      rb, nrb)
     Zbuf = np.empty(S * B, x.dtype)
     zt = np.empty((T, B))
     Mp = np.empty((nc, B))
     Sp = np.empty((nc, B))
     loss = np.zeros(B)
     g_true = np.empty((B, T), x.dtype)
-    _slab_pass(x, rows, brows, T, log_tec, log_sec, hit_cols, nce, rb, nrb, sc, nc,
+    _slab_pass(x, rows, brows, T, log_tec, log_sec, hit_cols, nce, gscale, rb, nrb, sc, nc,
                Zbuf, zt, Mp, Sp, loss)
     F = np.empty((nc, B))
-    _combine_rows(zt, Mp, Sp, nce, want_grads, rb, nrb, loss, g_true, F)
+    _combine_rows(zt, Mp, Sp, nce, want_grads, gscale, rb, nrb, loss, g_true, F)
     if not want_grads:
         return (loss, np.empty((0, D), x.dtype), g_true, np.empty((0, 0, D), x.dtype),
                 np.empty((0, 0)))
@@ -694,11 +703,12 @@ def merge_sparse(labels_flat, sampled, num_true, x, g_true, wpart, bpart):
 
 
 @njit(cache=True)
-def step_rows(rows, brows, x, labels, sampled, log_tec, log_sec, remove_hits, nce, want_grads):
+def step_rows(rows, brows, x, labels, sampled, log_tec, log_sec, remove_hits, nce, want_grads,
+              gscale):
     """One loss (+ gradients) step on already gathered rows: one dispatch for all phases.
 
-    Returns ``(loss float64 (B,), dx, ids, dW, db)``; the last four are empty when
-    ``want_grads`` is False. Parallel regions follow each other without returning to Python,
+    Returns ``(loss float64 (B,), dx, ids, dW, db)``, the gradients those of ``gscale *
+    sum(loss)``; the last four are empty when ``want_grads`` is False. Parallel regions follow each other without returning to Python,
     so the worker threads stay awake between them.
     """
     B, T = labels.shape
@@ -708,7 +718,7 @@ def step_rows(rows, brows, x, labels, sampled, log_tec, log_sec, remove_hits, nc
     else:
         hit_cols = np.full((B, T), -1, np.int64)
     loss, dx, g_true, wpart, bpart = sampled_fwd_bwd(x, rows, brows, T, log_tec, log_sec,
-                                                     hit_cols, nce, want_grads)
+                                                     hit_cols, nce, want_grads, gscale)
     if not want_grads:
         return loss, dx, np.empty(0, np.int64), np.empty((0, D), x.dtype), np.empty(0, x.dtype)
     ids, dW, db = merge_sparse(labels.reshape(-1), sampled, T, x, g_true, wpart, bpart)
@@ -716,7 +726,8 @@ def step_rows(rows, brows, x, labels, sampled, log_tec, log_sec, remove_hits, nc
 
 
 @njit(cache=True)
-def step_dense(weights, biases, x, labels, sampled, log_tec, log_sec, remove_hits, nce, want_grads):
+def step_dense(weights, biases, x, labels, sampled, log_tec, log_sec, remove_hits, nce, want_grads,
+               gscale):
     """:func:`step_rows` with the gather from one weights array and one biases array."""
     B, T = labels.shape
     BT = B * T
@@ -728,4 +739,4 @@ def step_dense(weights, biases, x, labels, sampled, log_tec, log_sec, remove_hit
     gather_rows(weights, ids, pos, rows)
     gather_vec(biases, ids, pos, brows)
     return step_rows(rows, brows, x, labels, sampled, log_tec, log_sec, remove_hits, nce,
-                     want_grads)
+                     want_grads, gscale)

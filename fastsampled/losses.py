@@ -183,10 +183,12 @@ def _sampled_loss(nce, weights, biases, labels, inputs, num_sampled, num_classes
 
 
 def _run_step(nce, W, Bs, x, lab, s, tec, sec, remove_accidental_hits, subtract_log_q,
-              want_grads):
+              want_grads, grad_scale=1.0):
     """The step on validated arguments: ``W``/``Bs`` are ``_Rows``, ``x`` (B, D) C-contiguous
     finite, ``lab`` (B, T) int64 and ``s`` (S,) int64 in range, ``tec``/``sec`` the expected
-    counts. Returns ``loss`` or ``(loss, SparseGrads)``."""
+    counts. Returns ``loss`` or ``(loss, SparseGrads)``, the gradients those of ``grad_scale
+    * sum(loss)`` (the head's mean reduction passes ``1 / B``; the kernels fold it into
+    dL/dz at no cost)."""
     dt = x.dtype
     B, D = x.shape
     if subtract_log_q:
@@ -199,13 +201,13 @@ def _run_step(nce, W, Bs, x, lab, s, tec, sec, remove_accidental_hits, subtract_
     with single_threaded_blas():
         if len(W.shards) == 1 and len(Bs.shards) == 1:
             out = K.step_dense(W.shards[0], Bs.shards[0], x, lab, s, log_tec, log_sec,
-                               remove_accidental_hits, nce, want_grads)
+                               remove_accidental_hits, nce, want_grads, float(grad_scale))
         else:
             ids = np.concatenate([lab.reshape(-1), s])
             rows = W.gather(ids, np.empty((ids.size, D), dt))
             brows = Bs.gather(ids, np.empty(ids.size, dt))
             out = K.step_rows(rows, brows, x, lab, s, log_tec, log_sec,
-                              remove_accidental_hits, nce, want_grads)
+                              remove_accidental_hits, nce, want_grads, float(grad_scale))
     loss, dx, uid, dW, db = out
     if not want_grads:
         return loss.astype(dt)

@@ -579,3 +579,28 @@ def test_stable_order_matches_numpy(offset):
     ids = rng.integers(0, 50, 3000).astype(np.int64) + offset
     np.testing.assert_array_equal(_stable_order(ids), np.argsort(ids, kind="stable"))
     np.testing.assert_array_equal(_stable_order(ids[:0]), np.empty(0, np.int64))
+
+
+@pytest.mark.parametrize("kind", ["ssm", "nce"])
+@pytest.mark.parametrize("shape", [(600, 40, 1), (300, 1100, 2), (600, 300, 1)],
+                         ids=["fused", "by_chunk", "by_block"])
+def test_grad_scale_scales_every_gradient(kind, shape):
+    """The head's mean reduction passes grad_scale = 1/B into the kernels: every gradient is
+    scaled (exactly, for a power of two), the loss is not."""
+    from fastsampled import losses
+    B, S, T = shape
+    p = Problem(np.random.default_rng([B, S]), B=B, D=5, T=T, S=S, C=2000, dup_labels=True)
+    W = losses._Rows(p.W, "weights", 2, "mod")
+    Bs = losses._Rows(p.b, "biases", 1, "mod")
+    lab = np.asarray(p.labels).reshape(B, T)
+    args = (kind == "nce", W, Bs, p.x, lab, p.s, p.tec, p.sec, True, True, True)
+    l1, g1 = losses._run_step(*args)
+    for scale, exact in ((0.25, True), (1.0 / 3.0, False)):
+        ls, gs = losses._run_step(*args, grad_scale=scale)
+        np.testing.assert_array_equal(ls, l1)
+        np.testing.assert_array_equal(gs.ids, g1.ids)
+        for a, b in ((gs.inputs, g1.inputs), (gs.weights, g1.weights), (gs.biases, g1.biases)):
+            if exact:
+                np.testing.assert_array_equal(a, b * np.float32(scale))
+            else:
+                np.testing.assert_allclose(a, b * scale, rtol=2e-6, atol=2e-6 * np.abs(b).max())
