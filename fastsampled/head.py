@@ -22,11 +22,14 @@ import json
 import os
 import pathlib
 import shutil
+import time
 
 import numba
 import numpy as np
 
 from . import _head_kernels as HK
+from . import _memory
+from . import _validate_kernels as VK
 from ._blas import single_threaded_blas
 from ._validate import as_float_array, as_int, check_range
 from .losses import SparseGrads, _Rows, _run_step, _sampled_values
@@ -178,6 +181,7 @@ class SampledSoftmaxHead:
                              f"{self.sampler.num_drawable} classes the sampler can draw (zero "
                              "counts have probability 0)")
         self.step = 0
+        self._warm_rows = 0          # rows 0.. made resident by warm(): no prefetch hints
         self.path = None if path is None else pathlib.Path(path)
         if _open is not None:          # load(): stores already opened
             self.weights, self.biases, self._states, self.step = _open
@@ -191,17 +195,9 @@ class SampledSoftmaxHead:
         if self.path is None:
             if self.num_shards != 1:
                 raise ValueError("num_shards > 1 needs a path (in-RAM heads use one array)")
-            rng = np.random.default_rng(self.seed)
-            V, D = self.num_classes, self.dim
-            if init == "normal":
-                w = rng.standard_normal((V, D), dtype=np.float64 if self.dtype == np.float64
-                                        else np.float32) * self.dtype.type(scale)
-            elif init == "uniform":
-                w = rng.uniform(-scale, scale, (V, D)).astype(self.dtype)
-            else:
-                w = np.zeros((V, D), self.dtype)
-            self.weights = np.ascontiguousarray(w, dtype=self.dtype)
-            self.biases = np.zeros(V, self.dtype)
+            self.weights = _init_ram_weights(self.num_classes, self.dim, self.dtype, init,
+                                             scale, self.seed)
+            self.biases = _memory.full(self.num_classes, 0, self.dtype)
             self._states = (self.optimizer.init_state(self.weights),
                             self.optimizer.init_state(self.biases))
         else:
@@ -340,6 +336,47 @@ class SampledSoftmaxHead:
         if self.counts is not None:
             np.save(dest / "counts.npy", self.counts)
         _write_json_atomic(dest / "head.json", self._config())
+
+    def warm(self, num_rows=None, max_bytes=None):
+        """Bring the rows of the most frequent classes into the page cache (memory-mapped
+        heads; a no-op in RAM), for weights, biases and optimizer slots alike.
+
+        A head larger than RAM otherwise starts cold: every step then reads its rows from
+        disk one 4 KiB page at a time. Classes are taken to be numbered by decreasing
+        frequency (what the log-uniform sampler assumes), so the rows a step touches most
+        are those of the smallest ids; see :meth:`ShardedMatrix.warm`. Warmed rows are also
+        no longer hinted to the kernel before each step.
+
+        Parameters
+        ----------
+        num_rows : int, optional
+            Classes ``0 .. num_rows - 1`` to warm. Default: as many as fit in ``max_bytes``.
+        max_bytes : int, optional
+            Budget for the default ``num_rows``; default half of the memory available now
+            (``MemAvailable``; Linux), and nothing where that is unknown.
+
+        Returns
+        -------
+        dict
+            ``rows`` warmed, ``bytes`` read and ``seconds`` taken.
+        """
+        if not isinstance(self.weights, ShardedMatrix):
+            return {"rows": 0, "bytes": 0, "seconds": 0.0}
+        stores = [self.weights, self.biases]
+        for st in self._states:
+            if st is not None:
+                stores += [v for v in st.slots.values() if isinstance(v, ShardedMatrix)]
+        row_bytes = sum((st.dim or 1) * st.dtype.itemsize for st in stores)
+        if num_rows is None:
+            budget = _available_memory() // 2 if max_bytes is None else int(max_bytes)
+            num_rows = min(self.num_classes, max(0, budget) // row_bytes)
+        n = as_int(num_rows, "num_rows", 0)
+        if n > self.num_classes:
+            raise ValueError(f"num_rows ({n}) must be <= num_classes ({self.num_classes})")
+        t0 = time.perf_counter()
+        total = sum(st.warm(n) for st in stores)
+        self._warm_rows = max(self._warm_rows, n)
+        return {"rows": n, "bytes": total, "seconds": time.perf_counter() - t0}
 
     def close(self):
         """Release the stores (and the writer lock). Does not checkpoint."""
@@ -505,33 +542,27 @@ class SampledSoftmaxHead:
                                               self.num_sampled, self.num_classes,
                                               self.num_classes, None)
         if isinstance(self.weights, ShardedMatrix):
-            # rows not in the page cache: issue all their reads at once (see prefetch)
+            # rows not in the page cache: issue all their reads at once (see prefetch); the
+            # rows warm() made resident need no hint (a syscall per page run otherwise)
             ids = np.concatenate([lab.reshape(-1), cands])
-            self.weights.prefetch(ids)
-            self.biases.prefetch(ids)
+            ids = ids[ids >= self._warm_rows]
+            if ids.size:
+                self.weights.prefetch(ids)
+                self.biases.prefetch(ids)
         W, Bs = self._loss_rows()
+        scale = 1.0 / x.shape[0] if reduction == "mean" else 1.0
         out = _run_step(self.loss_kind == "nce", W, Bs, x, lab, cands, tec, sec,
-                        self.remove_accidental_hits, self.subtract_log_q, want_grads)
+                        self.remove_accidental_hits, self.subtract_log_q, want_grads,
+                        grad_scale=scale)     # the mean's 1/B, folded into the kernels
         loss, g = out if want_grads else (out, None)
         total = float(loss.sum(dtype=np.float64))
         if not np.isfinite(total):
             raise FloatingPointError(f"non-finite loss ({total}) at step {self.step}; nothing "
                                      "was written to the weights")
-        if reduction == "none":
-            total = loss
-        elif reduction == "mean":
-            scale = 1.0 / x.shape[0]
-            total *= scale
-            if want_grads:
-                g.inputs *= g.inputs.dtype.type(scale)
-                g.weights *= g.weights.dtype.type(scale)
-                g.biases *= g.biases.dtype.type(scale)
-        if want_grads:
-            with np.errstate(over="ignore", invalid="ignore"):
-                ok = np.isfinite(g.inputs.sum()) or np.isfinite(g.inputs).all()
-            if not ok:
-                raise FloatingPointError(f"non-finite gradient w.r.t. inputs at step "
-                                         f"{self.step}; nothing was written to the weights")
+        total = loss if reduction == "none" else total * scale
+        if want_grads and VK.first_nonfinite(g.inputs.reshape(-1)) >= 0:
+            raise FloatingPointError(f"non-finite gradient w.r.t. inputs at step {self.step}; "
+                                     "nothing was written to the weights")
         return total, g
 
     def apply_grads(self, grads):
@@ -668,6 +699,37 @@ class SampledSoftmaxHead:
         zt = (np.einsum("bd,btd->bt", x.astype(np.float64), wl.reshape(lab.shape + (-1,))
                         .astype(np.float64)) + bl.reshape(lab.shape))
         return lse - zt.mean(axis=1), ids
+
+
+def _available_memory():
+    """Bytes the kernel reports as available (``MemAvailable``), or 0 where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _init_ram_weights(V, D, dtype, init, scale, seed, chunk=1 << 22):
+    """Initial in-RAM weights (V, D): N(0, scale), U(-scale, scale) or zeros, seeded, on huge
+    pages when large (see ``_memory``), generated in chunks of the one generator so that no
+    float64 temporary of the whole matrix exists (the values are those of one big draw)."""
+    w = _memory.full((V, D), 0, dtype) if init == "zeros" else _memory.empty((V, D), dtype)
+    if init == "zeros":
+        return w
+    rng = np.random.default_rng(seed)
+    flat = w.reshape(-1)
+    for lo in range(0, flat.size, chunk):
+        part = flat[lo:lo + chunk]
+        if init == "normal":
+            rng.standard_normal(out=part, dtype=dtype)
+            part *= dtype.type(scale)
+        else:
+            part[...] = rng.uniform(-scale, scale, part.size)
+    return w
 
 
 def _copy_to_store(arr, path, step):

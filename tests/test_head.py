@@ -245,3 +245,29 @@ def test_sigkill_mid_training_leaves_a_store_that_reopens(tmp_path):
     head.biases.verify(values=True)
     head.train_step(*_xy())                        # and training goes on
     head.close()
+
+
+def test_warm_makes_the_frequent_rows_resident_and_changes_nothing(tmp_path):
+    head = fs.SampledSoftmaxHead(5000, 8, path=tmp_path / "h", num_shards=3,
+                                 partition_strategy="mod", optimizer="adam", seed=2)
+    cold = fs.SampledSoftmaxHead(5000, 8, path=tmp_path / "c", num_shards=3,
+                                 partition_strategy="mod", optimizer="adam", seed=2)
+    ram = fs.SampledSoftmaxHead(50, 8, num_sampled=5, seed=2)
+    assert ram.warm() == {"rows": 0, "bytes": 0, "seconds": 0.0}
+    info = head.warm(1000)
+    # weights (8 floats) + bias + Adam's m (8) and v (8), 1000 rows, plus each shard's header
+    assert info["rows"] == 1000 and info["bytes"] >= 1000 * 25 * 4
+    assert head.warm(max_bytes=0)["rows"] == 0
+    with pytest.raises(ValueError, match="num_rows"):
+        head.warm(5001)
+    rng = np.random.default_rng(0)
+    for step in range(3):          # warmed ids skip the prefetch hint; results are the same
+        x = rng.normal(size=(16, 8)).astype(np.float32)
+        y = rng.integers(0, 5000, 16)
+        a, da = head.train_step(x, y)
+        b, db = cold.train_step(x, y)
+        assert a == b
+        np.testing.assert_array_equal(da, db)
+    np.testing.assert_array_equal(head.weights.to_numpy(), cold.weights.to_numpy())
+    head.close()
+    cold.close()
