@@ -771,8 +771,6 @@ class ShardedMatrix:
             raise ValueError(f"num_rows must lie in [0, {self.num_rows}], got {num_rows}")
         width = (1 if self.dim is None else self.dim) * self.dtype.itemsize
         total = 0
-        chunk = 8 << 20
-        buf = bytearray(chunk)
         for p, size in enumerate(self.shard_sizes):
             if self.num_shards > 1 and self.partition_strategy == "mod":
                 rows = min(size, (n + self.num_shards - 1 - p) // self.num_shards)
@@ -782,24 +780,17 @@ class ShardedMatrix:
             if rows == 0:
                 continue
             shard = self.shards[p]
-            begin = shard.offset                       # the .npy header is read too
-            end = shard.offset + rows * width
+            end = shard.offset + rows * width          # the .npy header is read too
             fd = os.open(self.path / shard_file_name(p), os.O_RDONLY)
             try:
                 if hasattr(os, "posix_fadvise"):
                     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
-                pos = 0
-                view = memoryview(buf)
-                while pos < end:
-                    got = os.preadv(fd, [view[:min(chunk, end - pos)]], pos)
-                    if got <= 0:
-                        break
-                    pos += got
-                total += end - begin
+                _read_concurrently(fd, end)
             finally:
                 os.close(fd)
+            total += rows * width
             m = getattr(shard, "_mmap", None)
-            start = begin % mmap.ALLOCATIONGRANULARITY
+            start = shard.offset % mmap.ALLOCATIONGRANULARITY
             if m is not None:
                 try:
                     m.madvise(_MADV_POPULATE_READ, 0, start + rows * width)
@@ -844,6 +835,30 @@ class ShardedMatrix:
 
 
 _MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)   # Linux 5.14+
+_WARM_CHUNK = 8 << 20
+_WARM_THREADS = 8
+
+
+def _read_concurrently(fd, end):
+    """Read bytes ``0 .. end`` of ``fd`` into the page cache with several reads in flight.
+
+    With ``POSIX_FADV_RANDOM`` the kernel reads each request in pieces of its read-ahead
+    size, one after the other (seen here: 0.16 GB/s from one reader); eight readers keep
+    the disk busy. ``os.preadv`` releases the GIL."""
+    import concurrent.futures
+
+    def read(lo):
+        buf = bytearray(min(_WARM_CHUNK, end - lo))
+        view = memoryview(buf)
+        pos = 0
+        while pos < len(buf):
+            got = os.preadv(fd, [view[pos:]], lo + pos)
+            if got <= 0:
+                break
+            pos += got
+
+    with concurrent.futures.ThreadPoolExecutor(_WARM_THREADS) as pool:
+        list(pool.map(read, range(0, end, _WARM_CHUNK)))
 
 
 def _madvise(arrays, flag):
