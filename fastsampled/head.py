@@ -381,6 +381,7 @@ class SampledSoftmaxHead:
     def close(self):
         """Release the stores (and the writer lock). Does not checkpoint."""
         self._rows = None
+        self._opt_targets = None
         if self.path is None:
             return
         for st in self._states:
@@ -587,8 +588,11 @@ class SampledSoftmaxHead:
                             f"{type(grads).__name__}")
         # the optimizer refuses (FloatingPointError, nothing written) non-finite weight/bias
         # gradients or updates itself
-        self.optimizer.apply_grads(self.weights, self.biases, grads, self._states,
-                                   self.partition_strategy)
+        cached = getattr(self, "_opt_targets", None)
+        if cached is None or cached[0] is not self.weights or cached[1] is not self._states:
+            cached = self._opt_targets = (self.weights, self._states, self.optimizer._targets(
+                self.weights, self.biases, self._states, self.partition_strategy))
+        self.optimizer._apply_grads(cached[2], grads, self._states)
         self.step += 1
 
     def _loss_rows(self):

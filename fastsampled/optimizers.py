@@ -494,13 +494,28 @@ class _SparseOptimizer:
             The weights' and the biases' states (``(None, None)`` is fine for SGD).
         partition_strategy : {"mod", "div"}
         """
-        if not all(hasattr(grads, a) for a in ("ids", "weights", "biases")):
-            raise TypeError(f"grads must be a SparseGrads (with ids, weights, biases), got "
-                            f"{type(grads).__name__}")
+        targets = self._targets(weights, biases, states, partition_strategy)
+        self._apply_grads(targets, grads, states)
+
+    def _targets(self, weights, biases, states, partition_strategy):
+        """The validated ``(weights, weights' slot views, biases, biases' slot views)`` of
+        :meth:`apply_grads`; a caller updating the same parameters every step (the head)
+        builds them once and calls :meth:`_apply_grads`."""
         if not isinstance(states, (tuple, list)) or len(states) != 2:
             raise ValueError("states must be a pair (weights_state, biases_state)")
         pw, sw = self._target(weights, states[0], partition_strategy, "weights")
         pb, sb = self._target(biases, states[1], partition_strategy, "biases")
+        return pw, sw, pb, sb
+
+    def _apply_grads(self, targets, grads, states):
+        """:meth:`apply_grads` on targets from :meth:`_targets` (grads still checked)."""
+        pw, sw, pb, sb = targets
+        if not all(hasattr(grads, a) for a in ("ids", "weights", "biases")):
+            raise TypeError(f"grads must be a SparseGrads (with ids, weights, biases), got "
+                            f"{type(grads).__name__}")
+        for st in states:
+            if st is not None:
+                st._check_open()
         ids = _check_ids(grads.ids, "grads.ids")
         _check_range(ids, pw, "grads.ids")
         _check_range(ids, pb, "grads.ids")
