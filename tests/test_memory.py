@@ -1,0 +1,40 @@
+"""Huge-page arrays and the malloc thresholds set on import (fastsampled._memory)."""
+import os
+import platform
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastsampled import _memory
+
+
+@pytest.mark.parametrize("shape", [(10, 3), (1 << 20, 9)])   # below and above HUGE_MIN_BYTES
+def test_empty_and_full(shape):
+    a = _memory.full(shape, 0, np.float32)
+    assert a.shape == shape and a.dtype == np.float32 and a.flags.c_contiguous
+    assert a.flags.writeable and not a.any()
+    b = _memory.full(shape, 1.5, np.float64)
+    assert np.all(b == 1.5)
+    c = _memory.empty(shape[0], np.int64)
+    c[:] = 7
+    assert c.shape == (shape[0],) and np.all(c == 7)
+
+
+def _tuned_in_child(env):
+    code = "import fastsampled, fastsampled._memory as m; print(m._tuned)"
+    out = subprocess.run([sys.executable, "-c", code], env=env,
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+@pytest.mark.skipif(sys.platform != "linux" or platform.libc_ver()[0] != "glibc",
+                    reason="mallopt thresholds are glibc's")
+def test_malloc_thresholds_set_on_import_unless_the_user_says_otherwise():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env.pop("FASTSAMPLED_KEEP_MALLOC", None)
+    base = {"FASTSAMPLED_KEEP_MALLOC": "0"}
+    assert _tuned_in_child({**env, **base}) == "True"
+    assert _tuned_in_child({**env, "FASTSAMPLED_KEEP_MALLOC": "1"}) == "False"
+    assert _tuned_in_child({**env, **base, "MALLOC_TRIM_THRESHOLD_": "131072"}) == "False"
