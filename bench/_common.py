@@ -256,7 +256,8 @@ def timeit(fn, repeat=30, warmup=3, max_seconds=None):
     return timeit_many({"fn": fn}, repeat, warmup, max_seconds)["fn"]
 
 
-def timeit_many(fns, repeat=30, warmup=3, max_seconds=None, block=1, keep_times=False):
+def timeit_many(fns, repeat=30, warmup=3, max_seconds=None, block=1, keep_times=False,
+                settle=0.0):
     """Time several callables *interleaved*: round robin, ``block`` consecutive calls each.
 
     Every callable then sees the same machine conditions, so ratios between them stay
@@ -264,7 +265,10 @@ def timeit_many(fns, repeat=30, warmup=3, max_seconds=None, block=1, keep_times=
     rounds (each callable runs ``repeat * block`` timed calls); ``max_seconds`` bounds the whole
     group. Use ``block`` > 1 when mixing thread pools (numpy's BLAS and Numba's): a pool's
     workers keep spinning for a while after its call and slow the *first* call of the other
-    pool down, which a block of several calls keeps out of the median.
+    pool down, which a block of several calls keeps out of the median. OpenBLAS's workers spin
+    for up to ~0.1 s (2**28 cycles), longer than a block of big calls: ``settle`` seconds of
+    untimed sleep before each block let them go idle, so each callable is timed in its steady
+    state rather than against the other pool's spinning threads.
     Returns ``{name: stats}`` with the fields of :func:`timeit` (plus ``times``, every call's
     duration in order, with ``keep_times``).
     """
@@ -280,6 +284,8 @@ def timeit_many(fns, repeat=30, warmup=3, max_seconds=None, block=1, keep_times=
         t_start = time.perf_counter()
         for r in range(repeat):
             for name, fn in fns.items():
+                if settle:
+                    time.sleep(settle)
                 for _ in range(block):
                     t0 = time.perf_counter()
                     fn()

@@ -46,6 +46,7 @@ FLT_MAX = float(np.finfo(np.float32).max)
 TF_STEP_MS = (2.2, 2.6)  # TF 2.21 CPU, this machine, B=1024 D=128 S=64 (from the issue)
 TARGET_STEP_MS = 0.5
 TARGET_FLOP_RATIO = 0.5
+FLOP_SETTLE_S = 0.25   # untimed pause before each block of the FLOP section (see timeit_many)
 POOL = 16  # distinct (labels, inputs) batches cycled through
 RETRY = {"retries": 0, "wait": 0.0}  # remeasure a group disturbed by other processes (main sets)
 
@@ -171,7 +172,7 @@ def _error_row(case, e):
     return {"case": case, "status": f"ERROR {type(e).__name__}: {str(e)[:60]}"}
 
 
-def _timed_group(rows, fns, reps, warmup, budget, block=1, cfg=None):
+def _timed_group(rows, fns, reps, warmup, budget, block=1, cfg=None, settle=0.0):
     """Interleaved timings of ``fns``; drops (and reports) any callable whose warm-up fails."""
     ok = {}
     for name, fn in fns.items():
@@ -183,7 +184,7 @@ def _timed_group(rows, fns, reps, warmup, budget, block=1, cfg=None):
     if not ok:
         return {}
     try:
-        return retry_if_busy(lambda: timeit_many(ok, reps, warmup, budget, block),
+        return retry_if_busy(lambda: timeit_many(ok, reps, warmup, budget, block, settle=settle),
                              RETRY["retries"], RETRY["wait"])
     except Exception as e:
         rows.append(_error_row(", ".join(ok), e))
@@ -429,7 +430,8 @@ def bench_flops(rows, cfg, V):
         fns[f"{kind} pre"] = _step_fn(f, W, b, labels, inputs, S, V, pre_sv=pre_sv)
         fns[f"{kind} obj"] = _step_fn(f, W, b, labels, inputs, S, V,
                                       sampler=fs.LogUniformSampler(V, seed=23))
-    res = _timed_group(rows, fns, cfg["flop_reps"], 2, cfg["flop_seconds"], block=cfg["flop_block"])
+    res = _timed_group(rows, fns, cfg["flop_reps"], 2, cfg["flop_seconds"], block=cfg["flop_block"],
+                       settle=FLOP_SETTLE_S)
 
     def rate(name):
         return flops / res[name]["median"] / 1e9 if name in res else None
@@ -508,8 +510,10 @@ def main(argv=None):
         "pre-gathered contiguous Ws",
         "fastsampled rows of one section are timed interleaved call by call (round robin), so "
         "their ratios are robust to load drift; the numpy reference right after them; the FLOP "
-        f"section interleaves numpy and fastsampled in blocks of {cfg['flop_block']} calls "
-        "(a pool's spinning threads slow the other pool's first call after a switch)",
+        f"section interleaves numpy and fastsampled in blocks of {cfg['flop_block']} calls, "
+        f"each block after an untimed {FLOP_SETTLE_S:g} s pause: OpenBLAS's workers spin ~0.1 s "
+        "after a call and would otherwise slow the next block of Numba's threads (that "
+        "effect is measured on its own in the 'right after a numpy matmul' row)",
         f"status with * = measured while other processes used > {BUSY_OTHERS} cores: not a "
         "verdict on the library (rerun on a quiet machine)",
         "others_cpu = cores used by other processes while timing (0 = quiet machine); a group "
