@@ -4,8 +4,17 @@ gensim's interface, fastsampled's kernels. A text corpus is read twice by a comp
 tokeniser that interns the tokens (no Python object per token; about 5 s for 20 M tokens):
 once to count, once to encode. It is encoded once, after the vocabulary is fixed, into one
 flat uint16 id stream (ids >= 65535 escaped into three entries: about 2 bytes a token, half
-of an int32 array) plus int64 sentence offsets. Training runs a Numba kernel in parallel
-over fixed blocks of about ``batch_words`` words.
+of an int32 array), written to an anonymous temporary file (``corpus_in_memory=True``:
+kept in RAM) and streamed back block group by block group while training, plus two uint16
+numbers per sentence (its words and stream entries). Only the vocabulary's tokens become
+Python strings. Training runs a Numba kernel in parallel over fixed blocks of about
+``batch_words`` words.
+
+Memory: what the process holds during training is the two ``(vocabulary, vector_size)``
+float32 matrices, the vocabulary (strings, counts, sampling tables), 4 bytes per sentence
+and a buffer of a few hundred KB; the corpus itself stays in the page cache. The fixed cost
+of Numba (its import, ~120 MB resident of which ~90 MB is LLVM's mapped code, and loading
+the compiled kernels from its cache, ~45 MB) comes on top.
 
 Corpus rules (documented decisions)
 -----------------------------------
@@ -45,6 +54,7 @@ Training (what is computed; see ``_w2v_kernels`` for the kernel)
 """
 import json
 import os
+import tempfile
 import time
 
 import numpy as np
@@ -178,15 +188,32 @@ class _FileScan:
             yield self.out_ids[:st[3]], self.out_lens[:nl]
 
     def scan(self):
-        """First pass: returns ``(keys, counts)`` (distinct tokens as str, first-occurrence
-        order; int64 counts)."""
+        """First pass: returns ``(keys_of, counts)``: int64 counts of the distinct tokens
+        (first-occurrence order) and ``keys_of(indices)``, their text as str.
+
+        Every token is checked to be UTF-8 here; only the tokens asked for (the vocabulary,
+        a fraction of the distinct tokens) become Python strings.
+        """
         for _ in self._chunks():
             pass
         nuniq = int(self.st[1])
         counts = self.counts[:nuniq].copy()
-        raw = [self.arena[self.arena_off[u]:self.arena_off[u + 1]].tobytes()
-               for u in range(nuniq)]
-        return _decode_keys(raw, self.path), counts
+        arena, off = self.arena, self.arena_off
+        try:
+            # Valid as a whole and no token starting inside a character: every token is.
+            arena[:off[nuniq]].tobytes().decode("utf-8")
+            ok = not np.any(arena[off[:nuniq]] & 0xC0 == 0x80)
+        except UnicodeDecodeError:
+            ok = False
+        if not ok:  # find the first bad token to name it
+            _decode_keys([arena[off[u]:off[u + 1]].tobytes() for u in range(nuniq)],
+                         self.path)
+
+        def keys_of(which=None):
+            which = range(nuniq) if which is None else np.asarray(which).tolist()
+            return [arena[off[u]:off[u + 1]].tobytes().decode("utf-8") for u in which]
+
+        return keys_of, counts
 
     def parts(self):
         """Second pass over the (unchanged) file: (provisional ids, line lengths) per chunk."""
@@ -216,46 +243,131 @@ def _split_lengths(lengths):
     return np.asarray(out, np.int64)
 
 
-def _apply_vocab(counts, parts, remap):
-    """Encode the scanned corpus with the final vocabulary.
+def _readinto(f, pos, out):
+    """Fill ``out`` (a numpy array) from byte ``pos`` of the unbuffered file ``f``."""
+    view = memoryview(out).cast("B")
+    f.seek(pos)
+    got = 0
+    while got < len(view):
+        n = f.readinto(view[got:])
+        if not n:
+            raise RuntimeError("the encoded corpus file is shorter than expected")
+        got += n
+
+
+def _write_all(f, arr):
+    view = memoryview(arr).cast("B")
+    while len(view):
+        view = view[f.write(view):]
+
+
+class _EncodedCorpus:
+    """A corpus encoded with a fixed vocabulary, as the training kernel reads it.
+
+    One flat uint16 id stream (ids >= 65535 escaped into three entries, see
+    ``_w2v_kernels.encode_part``), held either in RAM or in an anonymous temporary file
+    (``tempfile.TemporaryFile``: on POSIX already unlinked when created, so nothing is left
+    behind even after a crash; freed when the model drops the corpus) that training reads
+    back block group by block group into one reused buffer. Reading with ``readinto`` rather than mapping the file keeps its pages out
+    of the process's resident set. Per sentence, ``words`` and ``units`` (uint16; a sentence
+    holds at most 10 000 words) give its number of words and of stream entries.
+    """
+
+    def __init__(self, size, in_memory):
+        self.size = int(size)
+        self.in_memory = bool(in_memory)
+        self.words = self.units = None
+        self.total_words = 0
+        self._stream = np.empty(self.size, np.uint16) if self.in_memory else None
+        self._file = None if self.in_memory else tempfile.TemporaryFile(buffering=0)
+        self._pos = 0
+        self._buf = np.empty(0, np.uint16)
+
+    def writable(self, n):
+        """Array to encode up to ``n`` entries into, and the position to start at."""
+        if self.in_memory:
+            return self._stream, self._pos
+        if self._buf.size < n:
+            self._buf = np.empty(n, np.uint16)
+        return self._buf, 0
+
+    def wrote(self, n):
+        """``n`` entries were encoded into the array :meth:`writable` gave."""
+        if not self.in_memory:
+            _write_all(self._file, self._buf[:n])
+        self._pos += n
+
+    def finish(self, words, units):
+        if self._pos != self.size:
+            raise RuntimeError(f"corpus changed while it was read ({self._pos} != "
+                               f"{self.size} ids)")
+        self.words = np.concatenate(words) if words else np.empty(0, np.uint16)
+        self.units = np.concatenate(units) if units else np.empty(0, np.uint16)
+        self.total_words = int(self.words.sum(dtype=np.int64))
+        self._buf = np.empty(0, np.uint16)
+        return self
+
+    def read(self, lo, hi, buf=None):
+        """Stream entries ``lo .. hi - 1``: a view of the RAM copy, or read into ``buf``."""
+        if self.in_memory:
+            return self._stream[lo:hi]
+        out = buf[:hi - lo]
+        _readinto(self._file, 2 * lo, out)
+        return out
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._stream = None
+
+
+def _apply_vocab(counts, parts, remap, in_memory):
+    """Encode the scanned corpus with the final vocabulary into an :class:`_EncodedCorpus`.
 
     ``counts`` are the provisional ids' counts, ``parts`` yields (provisional ids, line
-    lengths) pairs (the lengths are overwritten), ``remap`` maps provisional ids to
-    vocabulary ids (-1: dropped). Returns ``(stream, sent_off, word_off)``: the uint16 id
-    stream (ids >= 65535 take three entries, see ``_w2v_kernels.encode_part``) and, per
-    sentence, its start in the stream and in words (int64, one entry more than sentences).
+    lengths) pairs, ``remap`` maps provisional ids to vocabulary ids (-1: dropped).
     """
     from . import _w2v_kernels as K
 
     remap = np.ascontiguousarray(remap, np.int32)
     size = int(counts[remap >= 0].sum()) + 2 * int(counts[remap >= K.ESCAPE].sum())
-    stream = np.empty(size, np.uint16)
-    pos = 0
-    sent_pos, sent_len = [np.zeros(1, np.int64)], [np.zeros(1, np.int64)]
-    for ids, lens in parts:
-        slens = np.empty(lens.size, np.int64)
-        pos, nsent = K.encode_part(ids, lens, remap, stream, pos, slens)
-        sent_len.append(lens[:nsent].copy())
-        sent_pos.append(slens[:nsent].copy())
-    if pos != size:
-        raise RuntimeError(f"corpus changed while it was read ({pos} != {size} ids)")
-    return stream, np.cumsum(np.concatenate(sent_pos)), np.cumsum(np.concatenate(sent_len))
+    corpus = _EncodedCorpus(size, in_memory)
+    try:
+        words, units = [], []
+        for ids, lens in parts:
+            out, pos = corpus.writable(3 * ids.size)
+            swords = np.empty(lens.size, np.uint16)
+            sunits = np.empty(lens.size, np.uint16)
+            end, nsent = K.encode_part(ids, lens, remap, out, pos, swords, sunits)
+            corpus.wrote(end - pos)
+            words.append(swords[:nsent].copy())
+            units.append(sunits[:nsent].copy())
+        return corpus.finish(words, units)
+    except BaseException:
+        corpus.close()
+        raise
 
 
 def _scan(sentences, corpus_file):
-    """Count a corpus given either way: ``(keys, counts, parts, what)``.
+    """Count a corpus given either way: ``(keys_of, counts, parts, what)``.
 
-    ``parts`` is an iterable of (provisional ids, line lengths) for :func:`_apply_vocab`.
+    ``keys_of(indices)`` gives the tokens of those provisional ids (all with None), ``parts``
+    is an iterable of (provisional ids, line lengths) for :func:`_apply_vocab`.
     """
     if (sentences is None) == (corpus_file is None):
         raise ValueError("give exactly one of sentences or corpus_file")
     if corpus_file is not None:
         path = _check_file(corpus_file)
         scan = _FileScan(path)
-        keys, counts = scan.scan()
-        return keys, counts, scan.parts(), f"corpus_file {path!r}"
+        keys_of, counts = scan.scan()
+        return keys_of, counts, scan.parts(), f"corpus_file {path!r}"
     keys, counts, ids, lens = _scan_sentences(sentences)
-    return keys, counts, [(ids, lens)], "sentences"
+
+    def keys_of(which=None):
+        return list(keys) if which is None else [keys[i] for i in np.asarray(which).tolist()]
+
+    return keys_of, counts, [(ids, lens)], "sentences"
 
 
 def _scan_sentences(sentences):
@@ -282,10 +394,10 @@ def _scan_sentences(sentences):
 
 
 # --------------------------------------------------------------------------- vocabulary
-def _select_vocab(words, counts, min_count, max_final_vocab):
+def _select_vocab(counts, min_count, max_final_vocab):
     """Apply min_count / max_final_vocab; return (order, effective_min_count).
 
-    ``order`` indexes ``words``: retained words by descending count, ties in their given
+    ``order`` indexes ``counts``: retained words by descending count, ties in their given
     (first-occurrence) order -- a stable sort, as gensim's.
     """
     counts = np.asarray(counts, np.int64)
@@ -316,19 +428,21 @@ def keep_probabilities(counts, sample):
     return p, thr
 
 
-def block_boundaries(sent_off, batch_words):
-    """First sentence of each block (int64, ends with the sentence count).
+def block_boundaries(words, units, batch_words):
+    """Blocks of about ``batch_words`` words: ``(bsent, bword, bunit)``, int64 each.
 
-    A block starts at the first sentence that begins at or after each multiple of
-    ``batch_words`` words, so blocks hold about ``batch_words`` words and never split a
-    sentence (sentences are at most 10 000 words).
+    Per block (and once more for the end of the corpus): its first sentence, the words and
+    the stream entries before it. A block starts at the first sentence that begins at or
+    after each multiple of ``batch_words`` words, so blocks never split a sentence
+    (sentences are at most 10 000 words). ``words`` / ``units`` are each sentence's words
+    and stream entries.
     """
-    total = int(sent_off[-1])
-    nsent = sent_off.size - 1
-    marks = np.arange(0, total, batch_words, dtype=np.int64)
-    starts = np.unique(np.searchsorted(sent_off[:-1], marks, side="left"))
-    starts = starts[starts < nsent]
-    return np.concatenate((starts, [nsent])).astype(np.int64)
+    from . import _w2v_kernels as K
+
+    cap = min(words.size, int(words.sum(dtype=np.int64)) // batch_words + 1) + 1
+    bsent, bword, bunit = (np.empty(cap, np.int64) for _ in range(3))
+    nb = K.block_table(words, units, batch_words, bsent, bword, bunit)
+    return bsent[:nb + 1].copy(), bword[:nb + 1].copy(), bunit[:nb + 1].copy()
 
 
 def block_alphas(block_word_start, total_words, epoch, epochs, alpha, min_alpha):
@@ -410,13 +524,17 @@ class Word2Vec:
         Show a tqdm bar (words/s, lr, loss) when tqdm is installed, else print a line per epoch.
     batch_words : int
         Words per parallel block.
+    corpus_in_memory : bool
+        Keep the encoded corpus (about 2 bytes a word) in RAM instead of an anonymous
+        temporary file in ``tempfile.gettempdir()`` (``TMPDIR``) that training streams back
+        in blocks. Both give identical training.
     """
 
     def __init__(self, sentences=None, corpus_file=None, vector_size=100, window=5,
                  min_count=5, max_final_vocab=None, sample=1e-3, sg=1, negative=5,
                  ns_exponent=0.75, loss="negative_sampling", num_sampled=None, epochs=5,
                  alpha=0.025, min_alpha=1e-4, workers=None, seed=1, cbow_mean=1,
-                 progress=True, batch_words=MAX_WORDS_IN_BATCH):
+                 progress=True, batch_words=MAX_WORDS_IN_BATCH, corpus_in_memory=False):
         self.vector_size = as_int(vector_size, "vector_size", 1)
         self.window = as_int(window, "window", 1)
         self.min_count = as_int(min_count, "min_count", 0)
@@ -458,6 +576,7 @@ class Word2Vec:
         self.cbow_mean = 1
         self.progress = bool(progress)
         self.batch_words = as_int(batch_words, "batch_words", 1)
+        self.corpus_in_memory = bool(corpus_in_memory)
 
         self.index_to_key = []
         self.counts = np.empty(0, np.int64)
@@ -477,21 +596,22 @@ class Word2Vec:
     # ------------------------------------------------------------------ vocabulary
     def build_vocab(self, sentences=None, corpus_file=None):
         """Count the corpus, fix the vocabulary, encode the corpus and initialise vectors."""
-        self._corpus = self.syn0 = self.syn1neg = self._wv = None  # free before reading
-        keys, counts, parts, what = _scan(sentences, corpus_file)
+        self._drop_corpus()
+        self.syn0 = self.syn1neg = self._wv = None  # free before reading
+        keys_of, counts, parts, what = _scan(sentences, corpus_file)
         raw_total = int(counts.sum())
         if raw_total == 0:
             raise ValueError(f"{what} holds no tokens")
-        order, eff_min = _select_vocab(keys, counts, self.min_count, self.max_final_vocab)
+        order, eff_min = _select_vocab(counts, self.min_count, self.max_final_vocab)
         if order.size == 0:
             raise ValueError(f"no word of {what} reaches min_count={self.min_count} "
                              f"(most frequent: {int(counts.max())} occurrences)")
-        remap = np.full(len(keys), -1, np.int64)
+        remap = np.full(counts.size, -1, np.int64)
         remap[order] = np.arange(order.size)
-        corpus = _apply_vocab(counts, parts, remap)
-        words = [keys[i] for i in order.tolist()]
+        corpus = _apply_vocab(counts, parts, remap, self.corpus_in_memory)
+        words = keys_of(order)
         vcounts = counts[order]
-        del keys, parts, remap
+        del keys_of, parts, remap
         self.index_to_key = words
         self.key_to_index = {w: i for i, w in enumerate(words)}
         self.counts = np.ascontiguousarray(vcounts, np.int64)
@@ -534,16 +654,20 @@ class Word2Vec:
             raise ValueError("no corpus: call build_vocab(sentences=... or corpus_file=...) "
                              "first")
         epochs = self.epochs if epochs is None else as_int(epochs, "epochs", 1)
-        stream, sent_off, word_off = self._corpus
-        total = int(word_off[-1])
+        corpus = self._corpus
+        total = corpus.total_words
         if total == 0:
             raise ValueError("the corpus holds no word of the vocabulary")
-        bsent = block_boundaries(word_off, self.batch_words)
+        bsent, bword, bunit = block_boundaries(corpus.words, corpus.units, self.batch_words)
         nblocks = bsent.size - 1
-        bword = word_off[bsent[:-1]]
         mode = _LOSSES[self.loss]
         nneg = self.negative if mode == 0 else self.num_sampled
         chunk = max(4 * self.workers, 32)
+        starts = np.arange(0, nblocks, chunk)
+        ends = np.minimum(starts + chunk, nblocks)
+        # One buffer for the stream of a group of blocks (unused when it is in RAM).
+        buf = np.empty(0 if corpus.in_memory else int((bunit[ends] - bunit[starts]).max()),
+                       np.uint16)
         bar = self._progress_bar(epochs * total)
         old_threads = numba.get_num_threads()
         numba.set_num_threads(self.workers)
@@ -553,22 +677,26 @@ class Word2Vec:
         self.epoch_losses = []
         try:
             for epoch in range(epochs):
-                alphas = block_alphas(bword, total, epoch, epochs, self.alpha, self.min_alpha)
+                alphas = block_alphas(bword[:-1], total, epoch, epochs, self.alpha,
+                                      self.min_alpha)
                 loss_e = 0.0
-                for b0 in range(0, nblocks, chunk):
-                    b1 = min(nblocks, b0 + chunk)
+                for b0, b1 in zip(starts.tolist(), ends.tolist()):
+                    s0, s1 = int(bsent[b0]), int(bsent[b1])
+                    stream = corpus.read(int(bunit[b0]), int(bunit[b1]), buf)
+                    sent_off = np.zeros(s1 - s0 + 1, np.int64)
+                    np.cumsum(corpus.units[s0:s1], dtype=np.int64, out=sent_off[1:])
                     loss_out = np.zeros(b1 - b0, np.float64)
                     eff_out = np.zeros(b1 - b0, np.int64)
                     pairs_out = np.zeros(b1 - b0, np.int64)
-                    K.train_blocks(self.syn0, self.syn1neg, stream, sent_off, bsent, b0,
-                                   alphas[b0:b1], self._keep_thr, self._alias.table,
-                                   self._logq, self._seed64, np.uint64(epoch * nblocks),
-                                   self.window, nneg, self.sg, mode, loss_out, eff_out,
-                                   pairs_out)
+                    K.train_blocks(self.syn0, self.syn1neg, stream, sent_off,
+                                   bsent[b0:b1 + 1] - s0, b0, alphas[b0:b1], self._keep_thr,
+                                   self._alias.table, self._logq, self._seed64,
+                                   np.uint64(epoch * nblocks), self.window, nneg, self.sg,
+                                   mode, loss_out, eff_out, pairs_out)
                     loss_e += float(loss_out.sum())
                     eff_total += int(eff_out.sum())
                     if bar is not None:
-                        words = int(word_off[bsent[b1]] - word_off[bsent[b0]])
+                        words = int(bword[b1] - bword[b0])
                         el = time.perf_counter() - t0
                         bar.set_postfix_str(f"lr={alphas[b1 - 1]:.5f} loss={loss_e:.4g} "
                                             f"eff_words/s={eff_total / max(el, 1e-9):,.0f}",
@@ -594,27 +722,34 @@ class Word2Vec:
 
     def _decoded_corpus(self):
         """The encoded corpus as a list of id lists (for tests and inspection)."""
-        stream, sent_off, _ = self._corpus
-        out = []
-        for s in range(sent_off.size - 1):
-            seg = stream[sent_off[s]:sent_off[s + 1]].astype(np.int64).tolist()
-            ids, i = [], 0
-            while i < len(seg):
-                if seg[i] == 0xFFFF:
-                    ids.append((seg[i + 1] << 16) | seg[i + 2])
+        corpus = self._corpus
+        stream = corpus.read(0, corpus.size, np.empty(corpus.size, np.uint16))
+        stream = stream.astype(np.int64).tolist()
+        out, i = [], 0
+        for n in corpus.units.tolist():
+            end, ids = i + n, []
+            while i < end:
+                if stream[i] == 0xFFFF:
+                    ids.append((stream[i + 1] << 16) | stream[i + 2])
                     i += 3
                 else:
-                    ids.append(seg[i])
+                    ids.append(stream[i])
                     i += 1
             out.append(ids)
         return out
 
+    def _drop_corpus(self):
+        if self._corpus is not None:
+            self._corpus.close()
+            self._corpus = None
+
     def _encode_new(self, sentences, corpus_file):
-        keys, counts, parts, _ = _scan(sentences, corpus_file)
+        self._drop_corpus()
+        keys_of, counts, parts, _ = _scan(sentences, corpus_file)
         get = self.key_to_index.get
-        remap = np.fromiter((get(k, -1) for k in keys), np.int64, count=len(keys))
+        remap = np.fromiter((get(k, -1) for k in keys_of()), np.int64, count=counts.size)
         self.corpus_total_words = int(counts.sum())
-        self._corpus = _apply_vocab(counts, parts, remap)
+        self._corpus = _apply_vocab(counts, parts, remap, self.corpus_in_memory)
 
     def _progress_bar(self, total):
         if not self.progress:
@@ -644,7 +779,8 @@ class Word2Vec:
     # ------------------------------------------------------------------ persistence
     _PARAMS = ("vector_size", "window", "min_count", "max_final_vocab", "sample", "sg",
                "negative", "ns_exponent", "loss", "num_sampled", "epochs", "alpha",
-               "min_alpha", "workers", "cbow_mean", "progress", "batch_words")
+               "min_alpha", "workers", "cbow_mean", "progress", "batch_words",
+               "corpus_in_memory")
 
     def save(self, path):
         """Write the model to ``path`` (a .npz holding the arrays and a JSON header)."""
