@@ -149,6 +149,21 @@ def test_lr_schedule_linear_over_all_epochs():
     assert np.all(np.diff(allv) < 0)
     np.testing.assert_allclose(np.diff(allv), np.diff(allv)[0])
     assert allv[-1] == pytest.approx(0.025 - (0.025 - 1e-4) * 7 / 8)
+    np.testing.assert_array_equal(  # one worker: gensim's schedule is the linear one
+        W.block_alphas(starts, 1000, 1, 2, 0.025, 1e-4, "gensim", 1), a1)
+
+
+def test_lr_schedule_gensim_corpus_file():
+    # gensim's corpus_file mode, W workers: a worker's progress counts its own sentences
+    # only, so an epoch covers 1/W of the epoch's share of the decay, then the rate steps.
+    starts = np.array([0, 250, 500, 750])
+    a, lo = 0.025, 1e-4
+    for epoch in range(3):
+        got = W.block_alphas(starts, 1000, epoch, 3, a, lo, "gensim", 2)
+        want = a - (a - lo) * (epoch + starts / 1000 / 2) / 3
+        np.testing.assert_allclose(got, want)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        Word2Vec(lr_schedule="cosine")
 
 
 def _reference_blocks(lengths, batch_words):
@@ -274,7 +289,7 @@ def test_encoded_corpus_file_leaves_nothing_behind(tmp_path, monkeypatch):
 @pytest.mark.kernel
 def test_save_load_roundtrip(tmp_path):
     model = Word2Vec(_topic_corpus(200), min_count=1, vector_size=8, epochs=1, workers=1,
-                     progress=False)
+                     progress=False, lr_schedule="gensim")
     path = tmp_path / "m.npz"
     model.save(path)
     back = Word2Vec.load(path)
@@ -282,7 +297,7 @@ def test_save_load_roundtrip(tmp_path):
     np.testing.assert_array_equal(back.syn0, model.syn0)
     np.testing.assert_array_equal(back.syn1neg, model.syn1neg)
     assert back.get_latest_training_loss() == model.get_latest_training_loss()
-    assert back.vector_size == 8 and back.sg == model.sg
+    assert back.vector_size == 8 and back.sg == model.sg and back.lr_schedule == "gensim"
     with pytest.raises(ValueError, match="no corpus"):
         back.train()  # the encoded corpus is not saved ...
     back.train(sentences=_topic_corpus(50), epochs=1)  # ... but a new one can be given
