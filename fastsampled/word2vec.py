@@ -13,8 +13,9 @@ Python strings. Training runs a Numba kernel in parallel over fixed blocks of ab
 Memory: what the process holds during training is the two ``(vocabulary, vector_size)``
 float32 matrices, the vocabulary (strings, counts, sampling tables), 4 bytes per sentence
 and a buffer of a few hundred KB; the corpus itself stays in the page cache. The fixed cost
-of Numba (its import, ~120 MB resident of which ~90 MB is LLVM's mapped code, and loading
-the compiled kernels from its cache, ~45 MB) comes on top.
+of Numba comes on top: its import and loading the compiled kernels from its cache take
+0.15-0.2 GiB resident (measured on Linux, llvmlite 0.50), most of it LLVM's code mapped from
+``libllvmlite.so``; compiling them instead, on a cold cache, peaks near 0.26 GiB.
 
 Corpus rules (documented decisions)
 -----------------------------------
@@ -45,9 +46,9 @@ Training (what is computed; see ``_w2v_kernels`` for the kernel)
     sentences only, so within an epoch the rate falls just ``1/W`` of the way to the next
     epoch's start, then steps down when the epoch ends: progress ``(e + x / (W * N)) / E``.
     Its average rate is higher; at 3 epochs that scores better on analogies (CBOW on the
-    evaluation corpus: about 0.315 against 0.30 with "linear"; gensim itself, 2 workers:
-    0.31-0.32, one worker, where its schedule is the linear one: 0.30). With one worker
-    both schedules are the same.
+    evaluation corpus, 2 workers: 0.31-0.33 against 0.30 with "linear"; gensim itself,
+    2 workers: 0.31-0.32, one worker, where its schedule is the linear one: 0.30). With one
+    worker both schedules are the same.
 * Candidates: ``negative`` (or ``num_sampled``) ids drawn once per centre word from an
   alias table over ``count ** ns_exponent`` and shared by the window's pairs; a draw equal
   to the centre word is dropped.
