@@ -332,3 +332,8 @@ def test_bad_inputs(tmp_path):
         Word2Vec(corpus_file=bad, min_count=1, progress=False)
     with pytest.raises(ValueError, match="build_vocab"):
         Word2Vec(progress=False).train()
+    # each token invalid, their concatenation (how the token table stores them) valid UTF-8
+    split = tmp_path / "split.txt"
+    split.write_bytes(b"ok fine\na\xc3 \xa9b\n")
+    with pytest.raises(ValueError, match=r"split\.txt.*line 2"):
+        Word2Vec(corpus_file=split, min_count=1, progress=False)
