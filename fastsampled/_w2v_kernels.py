@@ -217,10 +217,13 @@ def _train_block(syn0, syn1, corpus, sent_off, s0, s1, keep, table, logq, key, a
 @njit(parallel=PRANGE_ONLY, cache=True)
 def train_blocks(syn0, syn1, corpus, sent_off, block_sent, first_block, alphas, keep, table,
                  logq, seed, stream_base, window, nneg, sg, mode, loss_out, eff_out, pairs_out):
-    """Train blocks ``first_block .. first_block + alphas.size - 1`` in parallel.
+    """Train ``alphas.size`` consecutive blocks in parallel.
 
-    ``alphas[i]`` is the learning rate of block ``first_block + i``; block ``b``'s random
-    stream is ``stream_key(seed, stream_base + b)``. Writes each block's summed loss,
+    ``corpus`` holds the stream of these blocks' sentences only, ``sent_off`` (int64) their
+    offsets in it (one entry more than sentences); block ``i`` is sentences
+    ``block_sent[i] .. block_sent[i + 1] - 1`` of that slice and corpus block
+    ``first_block + i``: ``alphas[i]`` is its learning rate and ``stream_key(seed,
+    stream_base + first_block + i)`` its random stream. Writes each block's summed loss,
     effective (kept) words and (input, centre) pairs to ``loss_out``, ``eff_out``,
     ``pairs_out`` at index ``i``.
     """
@@ -229,8 +232,8 @@ def train_blocks(syn0, syn1, corpus, sent_off, block_sent, first_block, alphas, 
     maxw = 2 * window
     for i in prange(nb):
         b = first_block + i
-        s0 = block_sent[b]
-        s1 = block_sent[b + 1]
+        s0 = block_sent[i]
+        s1 = block_sent[i + 1]
         longest = 0
         for s in range(s0, s1):
             longest = max(longest, sent_off[s + 1] - sent_off[s])  # >= words per sentence
@@ -252,6 +255,37 @@ def train_blocks(syn0, syn1, corpus, sent_off, block_sent, first_block, alphas, 
         loss_out[i] = loss
         eff_out[i] = eff
         pairs_out[i] = npairs
+
+
+@njit(cache=True)
+def block_table(words, units, batch_words, bsent, bword, bunit):
+    """Cut the corpus into blocks of about ``batch_words`` words at sentence boundaries.
+
+    ``words`` / ``units`` give each sentence's words and stream entries. A block starts at
+    the first sentence that begins at or after each multiple of ``batch_words`` words (so no
+    sentence is split; sentences hold at most 10 000 words). Writes, per block and once more
+    for the end, its first sentence, words before it and stream entries before it to
+    ``bsent``, ``bword``, ``bunit`` (int64, at least ``min(len(words), total //
+    batch_words + 1) + 1`` entries); returns the number of blocks.
+    """
+    w = 0
+    u = 0
+    nb = 0
+    last = -1
+    for s in range(words.size):
+        q = w // batch_words
+        if q != last:  # a multiple of batch_words lies in (start of s - 1, start of s]
+            bsent[nb] = s
+            bword[nb] = w
+            bunit[nb] = u
+            nb += 1
+            last = q
+        w += words[s]
+        u += units[s]
+    bsent[nb] = words.size
+    bword[nb] = w
+    bunit[nb] = u
+    return nb
 
 
 # --------------------------------------------------------------------------- corpus reading
@@ -365,14 +399,14 @@ def rehash(hashes, nuniq, slots):
 
 
 @njit(cache=True)
-def encode_part(ids, lens, remap, out, pos, slens):
+def encode_part(ids, lens, remap, out, pos, swords, sunits):
     """Encode provisional ``ids`` (sentences of ``lens``) into the uint16 stream ``out``.
 
     ``remap`` gives each provisional id its vocabulary id or -1 (dropped). Ids below
     ``ESCAPE`` take one uint16, larger ones three (escape, high half, low half). Emptied
-    sentences are dropped. Writes from ``out[pos]``; the kept sentences' word counts are
-    written over ``lens``, their stream lengths to ``slens``. Returns
-    ``(new_pos, n_sentences)``.
+    sentences are dropped. Writes from ``out[pos]``; each kept sentence's words and stream
+    entries go to ``swords`` and ``sunits`` (uint16: at most 10 000 words, 30 000 entries).
+    Returns ``(new_pos, n_sentences)``.
     """
     r = 0
     ns = 0
@@ -393,7 +427,7 @@ def encode_part(ids, lens, remap, out, pos, slens):
                     pos += 3
                 m += 1
         if m > 0:
-            lens[ns] = m
-            slens[ns] = pos - p0
+            swords[ns] = m
+            sunits[ns] = pos - p0
             ns += 1
     return pos, ns

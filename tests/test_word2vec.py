@@ -1,5 +1,8 @@
 """Word2Vec: corpus encoding, vocabulary, schedule helpers, training kernels, errors."""
 import collections
+import gc
+import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -146,13 +149,47 @@ def test_lr_schedule_linear_over_all_epochs():
     assert np.all(np.diff(allv) < 0)
     np.testing.assert_allclose(np.diff(allv), np.diff(allv)[0])
     assert allv[-1] == pytest.approx(0.025 - (0.025 - 1e-4) * 7 / 8)
+    np.testing.assert_array_equal(  # one worker: gensim's schedule is the linear one
+        W.block_alphas(starts, 1000, 1, 2, 0.025, 1e-4, "gensim", 1), a1)
+
+
+def test_lr_schedule_gensim_corpus_file():
+    # gensim's corpus_file mode, W workers: a worker's progress counts its own sentences
+    # only, so an epoch covers 1/W of the epoch's share of the decay, then the rate steps.
+    starts = np.array([0, 250, 500, 750])
+    a, lo = 0.025, 1e-4
+    for epoch in range(3):
+        got = W.block_alphas(starts, 1000, epoch, 3, a, lo, "gensim", 2)
+        want = a - (a - lo) * (epoch + starts / 1000 / 2) / 3
+        np.testing.assert_allclose(got, want)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        Word2Vec(lr_schedule="cosine")
+
+
+def _reference_blocks(lengths, batch_words):
+    """First sentence of each block, the rule spelled out with numpy."""
+    off = np.concatenate(([0], np.cumsum(lengths)))
+    marks = np.arange(0, off[-1], batch_words)
+    starts = np.unique(np.searchsorted(off[:-1], marks, side="left"))
+    return np.concatenate((starts[starts < len(lengths)], [len(lengths)]))
 
 
 def test_block_boundaries_cover_sentences():
-    off = np.cumsum([0, 4000, 4000, 4000, 100, 9000, 50])
-    b = W.block_boundaries(off, 10000)
-    assert b[0] == 0 and b[-1] == off.size - 1
-    assert np.all(np.diff(b) > 0)
+    words = np.array([4000, 4000, 4000, 100, 9000, 50], np.uint16)
+    bsent, bword, bunit = W.block_boundaries(words, words, 10000)
+    assert bsent[0] == 0 and bsent[-1] == words.size
+    assert np.all(np.diff(bsent) > 0)
+    np.testing.assert_array_equal(bsent, _reference_blocks(words, 10000))
+    rng = np.random.default_rng(5)
+    for batch in (1, 7, 100, 10000):
+        words = rng.integers(1, 60, 500).astype(np.uint16)
+        units = (words + rng.integers(0, 3, 500)).astype(np.uint16)  # escaped ids
+        bsent, bword, bunit = W.block_boundaries(words, units, batch)
+        np.testing.assert_array_equal(bsent, _reference_blocks(words, batch))
+        starts = np.concatenate(([0], np.cumsum(words, dtype=np.int64)))
+        np.testing.assert_array_equal(bword, starts[bsent])
+        np.testing.assert_array_equal(
+            bunit, np.concatenate(([0], np.cumsum(units, dtype=np.int64)))[bsent])
 
 
 # ------------------------------------------------------------------ training
@@ -201,10 +238,58 @@ def test_corpus_file_and_sentences_give_same_model(tmp_path):
     np.testing.assert_array_equal(m1.syn0, m2.syn0)
 
 
+def _open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("sg", [1, 0])
+def test_streamed_corpus_trains_like_in_memory(tmp_path, sg):
+    # batch_words=40: about 270 blocks, so training reads the file back in 9 groups
+    sents = _topic_corpus(900)
+    path = str(_write(tmp_path, sents))
+    kw = dict(min_count=1, vector_size=8, epochs=2, workers=1, seed=4, sg=sg,
+              batch_words=40, progress=False)
+    streamed = Word2Vec(corpus_file=path, **kw)
+    assert not streamed._corpus.in_memory
+    for m in (Word2Vec(corpus_file=path, corpus_in_memory=True, **kw),
+              Word2Vec(sentences=sents, corpus_in_memory=True, **kw)):
+        assert m._corpus.in_memory
+        assert m._decoded_corpus() == streamed._decoded_corpus()
+        np.testing.assert_array_equal(m.syn0, streamed.syn0)
+        np.testing.assert_array_equal(m.syn1neg, streamed.syn1neg)
+        assert m.epoch_losses == streamed.epoch_losses
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_encoded_corpus_file_leaves_nothing_behind(tmp_path, monkeypatch):
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill))
+    path = _write(tmp_path, _topic_corpus(50))
+    fds = _open_fds()
+    model = Word2Vec(min_count=1, progress=False).build_vocab(corpus_file=path)
+    assert _open_fds() == fds + 1 and os.listdir(spill) == []  # open, already unlinked
+    model.build_vocab(corpus_file=path)  # a new corpus replaces the old file
+    assert _open_fds() == fds + 1
+    del model
+    gc.collect()
+    assert _open_fds() == fds
+
+    def broken(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(W, "_write_all", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        Word2Vec(min_count=1, progress=False).build_vocab(corpus_file=path)
+    gc.collect()
+    assert _open_fds() == fds and os.listdir(spill) == []
+
+
 @pytest.mark.kernel
 def test_save_load_roundtrip(tmp_path):
     model = Word2Vec(_topic_corpus(200), min_count=1, vector_size=8, epochs=1, workers=1,
-                     progress=False)
+                     progress=False, lr_schedule="gensim")
     path = tmp_path / "m.npz"
     model.save(path)
     back = Word2Vec.load(path)
@@ -212,7 +297,7 @@ def test_save_load_roundtrip(tmp_path):
     np.testing.assert_array_equal(back.syn0, model.syn0)
     np.testing.assert_array_equal(back.syn1neg, model.syn1neg)
     assert back.get_latest_training_loss() == model.get_latest_training_loss()
-    assert back.vector_size == 8 and back.sg == model.sg
+    assert back.vector_size == 8 and back.sg == model.sg and back.lr_schedule == "gensim"
     with pytest.raises(ValueError, match="no corpus"):
         back.train()  # the encoded corpus is not saved ...
     back.train(sentences=_topic_corpus(50), epochs=1)  # ... but a new one can be given
@@ -247,3 +332,8 @@ def test_bad_inputs(tmp_path):
         Word2Vec(corpus_file=bad, min_count=1, progress=False)
     with pytest.raises(ValueError, match="build_vocab"):
         Word2Vec(progress=False).train()
+    # each token invalid, their concatenation (how the token table stores them) valid UTF-8
+    split = tmp_path / "split.txt"
+    split.write_bytes(b"ok fine\na\xc3 \xa9b\n")
+    with pytest.raises(ValueError, match=r"split\.txt.*line 2"):
+        Word2Vec(corpus_file=split, min_count=1, progress=False)
