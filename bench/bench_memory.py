@@ -191,11 +191,19 @@ def main(argv=None):
                    help="where the memory-mapped stores go (default: a temporary directory, "
                         "removed afterwards)")
     p.add_argument("--no-tf", action="store_true", help="leave TensorFlow out")
+    p.add_argument("--V", type=int, nargs="+", default=None, metavar="N",
+                   help="numbers of classes to measure (default: the mode's)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="timed steps per process (default: the mode's)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         return child_main(json.loads(args.child))
     cfg = dict(QUICK if args.quick else FULL)
+    if args.V:
+        cfg["V"] = cfg["tf_V"] = sorted(args.V)
+    if args.steps:
+        cfg["steps"] = args.steps
     notes = []
     t_start = time.perf_counter()
     busy = wait_for_quiet(args.wait_quiet)

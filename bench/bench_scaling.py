@@ -302,11 +302,19 @@ def bench_V(V, cfg, tfw, tmp, rows, notes):
 def main(argv=None):
     p = arg_parser(__doc__.splitlines()[0])
     p.add_argument("--no-tf", action="store_true", help="leave TensorFlow out")
+    p.add_argument("--V", type=int, nargs="+", default=None, metavar="N",
+                   help="numbers of classes to measure (default: the mode's)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="timed steps per block (default: the mode's)")
     p.add_argument("--tf-worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.tf_worker:
         return tf_worker_main()
     cfg = dict(QUICK if args.quick else FULL)
+    if args.V:
+        cfg["V"] = sorted(args.V)
+    if args.steps:
+        cfg["reps"] = args.steps
     notes = []
     t_start = time.perf_counter()
     busy = wait_for_quiet(args.wait_quiet)

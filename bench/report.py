@@ -337,7 +337,7 @@ def _pyplot(show):
         return None
 
 
-def write_report(folder, show=False, out=sys.stdout):
+def write_report(folder, show=False, out=None):
     """Write ``<name>.md``, ``<name>.png`` and ``README.md`` for the results in ``folder``.
 
     Parameters
@@ -346,8 +346,8 @@ def write_report(folder, show=False, out=sys.stdout):
         Folder of result JSON files; the report is written beside them.
     show : bool
         Also open the plots in a window (needs a matplotlib backend with a screen).
-    out : file
-        Where progress lines go.
+    out : file, optional
+        Where progress lines go (default: standard output).
 
     Returns
     -------
@@ -355,6 +355,7 @@ def write_report(folder, show=False, out=sys.stdout):
         ``markdown`` (paths written), ``plots`` (PNG paths written) and ``notes`` (e.g. why
         there are no plots).
     """
+    out = sys.stdout if out is None else out
     docs = load_results(folder)
     res = {"markdown": [], "plots": [], "notes": []}
     if not docs:
