@@ -38,8 +38,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from _common import (BUSY_OTHERS, OtherLoad, arg_parser, load1, log, machine_info,  # noqa: E402
-                     out_dir_for, section, summarize, timeit, wait_for_quiet, write_results,
-                     zipf_labels)
+                     mem_available, out_dir_for, section, summarize, wait_for_quiet,
+                     write_results, zipf_labels)
 
 B, D, S = 1024, 128, 64
 POOL = 16
@@ -55,17 +55,6 @@ FS = "fastsampled sampled softmax"
 TF = "TensorFlow sampled softmax"
 NP_FULL = "numpy full softmax"
 TF_FULL = "TensorFlow full softmax"
-
-
-def _mem_available():
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def make_pool(V, seed=1):
@@ -279,7 +268,7 @@ def bench_V(V, cfg, tfw, tmp, rows, notes):
     del head, W, bias
     if tf_ok and V <= cfg["tf_full_max_V"]:
         need = 3 * B * V * 4 + 3 * V * D * 4
-        avail = _mem_available()
+        avail = mem_available()
         if avail is not None and avail < 1.5 * need:
             notes.append(f"V={V:.0e}: TensorFlow full softmax skipped ({avail / 2**30:.1f} GiB "
                          f"available, ~{need / 2**30:.1f} GiB needed)")
@@ -341,7 +330,7 @@ def main(argv=None):
         try:
             for V in cfg["V"]:
                 need = 2.2 * V * D * 4
-                avail = _mem_available()
+                avail = mem_available()
                 if avail is not None and avail < need:
                     notes.append(f"V={V:.0e} skipped: {avail / 2**30:.1f} GiB available, "
                                  f"{need / 2**30:.1f} GiB needed")

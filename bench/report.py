@@ -22,6 +22,9 @@ import math
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import _fmt  # noqa: E402
+
 ORDER = ["scaling", "losses", "samplers", "head", "word2vec", "torch", "memory"]
 BUSY = 0.25           # others_cpu above which a point is drawn hollow (disturbed)
 SKIP_COLUMNS = {"load1", "attempts", "blocks", "mem", "verdicts", "B", "S", "D", "reps",
@@ -73,23 +76,11 @@ def load_results(folder):
 # --------------------------------------------------------------------------- markdown
 
 def fmt(v):
-    """A cell: 3 significant digits for floats, ``-`` for missing values."""
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if v == 0:
-            return "0"
-        a = abs(v)
-        if a >= 1e6 or a < 1e-3:
-            return f"{v:.3g}"
-        return f"{v:.0f}" if a >= 1000 else f"{v:.3g}"
-    if isinstance(v, int) and abs(v) >= 10**4 and v % 10**int(math.log10(abs(v))) == 0:
+    """A cell: the text tables' number format, powers of ten as ``10^k``, ``-`` for None."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10**4 \
+            and v % 10**int(math.log10(abs(v))) == 0:
         return f"10^{int(math.log10(abs(v)))}"
-    return str(v).replace("|", "/")
+    return _fmt(v).replace("|", "/")
 
 
 def columns_of(doc):

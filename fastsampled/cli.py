@@ -5,8 +5,10 @@ Also ``python -m fastsampled ...``.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -464,37 +466,16 @@ def _bench(parser, args, out=None):
             say(f"  {suite}: {note}")
             suite_log["skipped"].append({"suite": suite, "note": note})
     t_all = time.perf_counter()
-    done_expected = 0
     failed = []
-    for i, (suite, step) in enumerate(runs, 1):
-        cmd = [sys.executable, os.path.join(bench_dir, step.script), "--out", out_dir]
-        if args.quick:
-            cmd.append("--quick")
-        if args.wait_quiet:
-            cmd += ["--wait-quiet", str(args.wait_quiet)]
-        extra = list(step.args)
-        if args.quick and suite == "head":
-            extra.append("--skip-mmap")      # the memory suite covers memory maps in --quick
-        if args.quick and suite == "samplers":
-            extra.append("--no-tf")          # TF's rows cost ~15 s; full mode has them
-        if suite == "word2vec":
-            extra += _word2vec_bench_args(args, out_dir, bench_dir, say)
-        cmd += extra
-        say(f"[{i}/{len(runs)}] {suite}: {step.script} {' '.join(cmd[2:])} "
-            f"(~{_fmt_s(step.expected(args.quick))}; elapsed {_fmt_s(time.perf_counter() - t_all)}"
-            f" of ~{_fmt_s(expected)})")
-        t0 = time.perf_counter()
-        log_path = os.path.join(logs, step.script.replace(".py", ".log"))
-        rc = _run_script(cmd, log_path, args.verbose, out)
-        dt = time.perf_counter() - t0
-        done_expected += step.expected(args.quick)
-        say(f"      {'done' if rc == 0 else f'FAILED (exit {rc}, see {log_path})'} in "
-            f"{_fmt_s(dt)}")
-        if rc != 0:
-            failed.append(step.script)
-        suite_log["steps"].append({"suite": suite, "script": step.script, "args": cmd[2:],
-                                   "returncode": rc, "wall_s": round(dt, 1),
-                                   "expected_s": step.expected(args.quick)})
+    ctx = dict(say=say, out=out, bench_dir=bench_dir, out_dir=out_dir, logs=logs, n=len(runs),
+               tmp=tempfile.mkdtemp(prefix="fastsampled-bench-"), expected=expected, t_all=t_all,
+               suite_log=suite_log)
+    try:
+        for i, (suite, step) in enumerate(runs, 1):
+            if _bench_step(args, ctx, i, suite, step) != 0:
+                failed.append(step.script)
+    finally:
+        shutil.rmtree(ctx["tmp"], ignore_errors=True)
     suite_log["wall_s"] = round(time.perf_counter() - t_all, 1)
     with open(os.path.join(out_dir, "suite.json"), "w") as f:
         json.dump(suite_log, f, indent=1)
@@ -511,9 +492,41 @@ def _bench(parser, args, out=None):
     return 1 if failed or rc != 0 else 0
 
 
-def _word2vec_bench_args(args, out_dir, bench_dir, say):
+def _bench_step(args, ctx, i, suite, step):
+    """Run script ``i`` of the plan (``step`` of ``suite``); record it in the suite log."""
+    say = ctx["say"]
+    cmd = [sys.executable, os.path.join(ctx["bench_dir"], step.script), "--out", ctx["out_dir"]]
+    if args.quick:
+        cmd.append("--quick")
+    if args.wait_quiet:
+        cmd += ["--wait-quiet", str(args.wait_quiet)]
+    extra = list(step.args)
+    if args.quick and suite == "head":
+        extra.append("--skip-mmap")      # the memory suite covers memory maps in --quick
+    if args.quick and suite == "samplers":
+        extra.append("--no-tf")          # TF's rows cost ~15 s; full mode has them
+    if suite == "word2vec":
+        extra += _word2vec_bench_args(args, ctx["tmp"], ctx["bench_dir"], say)
+    cmd += extra
+    elapsed = time.perf_counter() - ctx["t_all"]
+    say(f"[{i}/{ctx['n']}] {suite}: {step.script} {' '.join(cmd[2:])} "
+        f"(~{_fmt_s(step.expected(args.quick))}; elapsed {_fmt_s(elapsed)} of "
+        f"~{_fmt_s(ctx['expected'])})")
+    t0 = time.perf_counter()
+    log_path = os.path.join(ctx["logs"], step.script.replace(".py", ".log"))
+    rc = _run_script(cmd, log_path, args.verbose, ctx["out"])
+    dt = time.perf_counter() - t0
+    say(f"      {'done' if rc == 0 else f'FAILED (exit {rc}, see {log_path})'} in "
+        f"{_fmt_s(dt)}")
+    ctx["suite_log"]["steps"].append({"suite": suite, "script": step.script, "args": cmd[2:],
+                                      "returncode": rc, "wall_s": round(dt, 1),
+                                      "expected_s": step.expected(args.quick)})
+    return rc
+
+
+def _word2vec_bench_args(args, tmp, bench_dir, say):
     """``--corpus`` (and evaluation files) for bench_word2vec.py: the user's file, else a
-    synthetic corpus with planted analogies written under the results folder."""
+    synthetic corpus with planted analogies written under ``tmp``."""
     if args.corpus:
         return ["--corpus", os.path.abspath(args.corpus)]
     sys.path.insert(0, bench_dir)
@@ -522,7 +535,7 @@ def _word2vec_bench_args(args, out_dir, bench_dir, say):
     finally:
         sys.path.remove(bench_dir)
     tokens = 500_000 if args.quick else 5_000_000
-    syn = write_corpus(os.path.join(out_dir, "synthetic-corpus"), tokens=tokens, seed=0)
+    syn = write_corpus(os.path.join(tmp, "synthetic-corpus"), tokens=tokens, seed=0)
     say(f"      no --corpus: synthetic corpus of {syn['tokens']:,} tokens with planted "
         "topic/role analogies (pass --corpus FILE for English text; "
         "../shared/corpus/make_corpus.sh builds the 20 M-token evaluation corpus)")

@@ -231,8 +231,8 @@ def test_report_without_matplotlib_still_writes_tables(tmp_path, monkeypatch):
 
 def test_report_cell_format():
     report = _load("report")
-    assert [report.fmt(v) for v in (None, 2.768, 99.99, 5658.5, 1.2e7, 10**6, 123, True)] == \
-        ["-", "2.77", "100", "5658", "1.2e+07", "10^6", "123", "True"]
+    assert [report.fmt(v) for v in (None, 2.768, 99.99, 5658.5, 1.2e7, 10**6, 123, True, "a|b")] \
+        == ["-", "2.768", "99.99", "5658.5", "1.200e+07", "10^6", "123", "True", "a/b"]
 
 
 # --------------------------------------------------------------------------- new bench scripts
