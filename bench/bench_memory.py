@@ -4,7 +4,7 @@ Run::
 
     python bench/bench_memory.py [--quick] [--out DIR] [--store-dir DIR] [--no-tf]
 
-For V = 10^4, 10^5, 10^6, 10^7 (``--quick``: up to 10^6), B=1024, D=128, S=64, float32, each
+For V = 10^4, 10^5, 10^6, 10^7 (``--quick``: 10^4 and 10^6), B=1024, D=128, S=64, float32, each
 implementation trains ``steps`` steps in a fresh child process (this script with a hidden
 ``--child`` argument), so its peak RSS (``VmHWM``) and anonymous RSS are its own:
 
@@ -37,17 +37,17 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import (arg_parser, log, machine_info, out_dir_for, section,  # noqa: E402
-                     wait_for_quiet, write_results, zipf_labels)
+from _common import (OtherLoad, arg_parser, log, machine_info, out_dir_for,  # noqa: E402
+                     section, wait_for_quiet, write_results, zipf_labels)
 
 B, D, S = 1024, 128, 64
 POOL = 4
 LR = 0.1
-QUICK = dict(V=[10**4, 10**5, 10**6], tf_V=[10**4, 10**6], steps=20)
-FULL = dict(V=[10**4, 10**5, 10**6, 10**7], tf_V=[10**4, 10**5, 10**6, 10**7], steps=100)
+QUICK = dict(V=[10**4, 10**6], steps=20)     # each process costs seconds of start-up
+FULL = dict(V=[10**4, 10**5, 10**6, 10**7], steps=100)
 IMPLS = ("fastsampled in RAM", "fastsampled memory-mapped", "TensorFlow sampled softmax")
 COLUMNS = ["impl", "V", "D", "peak_rss_GB", "anon_GB", "runtime_GB", "weights_GB", "steps",
-           "step_ms", "status"]
+           "step_ms", "others_cpu", "status"]
 RESULT_TAG = "@@RESULT@@ "
 
 
@@ -121,14 +121,17 @@ def child_main(cfg):
         step, close = make(cfg, mem)
         step(0)                         # compilation / tracing, first touch
         mem["first_step"] = status()
+        load = OtherLoad().start()
         t0 = time.perf_counter()
         for i in range(1, cfg["steps"] + 1):
             step(i)
         dt = (time.perf_counter() - t0) / cfg["steps"]
+        others = load.stop()
         mem["end"] = status()
         if close is not None:
             close()
-        print(RESULT_TAG + json.dumps({"mem": mem, "step_s": dt}), flush=True)
+        print(RESULT_TAG + json.dumps({"mem": mem, "step_s": dt, "others_cpu": others}),
+              flush=True)
         return 0
     except BaseException as e:
         traceback.print_exc()
@@ -201,7 +204,7 @@ def main(argv=None):
         return child_main(json.loads(args.child))
     cfg = dict(QUICK if args.quick else FULL)
     if args.V:
-        cfg["V"] = cfg["tf_V"] = sorted(args.V)
+        cfg["V"] = sorted(args.V)
     if args.steps:
         cfg["steps"] = args.steps
     notes = []
@@ -226,8 +229,6 @@ def main(argv=None):
             weights = V * (D + 1) * 4
             store = None
             for impl in impls:
-                if impl.startswith("TensorFlow") and V not in cfg["tf_V"]:
-                    continue        # --quick: each TensorFlow process costs seconds of import
                 row = {"impl": impl, "V": V, "D": D, "weights_GB": weights / 1e9,
                        "steps": cfg["steps"]}
                 rows.append(row)
@@ -250,7 +251,8 @@ def main(argv=None):
                 row.update(peak_rss_GB=_gb(mem["end"].get("VmHWM")), anon_GB=_gb(anon),
                            runtime_GB=_gb(mem["runtime"].get("VmRSS")),
                            rss_file_GB=_gb(mem["end"].get("RssFile")),
-                           step_ms=res["step_s"] * 1e3, status="ok", mem=mem)
+                           step_ms=res["step_s"] * 1e3, others_cpu=res.get("others_cpu"),
+                           status="ok", mem=mem)
                 log(f"{impl}: peak RSS {row['peak_rss_GB']:.2f} GB, anonymous "
                     f"{row['anon_GB']:.2f} GB (runtime alone {row['runtime_GB']:.2f} GB), "
                     f"{row['step_ms']:.2f} ms/step")
@@ -264,7 +266,9 @@ def main(argv=None):
         "file-backed pages); anon_GB = its largest RssAnon (polled every 0.1 s and at the end); "
         "runtime_GB = its RSS after the imports and the batches, before the model",
         "weights_GB = V * (D + 1) * 4 bytes (float32 weights and biases), for reference",
-        "step_ms = mean step time over the steps, informative only (few steps, not interleaved)",
+        "step_ms = mean step time over the steps, informative only (few steps, not interleaved; "
+        "others_cpu = cores other processes used meanwhile: Numba's OpenMP threads slow down "
+        "by tens of times when another process holds one of the cores)",
         "memory-mapped stores are created by the parent process, so the child's pages are only "
         "those its steps touch",
         f"wall time {time.perf_counter() - t_start:.1f} s; CPUs busy before: {busy}",

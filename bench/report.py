@@ -39,7 +39,7 @@ COLUMNS = {
     "scaling": ["impl", "V", "median_ms", "p10_ms", "p90_ms", "reps", "vs_fastsampled",
                 "others_cpu"],
     "memory": ["impl", "V", "peak_rss_GB", "anon_GB", "runtime_GB", "weights_GB", "step_ms",
-               "status"],
+               "others_cpu", "status"],
     "word2vec": ["tool", "arch", "version", "effective_kwps", "raw_kwps", "train_s",
                  "peak_rss_GiB", "analogy", "wordsim353", "speed_ratio", "verdicts"],
 }

@@ -312,12 +312,12 @@ class _Step:
 # machine (2 cores, quiet, Numba cache warm); the full head suite adds ~4 min the first time
 # (it creates a 26 GB memory-mapped store, kept for later runs).
 BENCH_SUITES = {
-    "samplers": [_Step("bench_samplers.py", 25, 80)],
-    "losses": [_Step("bench_scaling.py", 20, 200), _Step("bench_losses.py", None, 200)],
-    "head": [_Step("bench_head.py", 20, 420)],
-    "word2vec": [_Step("bench_word2vec.py", 20, 480)],
-    "torch": [_Step("bench_torch.py", 20, 120)],
-    "memory": [_Step("bench_memory.py", 30, 200)],
+    "samplers": [_Step("bench_samplers.py", 12, 80)],
+    "losses": [_Step("bench_scaling.py", 18, 200), _Step("bench_losses.py", None, 200)],
+    "head": [_Step("bench_head.py", 22, 420)],
+    "word2vec": [_Step("bench_word2vec.py", 25, 480)],
+    "torch": [_Step("bench_torch.py", 15, 120)],
+    "memory": [_Step("bench_memory.py", 20, 200)],
 }
 BENCH_DESCRIPTIONS = {
     "samplers": "alias-table build rate against V, draw rates (TensorFlow's when installed)",
@@ -389,7 +389,7 @@ def _bench_plan(args, bench_dir):
     """``[(suite, step or None, note)]``: what runs, and why a suite is skipped."""
     import importlib.util
     plan = []
-    for suite in args.suites or list(BENCH_SUITES):
+    for suite in dict.fromkeys(args.suites or BENCH_SUITES):    # in the order given, once
         for step in BENCH_SUITES[suite]:
             if step.expected(args.quick) is None:
                 continue
