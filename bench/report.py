@@ -157,8 +157,10 @@ def _series_plot(ax, rows, y, series_key, label_suffix="", style="-o"):
                         label=f"{name}{label_suffix}")
         bad = [r for r in rs if _disturbed(r)]
         if bad:   # hollow markers: other processes used the CPUs while this was timed
+            label = "hollow: timed while other processes were busy"
+            seen = label in ax.get_legend_handles_labels()[1]
             ax.plot([r["V"] for r in bad], [r[y] for r in bad], "o", mfc="white",
-                    mec=line.get_color(), ms=9)
+                    mec=line.get_color(), ms=9, label=None if seen else label)
     return groups
 
 
@@ -395,7 +397,12 @@ def write_report(folder, show=False, out=None):
         print(f"note: {n}", file=out)
     print(f"report: {path} ({len(res['plots'])} plots)", file=out)
     if show and plt is not None and res["plots"]:
-        plt.show()
+        import matplotlib
+        if matplotlib.get_backend().lower() in ("agg", "pdf", "svg", "ps", "cairo", "template"):
+            print(f"note: no screen to show the plots on (matplotlib backend "
+                  f"{matplotlib.get_backend()}); open the PNG files in {folder}", file=out)
+        else:
+            plt.show()
     return res
 
 
