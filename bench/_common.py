@@ -334,6 +334,18 @@ def retry_if_busy(measure, retries=0, wait=0.0, threshold=BUSY_OTHERS):
     return best
 
 
+def mem_available():
+    """Bytes of memory available to new allocations (MemAvailable; None where unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def load1():
     """The 1-minute load average now (None where the OS does not say): flags noisy rows."""
     try:

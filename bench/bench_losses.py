@@ -33,8 +33,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (BUSY_OTHERS, CoreBurner, OtherLoad, arg_parser, load1, log,  # noqa: E402
-                     machine_info, out_dir_for, retry_if_busy, section, summarize, timeit_many,
-                     verdict, wait_for_quiet, write_results, zipf_labels)
+                     machine_info, mem_available, out_dir_for, retry_if_busy, section,
+                     summarize, timeit_many, verdict, wait_for_quiet, write_results, zipf_labels)
 
 try:
     import fastsampled as fs
@@ -486,7 +486,7 @@ def main(argv=None):
     bench_flops(rows, cfg, V)
     if cfg["big_V"]:
         need = cfg["big_V"] * 128 * 4 * 1.1
-        avail = _mem_available()
+        avail = mem_available()
         if avail is not None and avail < need:
             notes.append(f"V={cfg['big_V']:.0e} skipped: {avail / 2**30:.1f} GiB available, "
                          f"{need / 2**30:.1f} GiB needed")
@@ -531,17 +531,6 @@ def main(argv=None):
             "reference_check": ref_check}
     write_results("losses", rows, meta, out_dir_for(args), COLUMNS, machine_info())
     return 0
-
-
-def _mem_available():
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
 
 
 if __name__ == "__main__":

@@ -236,7 +236,11 @@ def bench_tensorflow(rows, cfg, notes):
 
 
 def main(argv=None):
-    args = arg_parser(__doc__.splitlines()[0]).parse_args(argv)
+    p = arg_parser(__doc__.splitlines()[0])
+    p.add_argument("--no-tf", action="store_true",
+                   help="leave the TensorFlow rows out (fastsampled bench --quick does, to "
+                        "stay within its time budget)")
+    args = p.parse_args(argv)
     if args.quick:
         cfg = dict(build_sizes=[10**5, 10**6, 10**7], build_reps=3, draw_V=10**7, draw_reps=3,
                    setup_V=10**7, setup_reps=2, lat_reps=30)
@@ -252,7 +256,10 @@ def main(argv=None):
     bench_draws(rows, cfg)
     bench_fixed_unigram_setup(rows, cfg)
     bench_unique_latency(rows, cfg)
-    bench_tensorflow(rows, cfg, notes)
+    if args.no_tf:
+        notes.append("TensorFlow rows left out (--no-tf)")
+    else:
+        bench_tensorflow(rows, cfg, notes)
     notes += [
         "rates use the median call time; value/unit column is what the target applies to",
         f"status with * = measured while other processes used > {BUSY_OTHERS} cores: not a "

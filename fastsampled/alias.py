@@ -114,7 +114,18 @@ class AliasTable:
         return out
 
     def prob(self, ids):
-        """Single-draw probability of each id (float64, same shape as ``ids``)."""
+        """Single-draw probability of each id.
+
+        Parameters
+        ----------
+        ids : array_like of int
+            Class ids in ``[0, num_classes)``, any shape.
+
+        Returns
+        -------
+        ndarray of float64, same shape as ``ids``
+            ``weights[id] / sum(weights)``.
+        """
         from ._validate import as_id_array, check_range
 
         ids = as_id_array(ids, "ids")

@@ -1,9 +1,14 @@
-"""Command line: ``fastsampled demo`` and ``fastsampled word2vec train|eval``.
+"""Command line: ``fastsampled demo``, ``word2vec train|eval``, ``bench`` and ``info``.
 
 Also ``python -m fastsampled ...``.
 """
 import argparse
+import json
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -185,9 +190,19 @@ def main(argv=None):
                    help="skip timing one full-softmax step for comparison")
     p.add_argument("--seed", type=int, default=0)
     _word2vec_parsers(sub)
+    _bench_parser(sub)
+    i = sub.add_parser("info", help="versions, threads, BLAS, CPU model and SIMD flags, peers")
+    i.add_argument("--json", action="store_true", help="print the facts as JSON")
     args = parser.parse_args(argv)
     if args.command == "word2vec":
         return _word2vec(parser, args)
+    if args.command == "bench":
+        return _bench(parser, args)
+    if args.command == "info":
+        from ._info import collect, format_info
+        info = collect()
+        print(json.dumps(info, indent=1) if args.json else format_info(info))
+        return 0
     if args.command == "demo":
         for name in ("classes", "dim", "batch", "num_sampled", "steps", "eval_examples"):
             if getattr(args, name) < 1:
@@ -278,6 +293,253 @@ def _word2vec(parser, args):
         print(f"fastsampled word2vec eval: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+# --------------------------------------------------------------------------- bench
+
+class _Step:
+    """One script of a benchmark suite: what to run and how long it takes on a quiet 2-core
+    machine with Numba's cache warm (quick, full seconds; None: not run in that mode)."""
+
+    def __init__(self, script, quick_s, full_s, args=()):
+        self.script, self.quick_s, self.full_s, self.args = script, quick_s, full_s, list(args)
+
+    def expected(self, quick):
+        return self.quick_s if quick else self.full_s
+
+
+# The suites `fastsampled bench` runs, in order. Expected seconds: measured on the reference
+# machine (2 cores, quiet, Numba cache warm); the full head suite adds ~4 min the first time
+# (it creates a 26 GB memory-mapped store, kept for later runs).
+BENCH_SUITES = {
+    "samplers": [_Step("bench_samplers.py", 12, 80)],
+    "losses": [_Step("bench_scaling.py", 18, 200), _Step("bench_losses.py", None, 200)],
+    "head": [_Step("bench_head.py", 22, 420)],
+    "word2vec": [_Step("bench_word2vec.py", 25, 480)],
+    "torch": [_Step("bench_torch.py", 15, 120)],
+    "memory": [_Step("bench_memory.py", 20, 200)],
+}
+BENCH_DESCRIPTIONS = {
+    "samplers": "alias-table build rate against V, draw rates (TensorFlow's when installed)",
+    "losses": "train-step time against V: fastsampled, TensorFlow, full softmax (full mode "
+              "also: the step variants, FLOP rate, under load)",
+    "head": "SampledSoftmaxHead train_step and memory against V, optimizers, memory-mapped, "
+            "predict",
+    "word2vec": "words/s and quality, fastsampled beside gensim (when installed)",
+    "torch": "PyTorch adapter (bench/bench_torch.py, when present and torch is installed)",
+    "memory": "peak and anonymous RSS of a training process against V: fastsampled in RAM, "
+              "memory-mapped, TensorFlow",
+}
+COMPILE_S = 90      # first run in a fresh checkout: Numba compiles every kernel once
+
+
+def find_bench_dir(explicit=None):
+    """The folder of the benchmark scripts: ``explicit``, else ``./bench``, the current folder,
+    or ``bench/`` beside the imported package (a source checkout). None when not found.
+
+    Parameters
+    ----------
+    explicit : str, optional
+        A folder given with ``--bench-dir``; used as is when it holds the scripts.
+
+    Returns
+    -------
+    str or None
+        Absolute path of a folder holding ``_common.py`` and ``report.py``.
+    """
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    candidates = [explicit] if explicit else [os.path.join(os.getcwd(), "bench"), os.getcwd(),
+                                              os.path.join(here, "bench")]
+    for c in candidates:
+        if all(os.path.isfile(os.path.join(c, f)) for f in ("_common.py", "report.py")):
+            return os.path.abspath(c)
+    return None
+
+
+def _fmt_s(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds} s"
+
+
+def _bench_parser(sub):
+    b = sub.add_parser(
+        "bench", help="run the benchmark suites: JSON, markdown tables and PNG plots",
+        description="Run benchmark suites (scripts in bench/ of a source checkout), each in its "
+                    "own process, then write markdown tables and PNG plots of their JSON. "
+                    "Suites: " + "; ".join(f"{k}: {v}" for k, v in BENCH_DESCRIPTIONS.items()))
+    b.add_argument("suites", nargs="*", metavar="SUITE", choices=[[]] + list(BENCH_SUITES),
+                   help="which suites (default: all): " + ", ".join(BENCH_SUITES))
+    b.add_argument("--quick", action="store_true",
+                   help="small sizes and few repeats: all suites in under 2 minutes")
+    b.add_argument("--out", default=None,
+                   help="results folder (default bench/results/suite, or suite-quick)")
+    b.add_argument("--bench-dir", default=None,
+                   help="folder of the benchmark scripts (default: ./bench of a checkout)")
+    b.add_argument("--corpus", default=None,
+                   help="word2vec: a text file, one sentence per line (default: a synthetic "
+                        "corpus with planted analogies, written under the results folder)")
+    b.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                   help="each script first waits up to SECONDS for the CPUs to be idle")
+    b.add_argument("--show", action="store_true", help="open the plots in a window at the end")
+    b.add_argument("--verbose", action="store_true", help="print every line the scripts print")
+    b.add_argument("--list", action="store_true", help="list the suites and exit")
+
+
+def _bench_plan(args, bench_dir):
+    """``[(suite, step or None, note)]``: what runs, and why a suite is skipped."""
+    import importlib.util
+    plan = []
+    for suite in dict.fromkeys(args.suites or BENCH_SUITES):    # in the order given, once
+        for step in BENCH_SUITES[suite]:
+            if step.expected(args.quick) is None:
+                continue
+            path = os.path.join(bench_dir, step.script)
+            if not os.path.isfile(path):
+                plan.append((suite, None, f"{step.script} not found in {bench_dir}: skipped"))
+            elif suite == "torch" and importlib.util.find_spec("torch") is None:
+                plan.append((suite, None, "torch not installed: skipped "
+                                          "(pip install torch==2.13.0 for the CPU build)"))
+            else:
+                plan.append((suite, step, None))
+    return plan
+
+
+def _run_script(cmd, log_path, verbose, out):
+    """Run one benchmark script; echo its section headers (everything with ``verbose``)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
+    with open(log_path, "w") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                bufsize=1, env=env)
+        for line in proc.stdout:
+            log.write(line)
+            s = line.strip()
+            if verbose or s.startswith(("== ", "WARNING: other processes", "Traceback")) \
+                    or "FAILED" in s or "ERROR" in s:
+                print("      " + line.rstrip(), file=out, flush=True)
+        return proc.wait()
+
+
+def _bench(parser, args, out=None):
+    out = sys.stdout if out is None else out
+
+    def say(msg=""):
+        print(msg, file=out, flush=True)
+
+    if args.list:
+        for name, steps in BENCH_SUITES.items():
+            q = sum(s.quick_s or 0 for s in steps)
+            f = sum(s.full_s or 0 for s in steps)
+            say(f"{name:9s} ~{_fmt_s(q)} quick, ~{_fmt_s(f)} full: {BENCH_DESCRIPTIONS[name]} "
+                f"({', '.join(s.script for s in steps)})")
+        return 0
+    bench_dir = find_bench_dir(args.bench_dir)
+    if bench_dir is None:
+        where = f" in {args.bench_dir}" if args.bench_dir else ""
+        print("fastsampled bench: cannot find the benchmark scripts (bench/_common.py, "
+              f"bench/report.py){where}. They live in the source repository, not in the "
+              "installed package: run this command from a clone of the repository (its top "
+              "folder), or pass --bench-dir PATH/TO/bench.", file=sys.stderr)
+        return 2
+    if args.corpus is not None and not os.path.isfile(args.corpus):
+        parser.error(f"--corpus {args.corpus}: no such file")
+    out_dir = os.path.abspath(args.out or os.path.join(
+        bench_dir, "results", "suite-quick" if args.quick else "suite"))
+    logs = os.path.join(out_dir, "logs")
+    os.makedirs(logs, exist_ok=True)
+    plan = _bench_plan(args, bench_dir)
+    runs = [(suite, step) for suite, step, _ in plan if step is not None]
+    expected = sum(step.expected(args.quick) for _, step in runs)
+    mode = "--quick" if args.quick else "full"
+    say(f"fastsampled bench ({mode}): {len(runs)} scripts, suites "
+        f"{', '.join(dict.fromkeys(s for s, _, _ in plan))}")
+    say(f"expected duration: ~{_fmt_s(expected)} on a quiet 2-core machine with Numba's cache "
+        f"warm (the first run in a fresh checkout adds ~{_fmt_s(COMPILE_S)} of compilation; "
+        "other processes on the CPUs make it longer)")
+    say(f"results: {out_dir} (logs of every script in {logs})")
+    suite_log = {"mode": mode, "out": out_dir, "bench_dir": bench_dir, "steps": [],
+                 "skipped": [], "expected_s": expected, "command": " ".join(sys.argv)}
+    for suite, step, note in plan:
+        if note:
+            say(f"  {suite}: {note}")
+            suite_log["skipped"].append({"suite": suite, "note": note})
+    t_all = time.perf_counter()
+    failed = []
+    ctx = dict(say=say, out=out, bench_dir=bench_dir, out_dir=out_dir, logs=logs, n=len(runs),
+               tmp=tempfile.mkdtemp(prefix="fastsampled-bench-"), expected=expected, t_all=t_all,
+               suite_log=suite_log)
+    try:
+        for i, (suite, step) in enumerate(runs, 1):
+            if _bench_step(args, ctx, i, suite, step) != 0:
+                failed.append(step.script)
+    finally:
+        shutil.rmtree(ctx["tmp"], ignore_errors=True)
+    suite_log["wall_s"] = round(time.perf_counter() - t_all, 1)
+    with open(os.path.join(out_dir, "suite.json"), "w") as f:
+        json.dump(suite_log, f, indent=1)
+        f.write("\n")
+    say(f"all scripts ran in {_fmt_s(suite_log['wall_s'])}; tables and plots:")
+    report = [sys.executable, os.path.join(bench_dir, "report.py"), out_dir]
+    if args.show:
+        report.append("--show")
+    rc = subprocess.call(report)
+    say(f"open {os.path.join(out_dir, 'README.md')} for every table and plot "
+        f"(PNG files beside it)")
+    if failed:
+        say(f"failed: {', '.join(failed)} (their logs are in {logs})")
+    return 1 if failed or rc != 0 else 0
+
+
+def _bench_step(args, ctx, i, suite, step):
+    """Run script ``i`` of the plan (``step`` of ``suite``); record it in the suite log."""
+    say = ctx["say"]
+    cmd = [sys.executable, os.path.join(ctx["bench_dir"], step.script), "--out", ctx["out_dir"]]
+    if args.quick:
+        cmd.append("--quick")
+    if args.wait_quiet:
+        cmd += ["--wait-quiet", str(args.wait_quiet)]
+    extra = list(step.args)
+    if args.quick and suite == "head":
+        extra.append("--skip-mmap")      # the memory suite covers memory maps in --quick
+    if args.quick and suite == "samplers":
+        extra.append("--no-tf")          # TF's rows cost ~15 s; full mode has them
+    if suite == "word2vec":
+        extra += _word2vec_bench_args(args, ctx["tmp"], ctx["bench_dir"], say)
+    cmd += extra
+    elapsed = time.perf_counter() - ctx["t_all"]
+    say(f"[{i}/{ctx['n']}] {suite}: {step.script} {' '.join(cmd[2:])} "
+        f"(~{_fmt_s(step.expected(args.quick))}; elapsed {_fmt_s(elapsed)} of "
+        f"~{_fmt_s(ctx['expected'])})")
+    t0 = time.perf_counter()
+    log_path = os.path.join(ctx["logs"], step.script.replace(".py", ".log"))
+    rc = _run_script(cmd, log_path, args.verbose, ctx["out"])
+    dt = time.perf_counter() - t0
+    say(f"      {'done' if rc == 0 else f'FAILED (exit {rc}, see {log_path})'} in "
+        f"{_fmt_s(dt)}")
+    ctx["suite_log"]["steps"].append({"suite": suite, "script": step.script, "args": cmd[2:],
+                                      "returncode": rc, "wall_s": round(dt, 1),
+                                      "expected_s": step.expected(args.quick)})
+    return rc
+
+
+def _word2vec_bench_args(args, tmp, bench_dir, say):
+    """``--corpus`` (and evaluation files) for bench_word2vec.py: the user's file, else a
+    synthetic corpus with planted analogies written under ``tmp``."""
+    if args.corpus:
+        return ["--corpus", os.path.abspath(args.corpus)]
+    sys.path.insert(0, bench_dir)
+    try:
+        from synthetic_corpus import write_corpus
+    finally:
+        sys.path.remove(bench_dir)
+    tokens = 500_000 if args.quick else 5_000_000
+    syn = write_corpus(os.path.join(tmp, "synthetic-corpus"), tokens=tokens, seed=0)
+    say(f"      no --corpus: synthetic corpus of {syn['tokens']:,} tokens with planted "
+        "topic/role analogies (pass --corpus FILE for English text; "
+        "../shared/corpus/make_corpus.sh builds the 20 M-token evaluation corpus)")
+    return ["--corpus", syn["corpus"], "--questions", syn["questions"], "--pairs", syn["pairs"]]
 
 
 if __name__ == "__main__":

@@ -69,7 +69,21 @@ class SyntheticXC:
     def batch(self, batch_size, step, split="train"):
         """Examples ``(x float32 (batch, dim), labels int64 (batch,))`` of one step.
 
-        ``split`` "train" and "test" draw from disjoint random streams."""
+        ``split`` "train" and "test" draw from disjoint random streams.
+
+        Parameters
+        ----------
+        batch_size : int
+            Examples to draw.
+        step : int
+            Which batch: the same ``(step, split)`` always gives the same examples.
+        split : {"train", "test"}, default "train"
+
+        Returns
+        -------
+        x : ndarray of float32, shape (batch_size, dim)
+        labels : ndarray of int64, shape (batch_size,)
+        """
         n = as_int(batch_size, "batch_size", 1)
         step = as_int(step, "step", 0)
         if split not in ("train", "test"):

@@ -209,7 +209,20 @@ class KeyedVectors:
         raise KeyError(f"word {key!r} not in vocabulary")
 
     def get_vector(self, key, norm=False):
-        """The vector of ``key``: a read-only view of shape (dim,), unit length if ``norm``."""
+        """The vector of ``key``.
+
+        Parameters
+        ----------
+        key : str
+            A key of the vocabulary (``KeyError`` otherwise).
+        norm : bool, default False
+            Return the unit-length vector instead of the raw one.
+
+        Returns
+        -------
+        ndarray of float32, shape (dim,)
+            A read-only view (not a copy).
+        """
         index = self.get_index(key)
         row = (self.get_normed_vectors() if norm else self._vectors)[index]
         row.setflags(write=False)  # a view: writing through it would bypass the norm cache
@@ -229,6 +242,11 @@ class KeyedVectors:
 
         Call with ``force=True`` after changing ``vectors`` in place; this also drops the
         cached unit-normalised matrix.
+
+        Parameters
+        ----------
+        force : bool, default False
+            Recompute even when the norms are already there.
         """
         if self.norms is None or force:
             self.norms = np.linalg.norm(self._vectors, axis=1).astype(np.float32, copy=False)
@@ -368,6 +386,16 @@ class KeyedVectors:
 
     def n_similarity(self, ws1, ws2):
         """Cosine similarity between the (unnormalised) mean vectors of two lists of keys.
+
+        Parameters
+        ----------
+        ws1, ws2 : list of str
+            Non-empty lists of keys.
+
+        Returns
+        -------
+        float
+            The cosine of the angle between the two mean vectors (0.0 when one is zero).
 
         Raises
         ------
@@ -532,6 +560,11 @@ class KeyedVectors:
         """Save to one ``.npz`` file (arrays plus a JSON member for the keys; no pickle).
 
         ``path`` is used as given (no ``.npz`` suffix is added).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write (replaced if it exists).
         """
         meta = {"format": _FORMAT, "version": _FORMAT_VERSION, "index_to_key": self.index_to_key}
         arrays = {"vectors": self._vectors,
@@ -545,6 +578,15 @@ class KeyedVectors:
     @classmethod
     def load(cls, path):
         """Load what :meth:`save` wrote.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A file written by :meth:`save`.
+
+        Returns
+        -------
+        KeyedVectors
 
         Raises
         ------

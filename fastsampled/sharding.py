@@ -544,6 +544,16 @@ class ShardedMatrix:
         Re-runs every structural check of :meth:`open` and compares the layout with this
         object's. ``values=True`` also scans every shard (in parallel chunks) for NaN or
         infinite values and names the first bad shard, row and global id.
+
+        Parameters
+        ----------
+        values : bool, default False
+            Also scan every value for NaN or infinity (reads the whole store).
+
+        Raises
+        ------
+        StoreError
+            When a shard is missing, truncated or inconsistent, or a value is not finite.
         """
         self._check_open()
         meta, _ = _read_store(self.path)
@@ -684,6 +694,11 @@ class ShardedMatrix:
         fault (measured at 10^8 x 64: 35 MB read per step instead of ~50 KB, 8 steps/s).
         Full scans (``predict``, ``evaluate``, ``verify(values=True)``) switch to
         ``"sequential"`` and back; :meth:`scan` does it for a ``with`` block.
+
+        Parameters
+        ----------
+        pattern : {"random", "sequential", "normal"}
+            The expected access pattern of every shard.
         """
         flag = {"random": "MADV_RANDOM", "sequential": "MADV_SEQUENTIAL",
                 "normal": "MADV_NORMAL"}.get(pattern)
@@ -715,6 +730,11 @@ class ShardedMatrix:
         in serially, one disk latency each (measured at 10^8 x 64, Zipf labels: ~380 faults
         and ~19 ms a step). Costs a few microseconds per run of adjacent pages when they are
         cached already. ``ids`` must be valid row ids (not checked again here).
+
+        Parameters
+        ----------
+        ids : array_like of int
+            Global row ids in ``[0, num_rows)``, any shape; duplicates are fine.
         """
         self._check_open()
         advice = getattr(mmap, "MADV_WILLNEED", None)

@@ -622,7 +622,16 @@ class Word2Vec:
 
     # ------------------------------------------------------------------ vocabulary
     def build_vocab(self, sentences=None, corpus_file=None):
-        """Count the corpus, fix the vocabulary, encode the corpus and initialise vectors."""
+        """Count the corpus, fix the vocabulary, encode the corpus and initialise vectors.
+
+        Parameters
+        ----------
+        sentences : iterable of list of str, optional
+            Tokenised sentences (read once).
+        corpus_file : str or os.PathLike, optional
+            A UTF-8 text file, one sentence per line, whitespace-separated tokens. Give
+            exactly one of ``sentences`` and ``corpus_file``.
+        """
         self._drop_corpus()
         self.syn0 = self.syn1neg = self._wv = None  # free before reading
         keys_of, counts, parts, what = _scan(sentences, corpus_file)
@@ -667,8 +676,21 @@ class Word2Vec:
     def train(self, sentences=None, corpus_file=None, epochs=None):
         """Train (after ``build_vocab``); a new corpus replaces the encoded one.
 
-        Returns a dict: effective_words (kept after subsampling), raw_words, seconds,
-        words_per_s (effective), loss (summed over the epochs of this call).
+        Parameters
+        ----------
+        sentences : iterable of list of str, optional
+            A corpus to train on instead of the one ``build_vocab`` encoded (its words
+            outside the vocabulary are dropped).
+        corpus_file : str or os.PathLike, optional
+            The same as a text file, one sentence per line.
+        epochs : int, optional
+            Passes over the corpus (default: the model's ``epochs``).
+
+        Returns
+        -------
+        dict
+            ``effective_words`` (kept after subsampling), ``raw_words``, ``seconds``,
+            ``words_per_s`` (effective) and ``loss`` (summed over the epochs of this call).
         """
         from . import _w2v_kernels as K
         import numba
@@ -810,7 +832,13 @@ class Word2Vec:
                "corpus_in_memory", "lr_schedule")
 
     def save(self, path):
-        """Write the model to ``path`` (a .npz holding the arrays and a JSON header)."""
+        """Write the model to ``path`` (a .npz holding the arrays and a JSON header).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write (replaced if it exists).
+        """
         if self.syn0 is None:
             raise ValueError("nothing to save: the model has no vocabulary")
         meta = {"format": _FORMAT, "params": {k: getattr(self, k) for k in self._PARAMS},
@@ -824,7 +852,18 @@ class Word2Vec:
 
     @classmethod
     def load(cls, path):
-        """Read a model written by :meth:`save` (no pickle)."""
+        """Read a model written by :meth:`save` (no pickle).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A file written by :meth:`save`.
+
+        Returns
+        -------
+        Word2Vec
+            The model, ready to query (``wv``) or to train further.
+        """
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(z["meta"].tobytes().decode("utf-8"))
             if meta.get("format") != _FORMAT:

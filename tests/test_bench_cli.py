@@ -1,0 +1,263 @@
+"""``fastsampled info``, ``fastsampled bench`` and the benchmark report (small, fast runs)."""
+import importlib.util
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastsampled import cli
+from fastsampled._info import collect, format_info
+
+BENCH = pathlib.Path(__file__).resolve().parent.parent / "bench"
+HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# --------------------------------------------------------------------------- info
+
+def test_info_collects_versions_threads_cpu_and_peers():
+    import numba
+    info = collect()
+    assert info["versions"]["numpy"] == np.__version__
+    assert info["versions"]["numba"] == numba.__version__
+    assert info["numba"]["num_threads"] == numba.get_num_threads() >= 1
+    assert info["numba"]["threading_layer"] in ("omp", "tbb", "workqueue")
+    assert info["cpu"]["usable_cores"] >= 1
+    assert set(info["peers"]) == {"tensorflow", "torch", "gensim", "matplotlib", "tqdm"}
+    if os.path.exists("/proc/cpuinfo"):
+        flags = open("/proc/cpuinfo").read()
+        assert ("avx2" in info["cpu"]["simd"]) == (" avx2" in flags)
+    assert isinstance(info["blas"], list) and any(b["internal_api"] in ("openblas", "mkl",
+                                                                        "blis")
+                                                   for b in info["blas"])
+    text = format_info(info)
+    for what in ("fastsampled :", "numba       :", "blas/openmp :", "simd        :",
+                 "peers       :"):
+        assert what in text
+
+
+def test_info_command_prints_text_and_json(capsys):
+    assert cli.main(["info"]) == 0
+    assert "threading layer" in capsys.readouterr().out
+    assert cli.main(["info", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["versions"]["fastsampled"] and "simd" in doc["cpu"]
+
+
+# --------------------------------------------------------------------------- bench driver
+
+def test_bench_help_and_list(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["bench", "--help"])
+    assert e.value.code == 0
+    assert "--quick" in capsys.readouterr().out
+    assert cli.main(["bench", "--list"]) == 0
+    listing = capsys.readouterr().out
+    for suite in ("samplers", "losses", "head", "word2vec", "torch", "memory"):
+        assert suite in listing
+
+
+def test_bench_rejects_unknown_suite():
+    with pytest.raises(SystemExit) as e:
+        cli.main(["bench", "nonsense"])
+    assert e.value.code == 2
+
+
+def test_bench_without_scripts_says_to_run_from_a_clone(tmp_path, capsys):
+    assert cli.find_bench_dir(str(tmp_path)) is None
+    assert cli.main(["bench", "--quick", "--bench-dir", str(tmp_path)]) == 2
+    assert "clone" in capsys.readouterr().err
+
+
+def test_find_bench_dir_finds_the_checkout():
+    assert cli.find_bench_dir() == str(BENCH)
+    assert cli.find_bench_dir(str(BENCH)) == str(BENCH)
+
+
+FAKE_SUITE = '''
+import os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import arg_parser, out_dir_for, write_results
+p = arg_parser("fake")
+p.add_argument("--no-tf", action="store_true")
+args = p.parse_args()
+print("== fake section", flush=True)
+rows = [{"impl": "fastsampled sampled softmax", "V": v, "median_ms": 1.0 + v / 1e6,
+         "others_cpu": 0.0} for v in (10**4, 10**5)]
+write_results("scaling", rows, {"quick": args.quick, "notes": ["fake"]}, out_dir_for(args))
+'''
+
+
+def test_bench_runs_scripts_then_writes_the_report(tmp_path, capsys):
+    """The driver on a bench folder whose scripts are stand-ins: runs them in subprocesses,
+    passes --quick/--out, notes what is missing, writes suite.json and the report."""
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    shutil.copy(BENCH / "_common.py", bench)
+    shutil.copy(BENCH / "report.py", bench)
+    (bench / "bench_scaling.py").write_text(FAKE_SUITE)
+    (bench / "bench_samplers.py").write_text("import sys; print('boom'); sys.exit(3)\n")
+    out = tmp_path / "out"
+    rc = cli.main(["bench", "losses", "samplers", "torch", "--quick", "--bench-dir", str(bench),
+                   "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 1                                   # the samplers stand-in failed
+    assert "expected duration" in text and "== fake section" in text
+    assert "FAILED (exit 3" in text
+    run = json.loads((out / "suite.json").read_text())
+    assert [s["script"] for s in run["steps"]] == ["bench_scaling.py", "bench_samplers.py"]
+    assert run["steps"][0]["returncode"] == 0 and "--quick" in run["steps"][0]["args"]
+    assert "--no-tf" in run["steps"][1]["args"]
+    notes = " ".join(s["note"] for s in run["skipped"])
+    assert "bench_torch.py not found" in notes or "torch not installed" in notes
+    assert (out / "scaling.json").exists() and (out / "logs" / "bench_samplers.log").exists()
+    assert "boom" in (out / "logs" / "bench_samplers.log").read_text()
+    readme = (out / "README.md").read_text()
+    assert "fastsampled sampled softmax" in readme and "Machine: " in readme
+    assert "bench_samplers.py" in readme and "FAILED" in readme
+    assert (out / "scaling.png").exists() == HAVE_MPL
+
+
+def test_bench_word2vec_without_corpus_writes_a_synthetic_one(tmp_path):
+    args = cli.argparse.Namespace(corpus=None, quick=True)
+    extra = cli._word2vec_bench_args(args, str(tmp_path), str(BENCH), lambda m: None)
+    corpus = extra[extra.index("--corpus") + 1]
+    assert os.path.exists(corpus) and "--questions" in extra and "--pairs" in extra
+
+
+# --------------------------------------------------------------------------- synthetic corpus
+
+def test_synthetic_corpus_has_its_planted_structure(tmp_path):
+    syn = _load("synthetic_corpus")
+    res = syn.write_corpus(str(tmp_path), tokens=3200, seed=3)
+    lines = pathlib.Path(res["corpus"]).read_text().splitlines()
+    assert len(lines) == res["sentences"] == 200
+    assert all(len(line.split()) == 16 for line in lines)
+    for line in lines[:20]:          # one key word, 4 words of its topic, 4 of its role
+        words = line.split()
+        key = [w for w in words if w.startswith("t") and "r" in w and not w.startswith("topic")]
+        assert len(key) == 1
+        k, r = key[0][1:].split("r")
+        assert sum(w.startswith(f"topic{k}c") for w in words) == 4
+        assert sum(w.startswith(f"role{r}c") for w in words) == 4
+    q = pathlib.Path(res["questions"]).read_text().splitlines()
+    assert q[0].startswith(":") and all(len(x.split()) == 4 for x in q[1:])
+    a, b, c, d = q[1].split()
+    assert a[:a.index("r")] == b[:b.index("r")] and a[a.index("r"):] == c[c.index("r"):]
+    again = syn.write_corpus(str(tmp_path / "again"), tokens=3200, seed=3)
+    assert pathlib.Path(again["corpus"]).read_text() == "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- report
+
+def _doc(name, rows, **meta):
+    return {"benchmark": name, "timestamp": "2026-01-01T00:00:00+00:00",
+            "meta": dict(meta, notes=[f"{name} note"]),
+            "machine": {"cpu_model": "Fixture CPU", "cpu_family_model": "family 1 model 2",
+                        "cpu_flags_simd": ["avx2", "avx512f"], "usable_cpus": 2,
+                        "mem_total_gib": 8.0, "numba_num_threads": 2}, "rows": rows}
+
+
+FIXTURES = {
+    "scaling": [{"impl": i, "V": v, "median_ms": m * v ** 0.1, "others_cpu": busy}
+                for i, m in (("fastsampled sampled softmax", 1.0),
+                             ("TensorFlow sampled softmax", 3.0), ("numpy full softmax", 50.0))
+                for v, busy in ((10**4, 0.0), (10**5, 0.9))],
+    "memory": [{"impl": i, "V": v, "peak_rss_GB": 0.2 + v * 5e-7, "anon_GB": 0.1 + v * 5e-7,
+                "weights_GB": v * 516e-9, "status": "ok"}
+               for i in ("fastsampled in RAM", "TensorFlow sampled softmax")
+               for v in (10**4, 10**6)],
+    "samplers": [{"case": "AliasTable build", "V": v, "value": 90.0, "unit": "M classes/s"}
+                 for v in (10**5, 10**7)]
+    + [{"case": "AliasTable.sample(out=buf)", "V": 10**7, "value": 70.0, "unit": "M draws/s"},
+       {"case": "TF log_uniform draws", "V": 10**7, "value": 39.0, "unit": "M draws/s"}],
+    "word2vec": [{"tool": t, "arch": a, "effective_kwps": k, "analogy": 0.3, "wordsim353": 0.5}
+                 for t, a, k in (("fastsampled", "sg", 600.0), ("gensim", "sg", 200.0),
+                                 ("fastsampled", "cbow", 1400.0), ("gensim", "cbow", 600.0))]
+    + [{"tool": "fastsampled / gensim", "arch": "sg", "speed_ratio": 3.0, "verdicts": "x|y"}],
+    "head": [{"case": "train_step in RAM", "V": v, "opt": "sgd", "median_ms": 1.5,
+              "peak_rss_GB": 0.4, "anon_GB": 0.1} for v in (10**4, 10**5)],
+    "torch": [{"impl": "fastsampled.torch", "V": v, "median_ms": 2.0} for v in (10**4, 10**5)],
+    "losses": [{"case": "softmax STEP: LogUniformSampler obj + loss+grads", "median_ms": 1.4,
+                "others_cpu": 0.0}],
+}
+
+
+def _write_fixtures(folder):
+    for name, rows in FIXTURES.items():
+        (folder / f"{name}.json").write_text(json.dumps(_doc(name, rows, quick=True)))
+    (folder / "not-results.json").write_text(json.dumps({"hello": 1}))
+
+
+def test_report_writes_tables_and_plots_for_every_suite(tmp_path):
+    report = _load("report")
+    _write_fixtures(tmp_path)
+    res = report.write_report(str(tmp_path), out=open(os.devnull, "w"))
+    names = [pathlib.Path(p).stem for p in res["markdown"]]
+    assert names[:-1] == ["scaling", "losses", "samplers", "head", "word2vec", "torch", "memory"]
+    readme = (tmp_path / "README.md").read_text()
+    assert "Fixture CPU (family 1 model 2, AVX-512)" in readme
+    assert "| fastsampled sampled softmax | 10^4 |" in readme
+    assert "x/y" in readme                         # a '|' inside a cell cannot break the table
+    assert "scaling note" in (tmp_path / "scaling.md").read_text()
+    if HAVE_MPL:
+        assert sorted(pathlib.Path(p).stem for p in res["plots"]) == sorted(FIXTURES)
+        assert "![scaling](scaling.png)" in readme
+        with open(tmp_path / "scaling.png", "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert res["plots"] == [] and "matplotlib" in readme
+
+
+def test_report_without_matplotlib_still_writes_tables(tmp_path, monkeypatch):
+    report = _load("report")
+    _write_fixtures(tmp_path)
+    monkeypatch.setattr(report, "_pyplot", lambda show: None)
+    res = report.write_report(str(tmp_path), out=open(os.devnull, "w"))
+    assert res["plots"] == [] and any("matplotlib is not installed" in n for n in res["notes"])
+    assert "| TensorFlow sampled softmax |" in (tmp_path / "README.md").read_text()
+
+
+def test_report_cell_format():
+    report = _load("report")
+    assert [report.fmt(v) for v in (None, 2.768, 99.99, 5658.5, 1.2e7, 10**6, 123, True, "a|b")] \
+        == ["-", "2.768", "99.99", "5658.5", "1.200e+07", "10^6", "123", "True", "a/b"]
+
+
+# --------------------------------------------------------------------------- new bench scripts
+
+def _run(script, *args, tmp):
+    r = subprocess.run([sys.executable, str(BENCH / script), *args, "--out", str(tmp)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    return json.loads((tmp / script.replace("bench_", "").replace(".py", ".json")).read_text())
+
+
+def test_bench_scaling_tiny_run(tmp_path):
+    doc = _run("bench_scaling.py", "--quick", "--no-tf", "--V", "1000", "4000", "--steps", "5",
+               tmp=tmp_path)
+    impls = {(r["impl"], r["V"]) for r in doc["rows"]}
+    assert impls == {(i, v) for i in ("fastsampled sampled softmax", "numpy full softmax")
+                     for v in (1000, 4000)}
+    assert all(r["median_ms"] > 0 and r["reps"] >= 1 for r in doc["rows"])
+    assert any("--no-tf" in n for n in doc["meta"]["notes"])
+
+
+def test_bench_memory_tiny_run(tmp_path):
+    doc = _run("bench_memory.py", "--no-tf", "--V", "2000", "--steps", "3", tmp=tmp_path)
+    rows = {r["impl"]: r for r in doc["rows"]}
+    assert set(rows) == {"fastsampled in RAM", "fastsampled memory-mapped"}
+    for r in rows.values():
+        assert r["status"] == "ok" and r["peak_rss_GB"] >= r["anon_GB"] > 0
+        assert r["runtime_GB"] > 0 and r["mem"]["end"]["VmHWM"] > 0
