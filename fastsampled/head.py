@@ -253,8 +253,24 @@ class SampledSoftmaxHead:
         """Reopen a head saved at ``path`` (``mode`` "r+" to train on, "r" to predict only).
 
         The step counter and the sampler's stream continue from the last checkpoint.
-        Raises ``StoreError`` when the directory is not a consistent head store, and
-        ``StoreLockedError`` when another process has it open for writing.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A directory written by :meth:`save` or by a head created with ``path=``.
+        mode : {"r+", "r"}
+            "r+" takes the writer lock; "r" opens read-only (predict, evaluate).
+
+        Returns
+        -------
+        SampledSoftmaxHead
+
+        Raises
+        ------
+        StoreError
+            When the directory is not a consistent head store.
+        StoreLockedError
+            When another process has it open for writing.
         """
         p = pathlib.Path(path)
         try:
@@ -315,7 +331,13 @@ class SampledSoftmaxHead:
     def save(self, path):
         """Write the head (weights, biases, optimizer state, config) to a new directory.
 
-        Saving a memory-mapped head to its own path is :meth:`checkpoint`."""
+        Saving a memory-mapped head to its own path is :meth:`checkpoint`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A directory that does not exist or is empty; :meth:`load` reopens it.
+        """
         dest = pathlib.Path(path)
         if self.path is not None and dest.resolve() == self.path.resolve():
             self.checkpoint()
@@ -517,8 +539,16 @@ class SampledSoftmaxHead:
         """The sampled loss of a batch without its gradients (cheaper; nothing is updated).
 
         Draws from the sampler (its stream advances) unless ``sampled_values`` is given.
-        Arguments and result as :meth:`loss_and_grads`' ``loss``; for the exact loss over
-        all classes use :meth:`evaluate`.
+        For the exact loss over all classes use :meth:`evaluate`.
+
+        Parameters
+        ----------
+        inputs, labels, reduction, sampled_values
+            As :meth:`loss_and_grads`.
+
+        Returns
+        -------
+        float, or ndarray of shape (batch,) for ``reduction="none"``
         """
         x, lab = self._batch(inputs, labels)
         return self._loss_and_grads(x, lab, reduction, sampled_values, False)[0]

@@ -28,7 +28,7 @@ import numpy as np
 from . import _sampler_kernels as K
 from ._rng import normalize_seed, stream_key
 from ._validate import as_bool, as_id_array, as_int, check_range
-from .alias import AliasTable, _prepare_weights
+from .alias import AliasTable
 
 __all__ = [
     "CandidateSamples", "CandidateSampler", "UniformSampler", "LogUniformSampler",
@@ -40,7 +40,14 @@ __all__ = [
 
 CandidateSamples = collections.namedtuple(
     "CandidateSamples", ["sampled_candidates", "true_expected_count", "sampled_expected_count"])
-CandidateSamples.__doc__ = """Result of a candidate sampler (unpacks like TensorFlow's triple)."""
+CandidateSamples.__doc__ = """Result of a candidate sampler (unpacks like TensorFlow's triple).
+
+Attributes
+----------
+sampled_candidates : ndarray of int64, shape (num_sampled,)
+true_expected_count : ndarray of float32, shape (batch, num_true)
+sampled_expected_count : ndarray of float32, shape (num_sampled,)
+"""
 
 FLT_MAX = np.float32(np.finfo(np.float32).max)
 _FUSED_MAX = 4096           # non-unique draws up to this many: one sequential kernel call
@@ -116,6 +123,20 @@ class CandidateSampler:
     :class:`CandidateSamples` triple and advances the sampler's stream, so consecutive calls
     give new candidates while the same ``seed`` reproduces the sequence. ``num_tries`` of the
     last call is kept in :attr:`last_num_tries`.
+
+    Parameters
+    ----------
+    range_max : int
+        Candidates are drawn from ``[0, range_max)``.
+    seed : int, numpy Generator or None
+        Seed of the sampler's stream (None: fresh OS entropy).
+
+    Attributes
+    ----------
+    calls : int
+        Calls so far (the stream position; saved and restored by the head).
+    last_num_tries : int or None
+        Draws the last call needed (``num_sampled`` unless repeats were rejected).
     """
 
     def __init__(self, range_max, seed=None):
@@ -131,7 +152,17 @@ class CandidateSampler:
         return self.range_max
 
     def prob(self, ids):
-        """Single-draw probability of each id (float32, same shape), TensorFlow's formula."""
+        """Single-draw probability of each id, TensorFlow's formula.
+
+        Parameters
+        ----------
+        ids : array_like of int
+            Class ids in ``[0, range_max)``, any shape.
+
+        Returns
+        -------
+        ndarray of float32, same shape as ``ids``
+        """
         ids = as_id_array(ids, "ids")
         check_range(ids, 0, self.range_max, "ids", f"range_max is {self.range_max}")
         return self._prob(ids.reshape(-1)).reshape(ids.shape)
@@ -151,7 +182,26 @@ class CandidateSampler:
         return tc, num_sampled, unique
 
     def __call__(self, true_classes, num_true, num_sampled, unique):
-        """Draw candidates; see the module docstring for the returned triple."""
+        """Draw candidates for one batch and advance the stream.
+
+        Parameters
+        ----------
+        true_classes : array_like of int, shape (batch, num_true)
+            The batch's target classes (int32/int64, each in ``[0, range_max)``); they only
+            feed ``true_expected_count`` (and a learned sampler's counts).
+        num_true : int
+            Columns of ``true_classes``.
+        num_sampled : int
+            Candidates to return.
+        unique : bool
+            Reject repeats (in draw order) until ``num_sampled`` distinct candidates.
+
+        Returns
+        -------
+        CandidateSamples
+            ``(sampled_candidates int64 (num_sampled,), true_expected_count float32 (batch,
+            num_true), sampled_expected_count float32 (num_sampled,))``.
+        """
         tc, num_sampled, unique = self._check_call(true_classes, num_true, num_sampled, unique)
         return self._sample(tc, num_sampled, unique)
 
@@ -184,7 +234,22 @@ class CandidateSampler:
 
 
 class UniformSampler(CandidateSampler):
-    """Uniform over ``[0, range_max)``; P = float32(1 / range_max)."""
+    """Uniform over ``[0, range_max)``; P = float32(1 / range_max).
+
+    Parameters
+    ----------
+    range_max : int
+    seed : int, numpy Generator or None
+        As :class:`CandidateSampler`.
+
+    Examples
+    --------
+    >>> import fastsampled as fs
+    >>> s = fs.UniformSampler(100, seed=0)
+    >>> a = s([[1], [2]], 1, 5, True); b = s([[1], [2]], 1, 5, True)
+    >>> a.sampled_candidates.shape, bool((a.sampled_candidates != b.sampled_candidates).any())
+    ((5,), True)
+    """
 
     def _fused_args(self):
         return K.UNIFORM, self.range_max, _E_U, _E_F, np.float32(1), _E_I, _E_I, 1
@@ -197,7 +262,14 @@ class UniformSampler(CandidateSampler):
 
 
 class LogUniformSampler(CandidateSampler):
-    """Zipfian: P(v) = ln((v+2)/(v+1)) / ln(range_max+1), suited to ids sorted by frequency."""
+    """Zipfian: P(v) = ln((v+2)/(v+1)) / ln(range_max+1), suited to ids sorted by frequency.
+
+    Parameters
+    ----------
+    range_max : int
+    seed : int, numpy Generator or None
+        As :class:`CandidateSampler`.
+    """
 
     def _fused_args(self):
         return K.LOG_UNIFORM, self.range_max, _E_U, _E_F, np.float32(1), _E_I, _E_I, 1
@@ -264,6 +336,17 @@ class FixedUnigramSampler(CandidateSampler):
     weight 0), ``num_shards``/``shard`` (keep only ids with ``id % num_shards == shard``;
     returned ids are then indices into this shard's list, as in TensorFlow). ``range_max`` must
     equal the length of the resulting list. Negative or non-finite counts raise ``ValueError``.
+
+    Parameters
+    ----------
+    range_max : int
+    vocab_file : str or os.PathLike, optional
+    distortion : float
+    num_reserved_ids, num_shards, shard : int
+    unigrams : sequence of float, optional
+        As :func:`fixed_unigram_candidate_sampler`.
+    seed : int, numpy Generator or None
+        As :class:`CandidateSampler`.
     """
 
     def __init__(self, range_max, vocab_file="", distortion=1.0, num_reserved_ids=0,
@@ -276,6 +359,7 @@ class FixedUnigramSampler(CandidateSampler):
 
     @property
     def num_drawable(self):
+        """Number of classes with non-zero weight (unique draws need at least num_sampled)."""
         return self.table.num_positive
 
     def _fused_args(self):
@@ -331,6 +415,12 @@ class LearnedUnigramSampler(CandidateSampler):
     Counts start at 1 for every class; after each call every entry of that call's
     ``true_classes`` adds 1 (duplicates too), as in TensorFlow. Draws use a Fenwick tree:
     O(log V) per draw and per update. ``range_max`` must be < 2**31 - 1.
+
+    Parameters
+    ----------
+    range_max : int
+    seed : int, numpy Generator or None
+        As :class:`CandidateSampler`.
     """
 
     def __init__(self, range_max, seed=None):
@@ -343,7 +433,13 @@ class LearnedUnigramSampler(CandidateSampler):
         self.total = self.range_max
 
     def update(self, true_classes):
-        """Add 1 to the count of every entry of ``true_classes`` (what a call does after it)."""
+        """Add 1 to the count of every entry of ``true_classes`` (what a call does after it).
+
+        Parameters
+        ----------
+        true_classes : array_like of int
+            Class ids in ``[0, range_max)``, any shape; duplicates count once each.
+        """
         ids = as_id_array(true_classes, "true_classes").reshape(-1)
         check_range(ids, 0, self.range_max, "true_classes", f"range_max is {self.range_max}")
         self._observe(ids)
@@ -366,7 +462,13 @@ class LearnedUnigramSampler(CandidateSampler):
 
 
 class AllCandidateSampler(CandidateSampler):
-    """Returns candidates ``0 .. num_sampled-1`` with every expected count 1 (for testing)."""
+    """Returns candidates ``0 .. num_sampled-1`` with every expected count 1 (for testing).
+
+    Parameters
+    ----------
+    seed : int, numpy Generator or None
+        Accepted for TensorFlow's signature; nothing is random.
+    """
 
     def __init__(self, seed=None):
         self.seed = normalize_seed(seed)
@@ -374,6 +476,26 @@ class AllCandidateSampler(CandidateSampler):
         self.last_num_tries = None
 
     def __call__(self, true_classes, num_true, num_sampled, unique):
+        """Draw candidates for one batch and advance the stream.
+
+        Parameters
+        ----------
+        true_classes : array_like of int, shape (batch, num_true)
+            The batch's target classes (int32/int64, each in ``[0, range_max)``); they only
+            feed ``true_expected_count`` (and a learned sampler's counts).
+        num_true : int
+            Columns of ``true_classes``.
+        num_sampled : int
+            Candidates to return.
+        unique : bool
+            Reject repeats (in draw order) until ``num_sampled`` distinct candidates.
+
+        Returns
+        -------
+        CandidateSamples
+            ``(sampled_candidates int64 (num_sampled,), true_expected_count float32 (batch,
+            num_true), sampled_expected_count float32 (num_sampled,))``.
+        """
         tc, _ = _as_true_classes(true_classes, num_true)
         num_sampled = as_int(num_sampled, "num_sampled", 1)
         as_bool(unique, "unique")
@@ -429,7 +551,17 @@ def log_uniform_candidate_sampler(true_classes, num_true, num_sampled, unique, r
     """Sample candidates from the log-uniform (Zipfian) distribution over ``[0, range_max)``.
 
     ``P(v) = ln((v+2)/(v+1)) / ln(range_max+1)``: good when class ids are sorted by decreasing
-    frequency. Arguments and returns as :func:`uniform_candidate_sampler`.
+    frequency.
+
+    Parameters
+    ----------
+    true_classes, num_true, num_sampled, unique, range_max, seed
+        As :func:`uniform_candidate_sampler`.
+
+    Returns
+    -------
+    CandidateSamples
+        As :func:`uniform_candidate_sampler`.
 
     Examples
     --------
@@ -544,7 +676,17 @@ def learned_unigram_candidate_sampler(true_classes, num_true, num_sampled, uniqu
 
 
 def all_candidate_sampler(true_classes, num_true, num_sampled, unique, seed=None):
-    """Return candidates ``0 .. num_sampled-1`` with all expected counts 1 (for testing)."""
+    """Return candidates ``0 .. num_sampled-1`` with all expected counts 1 (for testing).
+
+    Parameters
+    ----------
+    true_classes, num_true, num_sampled, unique, seed
+        As :func:`uniform_candidate_sampler` (``num_sampled`` is the number of classes).
+
+    Returns
+    -------
+    CandidateSamples
+    """
     return AllCandidateSampler(seed)(true_classes, num_true, num_sampled, unique)
 
 
