@@ -5,6 +5,8 @@
 a sparse optimizer. ``train_step(inputs, labels)`` samples, computes the loss and all
 gradients, applies the sparse update to the rows the step used, and returns the gradient with
 respect to the inputs, so any host network (PyTorch, JAX, numpy) can back-propagate it.
+``loss_and_grads`` and ``apply_grads`` are its two halves, for hosts that decide themselves
+when the head's update happens (``fastsampled.torch`` applies it in the backward pass).
 ``predict`` and ``evaluate`` are exact over all classes, chunked over shards and threads,
 and never build a (batch, num_classes) matrix.
 
@@ -27,7 +29,7 @@ import numpy as np
 from . import _head_kernels as HK
 from ._blas import single_threaded_blas
 from ._validate import as_float_array, as_int, check_range
-from .losses import _Rows, _run_step
+from .losses import SparseGrads, _Rows, _run_step, _sampled_values
 from .optimizers import SGD, Adagrad, Adam
 from .samplers import FixedUnigramSampler, LogUniformSampler, UniformSampler, _as_true_classes
 from .sharding import ShardedMatrix, StoreError, check_strategy
@@ -225,6 +227,8 @@ class SampledSoftmaxHead:
             "remove_accidental_hits": self.remove_accidental_hits,
             "subtract_log_q": self.subtract_log_q, "seed": self.seed,
             "dtype": self.dtype.name, "step": self.step,
+            # differs from step when batches were sampled without an update (loss_and_grads)
+            "sampler_calls": self.sampler.calls,
         }
 
     def _create_store(self, init, scale, overwrite):
@@ -293,6 +297,7 @@ class SampledSoftmaxHead:
                    subtract_log_q=cfg["subtract_log_q"], seed=cfg["seed"], dtype=cfg["dtype"],
                    _open=(weights, biases, states, int(cfg["step"])))
         head._mode = mode
+        head.sampler.calls = int(cfg.get("sampler_calls", cfg["step"]))
         return head
 
     # ------------------------------------------------------------------ persistence
@@ -374,8 +379,24 @@ class SampledSoftmaxHead:
             raise ValueError(f"{name} must be finite; found {x[idx]} at index {idx}")
         return x
 
+    def _batch(self, inputs, labels, inputs_name="inputs"):
+        """Validated ``(x (B, dim) C-contiguous finite, labels (B, num_true) int64 in range)``."""
+        x = self._inputs(inputs, inputs_name)
+        lab, _ = _as_true_classes(labels, self.num_true, name="labels")
+        if lab.shape[0] != x.shape[0]:
+            raise ValueError(f"labels have {lab.shape[0]} rows but {inputs_name} have "
+                             f"{x.shape[0]}")
+        check_range(lab, 0, self.num_classes, "labels", f"num_classes is {self.num_classes}")
+        return x, lab
+
+    def _check_writable(self):
+        if getattr(self, "_mode", "r+") == "r":
+            raise ValueError("head opened read-only (mode='r'); load it with mode='r+' to train")
+
     def train_step(self, inputs, labels):
         """One training step: sample, loss, gradients, sparse update of the touched rows.
+
+        The same as ``loss_and_grads`` followed by ``apply_grads``.
 
         Parameters
         ----------
@@ -394,52 +415,150 @@ class SampledSoftmaxHead:
         FloatingPointError
             When the loss or a gradient is not finite; nothing is written to the weights.
         """
-        if getattr(self, "_mode", "r+") == "r":
-            raise ValueError("head opened read-only (mode='r'); load it with mode='r+' to train")
-        x = self._inputs(inputs)
-        lab, _ = _as_true_classes(labels, self.num_true, name="labels")
-        if lab.shape[0] != x.shape[0]:
-            raise ValueError(f"labels have {lab.shape[0]} rows but inputs have {x.shape[0]}")
-        check_range(lab, 0, self.num_classes, "labels", f"num_classes is {self.num_classes}")
+        self._check_writable()
+        x, lab = self._batch(inputs, labels)
         # arguments checked once above: the sampler and the loss run their unchecked paths
         calls = self.sampler.calls
         try:
-            return self._step(x, lab)
+            loss, g = self._loss_and_grads(x, lab, self.reduction, None, True)
+            self.apply_grads(g)
+        except BaseException:
+            self.sampler.calls = calls  # a refused step leaves the sampler's stream unchanged
+            raise
+        return loss, g.inputs
+
+    def loss_and_grads(self, inputs, labels, *, reduction=None, sampled_values=None):
+        """Sample, then the loss and every gradient of one step, without updating anything.
+
+        ``train_step`` is this followed by :meth:`apply_grads`. Split, a host framework can
+        compute the gradient in its forward pass, hand ``grads.inputs`` to its own
+        back-propagation and apply (or accumulate, or drop) the head's update when its
+        optimizer steps.
+
+        Parameters
+        ----------
+        inputs : ndarray of shape (batch, dim)
+        labels : array_like of int, shape (batch,) or (batch, num_true)
+        reduction : {"mean", "sum", "none"}, optional
+            Default: the head's ``reduction``. "none" returns the per-example losses and the
+            gradients of their sum.
+        sampled_values : tuple, optional
+            ``(sampled_candidates (num_sampled,), true_expected_count (batch, num_true),
+            sampled_expected_count (num_sampled,))`` to use instead of drawing (the
+            sampler's stream then does not advance), as in ``fs.sampled_softmax_loss``.
+
+        Returns
+        -------
+        loss : float, or ndarray of shape (batch,) for ``reduction="none"``
+        grads : SparseGrads
+            Gradients of that (reduced) loss: ``inputs`` (batch, dim), ``ids`` (K,) sorted
+            unique class ids, ``weights`` (K, dim), ``biases`` (K,), and the
+            ``sampled_values`` used.
+
+        Raises
+        ------
+        FloatingPointError
+            When the loss or the gradient w.r.t. the inputs is not finite; the sampler's
+            stream is left where it was.
+
+        Examples
+        --------
+        >>> import numpy as np, fastsampled as fs
+        >>> head = fs.SampledSoftmaxHead(1000, 16, num_sampled=20, seed=0)
+        >>> x = np.random.default_rng(0).normal(size=(8, 16)).astype(np.float32)
+        >>> loss, g = head.loss_and_grads(x, np.arange(8))
+        >>> g.inputs.shape, head.step                    # nothing applied yet
+        ((8, 16), 0)
+        >>> head.apply_grads(g); head.step
+        1
+        """
+        x, lab = self._batch(inputs, labels)
+        return self._loss_and_grads(x, lab, reduction, sampled_values, True)
+
+    def loss(self, inputs, labels, *, reduction=None, sampled_values=None):
+        """The sampled loss of a batch without its gradients (cheaper; nothing is updated).
+
+        Draws from the sampler (its stream advances) unless ``sampled_values`` is given.
+        Arguments and result as :meth:`loss_and_grads`' ``loss``; for the exact loss over
+        all classes use :meth:`evaluate`.
+        """
+        x, lab = self._batch(inputs, labels)
+        return self._loss_and_grads(x, lab, reduction, sampled_values, False)[0]
+
+    def _loss_and_grads(self, x, lab, reduction, sampled_values, want_grads):
+        """``(loss, SparseGrads or None)`` on validated arguments (see ``_batch``)."""
+        reduction = self.reduction if reduction is None else reduction
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        calls = self.sampler.calls
+        try:
+            return self._compute(x, lab, reduction, sampled_values, want_grads)
         except BaseException:
             self.sampler.calls = calls  # a refused step leaves the sampler's stream unchanged
             raise
 
-    def _step(self, x, lab):
-        cands, tec, sec = self.sampler._sample(lab, self.num_sampled, True)
+    def _compute(self, x, lab, reduction, sampled_values, want_grads):
+        if sampled_values is None:
+            cands, tec, sec = self.sampler._sample(lab, self.num_sampled, True)
+        else:
+            cands, tec, sec = _sampled_values(sampled_values, lab, self.num_true,
+                                              self.num_sampled, self.num_classes,
+                                              self.num_classes, None)
         if isinstance(self.weights, ShardedMatrix):
             # rows not in the page cache: issue all their reads at once (see prefetch)
             ids = np.concatenate([lab.reshape(-1), cands])
             self.weights.prefetch(ids)
             self.biases.prefetch(ids)
         W, Bs = self._loss_rows()
-        loss, g = _run_step(self.loss_kind == "nce", W, Bs, x, lab, cands, tec, sec,
-                            self.remove_accidental_hits, self.subtract_log_q, True)
+        out = _run_step(self.loss_kind == "nce", W, Bs, x, lab, cands, tec, sec,
+                        self.remove_accidental_hits, self.subtract_log_q, want_grads)
+        loss, g = out if want_grads else (out, None)
         total = float(loss.sum(dtype=np.float64))
         if not np.isfinite(total):
             raise FloatingPointError(f"non-finite loss ({total}) at step {self.step}; nothing "
                                      "was written to the weights")
-        if self.reduction == "mean":
+        if reduction == "none":
+            total = loss
+        elif reduction == "mean":
             scale = 1.0 / x.shape[0]
             total *= scale
-            g.inputs *= g.inputs.dtype.type(scale)
-            g.weights *= g.weights.dtype.type(scale)
-            g.biases *= g.biases.dtype.type(scale)
-        with np.errstate(over="ignore", invalid="ignore"):
-            ok = np.isfinite(g.inputs.sum()) or np.isfinite(g.inputs).all()
-        if not ok:
-            raise FloatingPointError(f"non-finite gradient w.r.t. inputs at step {self.step}; "
-                                     "nothing was written to the weights")
-        # apply_grads refuses (FloatingPointError, nothing written) non-finite weight/bias
+            if want_grads:
+                g.inputs *= g.inputs.dtype.type(scale)
+                g.weights *= g.weights.dtype.type(scale)
+                g.biases *= g.biases.dtype.type(scale)
+        if want_grads:
+            with np.errstate(over="ignore", invalid="ignore"):
+                ok = np.isfinite(g.inputs.sum()) or np.isfinite(g.inputs).all()
+            if not ok:
+                raise FloatingPointError(f"non-finite gradient w.r.t. inputs at step "
+                                         f"{self.step}; nothing was written to the weights")
+        return total, g
+
+    def apply_grads(self, grads):
+        """Apply one step's gradients to the rows they touch with the head's optimizer.
+
+        Parameters
+        ----------
+        grads : SparseGrads
+            As returned by :meth:`loss_and_grads` (possibly scaled, or summed over several
+            batches: ``ids`` sorted unique, ``weights`` (K, dim), ``biases`` (K,), in the
+            head's dtype). ``grads.inputs`` is not used.
+
+        Raises
+        ------
+        FloatingPointError
+            When a gradient or an updated value is not finite; nothing is written and the
+            step counter does not advance.
+        """
+        self._check_writable()
+        if not isinstance(grads, SparseGrads):
+            raise TypeError(f"grads must be a SparseGrads (from loss_and_grads), got "
+                            f"{type(grads).__name__}")
+        # the optimizer refuses (FloatingPointError, nothing written) non-finite weight/bias
         # gradients or updates itself
-        self.optimizer.apply_grads(self.weights, self.biases, g, self._states,
+        self.optimizer.apply_grads(self.weights, self.biases, grads, self._states,
                                    self.partition_strategy)
         self.step += 1
-        return total, g.inputs
 
     def _loss_rows(self):
         """The weights and biases as the loss kernels take them (built once, then cached)."""
