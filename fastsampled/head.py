@@ -646,14 +646,19 @@ class SampledSoftmaxHead:
             ``precision@k``: mean of ``|top-k ∩ labels| / k`` (the extreme-classification
             definition); ``recall@k``: mean of ``|top-k ∩ labels| / num_true``.
         """
-        x = self._inputs(inputs)
-        lab, T = _as_true_classes(labels, self.num_true, name="labels")
-        if lab.shape[0] != x.shape[0]:
-            raise ValueError(f"labels have {lab.shape[0]} rows but inputs have {x.shape[0]}")
-        check_range(lab, 0, self.num_classes, "labels", f"num_classes is {self.num_classes}")
+        x, lab = self._batch(inputs, labels)
         k = as_int(k, "k", 1)
         if k > self.num_classes:
             raise ValueError(f"k ({k}) must be <= num_classes ({self.num_classes})")
+        losses, ids = self._exact_losses(x, lab, k)
+        hits = (ids[:, :, None] == lab[:, None, :]).any(axis=2)   # (B, k)
+        return {"loss": float(np.mean(losses)),
+                "precision@1": float(hits[:, 0].mean()),
+                f"precision@{k}": float(hits.sum(axis=1).mean() / k),
+                f"recall@{k}": float(hits.sum(axis=1).mean() / self.num_true)}
+
+    def _exact_losses(self, x, lab, k):
+        """Per-example full-softmax losses (float64, (B,)) and top-k ids of validated rows."""
         ids, _, lse = self._scan(x, k, True)
         flat = lab.reshape(-1)
         if isinstance(self.weights, ShardedMatrix):
@@ -662,12 +667,7 @@ class SampledSoftmaxHead:
             wl, bl = self.weights[flat], self.biases[flat]
         zt = (np.einsum("bd,btd->bt", x.astype(np.float64), wl.reshape(lab.shape + (-1,))
                         .astype(np.float64)) + bl.reshape(lab.shape))
-        loss = float(np.mean(lse - zt.mean(axis=1)))
-        hits = (ids[:, :, None] == lab[:, None, :]).any(axis=2)   # (B, k)
-        return {"loss": loss,
-                "precision@1": float(hits[:, 0].mean()),
-                f"precision@{k}": float(hits.sum(axis=1).mean() / k),
-                f"recall@{k}": float(hits.sum(axis=1).mean() / T)}
+        return lse - zt.mean(axis=1), ids
 
 
 def _copy_to_store(arr, path, step):
