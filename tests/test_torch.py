@@ -360,8 +360,7 @@ def test_non_finite_step_is_refused_in_forward():
     np.testing.assert_array_equal(head.weights, W0)
 
 
-def test_example_learns_with_tiny_settings(capsys, monkeypatch):
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)    # restored afterwards
+def test_example_learns_with_tiny_settings(capsys):
     spec = importlib.util.spec_from_file_location("torch_xc_example", EXAMPLE)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
