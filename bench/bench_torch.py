@@ -49,8 +49,9 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import (BUSY_OTHERS, arg_parser, log, machine_info, out_dir_for,  # noqa: E402
-                     retry_if_busy, section, timeit_many, verdict, wait_for_quiet, write_results)
+from _common import (BUSY_OTHERS, arg_parser, log, machine_info, mem_available,  # noqa: E402
+                     out_dir_for, retry_if_busy, section, timeit_many, verdict, wait_for_quiet,
+                     write_results)
 
 B, D, S = 1024, 128, 64
 FEATURES, BINS = 64, 16
@@ -318,17 +319,6 @@ def run_child(cfg, env=None):
     if result is None or "error" in result:
         return None, (result or {}).get("error") or f"child exited with {proc.returncode}"
     return result, None
-
-
-def mem_available():
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def need_bytes(kind, V, opt):
