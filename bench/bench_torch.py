@@ -220,8 +220,7 @@ def child_interleaved(cfg):
     torch.manual_seed(1)
     first = Body(BagOfTokens(FEATURES, BINS).num_tokens, out=D)
     with torch.no_grad():          # output-layer-only inputs: what a body gives, as leaves
-        hidden = [first(tok).contiguous() for tok, _ in data]
-    arrays = [(h.numpy(), y.numpy()) for h, (_, y) in zip(hidden, data)]
+        hidden0 = [first(tok).contiguous() for tok, _ in data]
     pos = {}
 
     def nxt(name):
@@ -229,14 +228,22 @@ def child_interleaved(cfg):
         pos[name] = k + 1
         return k % len(data)
 
+    # every timed function gets copies of the batches (and, below, an output layer) of its
+    # own: shared ones would be cache-hot for whichever function runs next on the same batch
+    def own_data():
+        return [(tok.clone(), y.clone()) for tok, y in data]
+
     def model(name, step):
-        return lambda: step(*data[nxt(name)])
+        mine = own_data()
+        return lambda: step(*mine[nxt(name)])
 
     def layer_only(name, layer, layer_opt):
+        mine = [(h.clone(), y.clone()) for h, (_, y) in zip(hidden0, data)]
+
         def fn():
-            k = nxt(name)
-            h = hidden[k].requires_grad_()
-            layer(h, data[k][1]).backward()
+            h, y = mine[nxt(name)]
+            h.requires_grad_()
+            layer(h, y).backward()
             if layer_opt is not None:
                 layer_opt.step()
                 layer_opt.zero_grad()
@@ -244,8 +251,10 @@ def child_interleaved(cfg):
         return fn
 
     def direct(name, head):
+        mine = [(h.numpy().copy(), y.numpy().copy()) for h, (_, y) in zip(hidden0, data)]
+
         def fn():
-            head.train_step(*arrays[nxt(name)])
+            head.train_step(*mine[nxt(name)])
         return fn
 
     # the body alone: forward, backward of a fixed gradient, Adam step (the model's common part)
@@ -254,15 +263,14 @@ def child_interleaved(cfg):
     body_opt = torch.optim.Adam(body.parameters(), lr=2e-3)
     d_out = torch.randn(B, D) * 1e-3
 
+    body_data = own_data()
+
     def body_only():
-        body(data[nxt("body")][0]).backward(d_out)
+        body(body_data[nxt("body")][0]).backward(d_out)
         body_opt.step()
         body_opt.zero_grad()
 
     fns, losses = {"body": body_only}, {}
-    # every timed function has an output layer of its own (same seed, so the same weights):
-    # sharing one would leave its rows in the cache for whichever function runs next on the
-    # same batch
     for opt in cfg["opts"]:
         fs_step, _, losses[f"fs_model_{opt}"] = _model_step(_build("fs", V, opt, 0)[0], None,
                                                             V, 0)
