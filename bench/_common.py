@@ -197,6 +197,18 @@ def wait_for_quiet(max_wait, threshold=0.15):
     return busy
 
 
+def mem_available():
+    """Bytes of memory available to new allocations (/proc/meminfo MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 # --------------------------------------------------------------------------- timing
 
 class OtherLoad:

@@ -1,0 +1,7 @@
+"""Repository-level pytest configuration: optional adapters are collected only when their
+framework is installed (their doctests import it)."""
+import importlib.util
+
+collect_ignore = []
+if importlib.util.find_spec("torch") is None:
+    collect_ignore.append("fastsampled/torch.py")
