@@ -243,6 +243,7 @@ def child_interleaved(cfg):
         def fn():
             h, y = mine[nxt(name)]
             h.requires_grad_()
+            h.grad = None           # as a body would: take the gradient, do not accumulate it
             layer(h, y).backward()
             if layer_opt is not None:
                 layer_opt.step()
@@ -468,11 +469,15 @@ def main(argv=None):
     p.add_argument("--only", nargs="+", choices=("variants", "interleaved"), default=None,
                    help="run only these sections (with --out, so that the full results file "
                         "is not replaced by a partial one)")
+    p.add_argument("--threads", nargs="+", choices=tuple(THREADS), default=None,
+                   help="interleaved section: only these thread settings (default: all)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child is not None:
         return child_main(json.loads(args.child))
     cfg = dict(QUICK if args.quick else FULL)
+    if args.threads:
+        cfg["threads"] = [t for t in cfg["threads"] if t in args.threads] or args.threads
     rows, notes, children = [], [], {}
     t_start = time.perf_counter()
     load_before = os.getloadavg()

@@ -238,6 +238,9 @@ def _word2vec_parsers(sub):
     t.add_argument("--epochs", type=int, default=5)
     t.add_argument("--alpha", type=float, default=0.025)
     t.add_argument("--min-alpha", type=float, default=1e-4)
+    t.add_argument("--lr-schedule", choices=("linear", "gensim"), default="linear",
+                   help="linear decay over all epochs (word2vec.c, default) or gensim's "
+                        "corpus_file schedule (better CBOW analogies at few epochs)")
     t.add_argument("--workers", type=int, default=None, help="threads (default: all cores)")
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--text", action="store_true", help="write the text format (default binary)")
@@ -261,7 +264,7 @@ def _word2vec(parser, args):
                   max_final_vocab=args.max_final_vocab, sample=args.sample, sg=args.sg,
                   negative=args.negative, ns_exponent=args.ns_exponent, loss=args.loss,
                   num_sampled=args.num_sampled, epochs=args.epochs, alpha=args.alpha,
-                  min_alpha=args.min_alpha, seed=args.seed)
+                  min_alpha=args.min_alpha, lr_schedule=args.lr_schedule, seed=args.seed)
         if args.workers is not None:
             kw["workers"] = args.workers
         t0 = time.perf_counter()

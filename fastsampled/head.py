@@ -432,10 +432,9 @@ class SampledSoftmaxHead:
         if x.shape[0] == 0:
             raise ValueError(f"{name} must have at least one row")
         x = np.ascontiguousarray(x, dtype=self.dtype)
-        with np.errstate(over="ignore", invalid="ignore"):
-            ok = np.isfinite(x.sum())       # one reduction; the exact test only if it fails
-        if not ok and not np.isfinite(x).all():
-            idx = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+        bad = VK.first_nonfinite(x.reshape(-1))     # a vectorised probe, then the index
+        if bad >= 0:
+            idx = tuple(int(i) for i in np.unravel_index(bad, x.shape))
             raise ValueError(f"{name} must be finite; found {x[idx]} at index {idx}")
         return x
 

@@ -62,3 +62,17 @@ def test_word2vec_train_reports_a_missing_corpus(tmp_path, capsys):
     assert main(["word2vec", "train", str(tmp_path / "nope.txt"), "-o",
                  str(tmp_path / "v.bin")]) == 1
     assert "nope.txt" in capsys.readouterr().err
+
+
+@pytest.mark.kernel
+def test_word2vec_train_passes_the_lr_schedule(tmp_path, capsys):
+    import fastsampled as fs
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join("a b c d e f g h" for _ in range(200)) + "\n")
+    model_path = tmp_path / "model"
+    assert main(["word2vec", "train", str(corpus), "-o", str(tmp_path / "v.bin"), "--dim", "4",
+                 "--min-count", "1", "--epochs", "1", "--workers", "2", "--lr-schedule",
+                 "gensim", "--save-model", str(model_path)]) == 0
+    assert fs.Word2Vec.load(str(model_path)).lr_schedule == "gensim"
+    with pytest.raises(SystemExit):
+        main(["word2vec", "train", str(corpus), "-o", "x", "--lr-schedule", "cosine"])
