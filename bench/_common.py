@@ -37,16 +37,8 @@ def _cpu_model():
 def _cpu_family_model():
     """``"family F model M stepping S"`` from /proc/cpuinfo (identifies the core generation when
     a hypervisor shortens the model name, e.g. family 25 model 1 = AMD Zen 3 "Milan")."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if not line.strip():
-                    break
-                k, _, v = line.partition(":")
-                fields[k.strip()] = v.strip()
-    except OSError:
-        return None
+    from fastsampled._info import _cpuinfo
+    fields = _cpuinfo()
     if "cpu family" not in fields:
         return None
     return (f"family {fields.get('cpu family')} model {fields.get('model')} "
@@ -199,14 +191,8 @@ def wait_for_quiet(max_wait, threshold=0.15):
 
 def mem_available():
     """Bytes of memory available to new allocations (/proc/meminfo MemAvailable), or None."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    from fastsampled.head import _available_memory
+    return _available_memory() or None
 
 
 # --------------------------------------------------------------------------- timing
@@ -344,18 +330,6 @@ def retry_if_busy(measure, retries=0, wait=0.0, threshold=BUSY_OTHERS):
     for st in ([best] if "median" in best else best.values()):
         st["attempts"] = attempt + 1
     return best
-
-
-def mem_available():
-    """Bytes of memory available to new allocations (MemAvailable; None where unknown)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
 
 
 def load1():
