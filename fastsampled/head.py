@@ -182,6 +182,7 @@ class SampledSoftmaxHead:
                              "counts have probability 0)")
         self.step = 0
         self._warm_rows = 0          # rows 0.. made resident by warm(): no prefetch hints
+        self._warm_bias_rows = 0     # the same for the biases (warm() may take all of them)
         self.path = None if path is None else pathlib.Path(path)
         if _open is not None:          # load(): stores already opened
             self.weights, self.biases, self._states, self.step = _open
@@ -372,7 +373,10 @@ class SampledSoftmaxHead:
         Parameters
         ----------
         num_rows : int, optional
-            Classes ``0 .. num_rows - 1`` to warm. Default: as many as fit in ``max_bytes``.
+            Classes ``0 .. num_rows - 1`` to warm in every store. Default: as many as fit in
+            ``max_bytes``, after the biases (and any per-class optimizer slots of them) of
+            *all* classes when those take at most a quarter of it: 4 bytes a class, and a cold
+            row then costs one page read instead of two.
         max_bytes : int, optional
             Budget for the default ``num_rows``; default half of the memory available now
             (``MemAvailable``; Linux), and nothing where that is unknown.
@@ -380,25 +384,39 @@ class SampledSoftmaxHead:
         Returns
         -------
         dict
-            ``rows`` warmed, ``bytes`` read and ``seconds`` taken.
+            ``rows`` of the matrices warmed, ``vector_rows`` of the biases, ``bytes`` read
+            and ``seconds`` taken.
         """
         if not isinstance(self.weights, ShardedMatrix):
-            return {"rows": 0, "bytes": 0, "seconds": 0.0}
+            return {"rows": 0, "vector_rows": 0, "bytes": 0, "seconds": 0.0}
         stores = [self.weights, self.biases]
         for st in self._states:
             if st is not None:
                 stores += [v for v in st.slots.values() if isinstance(v, ShardedMatrix)]
-        row_bytes = sum((st.dim or 1) * st.dtype.itemsize for st in stores)
+        vectors = [st for st in stores if st.dim is None]       # biases and their slots
+        matrices = [st for st in stores if st.dim is not None]
+        nv = None
         if num_rows is None:
-            budget = _available_memory() // 2 if max_bytes is None else int(max_bytes)
-            num_rows = min(self.num_classes, max(0, budget) // row_bytes)
+            budget = max(0, _available_memory() // 2 if max_bytes is None else int(max_bytes))
+            # the per-class vectors cost 4 bytes a class: all of them, when they take at most a
+            # quarter of the budget, save a second page read for every row outside the rest
+            vec_bytes = self.num_classes * sum(st.dtype.itemsize for st in vectors)
+            if 0 < vec_bytes <= budget // 4:
+                nv, budget = self.num_classes, budget - vec_bytes
+            row_bytes = sum(st.dim * st.dtype.itemsize for st in matrices)
+            num_rows = min(self.num_classes, budget // row_bytes)
+            if nv is None:
+                num_rows = min(num_rows, budget // (row_bytes + vec_bytes // self.num_classes))
         n = as_int(num_rows, "num_rows", 0)
         if n > self.num_classes:
             raise ValueError(f"num_rows ({n}) must be <= num_classes ({self.num_classes})")
+        nv = n if nv is None else nv
         t0 = time.perf_counter()
-        total = sum(st.warm(n) for st in stores)
+        total = sum(st.warm(n) for st in matrices) + sum(st.warm(nv) for st in vectors)
         self._warm_rows = max(self._warm_rows, n)
-        return {"rows": n, "bytes": total, "seconds": time.perf_counter() - t0}
+        self._warm_bias_rows = max(self._warm_bias_rows, nv)
+        return {"rows": n, "vector_rows": nv, "bytes": total,
+                "seconds": time.perf_counter() - t0}
 
     def close(self):
         """Release the stores (and the writer lock). Does not checkpoint."""
@@ -575,10 +593,11 @@ class SampledSoftmaxHead:
             # rows not in the page cache: issue all their reads at once (see prefetch); the
             # rows warm() made resident need no hint (a syscall per page run otherwise)
             ids = np.concatenate([lab.reshape(-1), cands])
-            ids = ids[ids >= self._warm_rows]
-            if ids.size:
-                self.weights.prefetch(ids)
-                self.biases.prefetch(ids)
+            for store, warm in ((self.weights, self._warm_rows),
+                                (self.biases, self._warm_bias_rows)):
+                cold = ids[ids >= warm] if warm else ids
+                if cold.size:
+                    store.prefetch(cold)
         W, Bs = self._loss_rows()
         scale = 1.0 / x.shape[0] if reduction == "mean" else 1.0
         out = _run_step(self.loss_kind == "nce", W, Bs, x, lab, cands, tec, sec,

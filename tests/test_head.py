@@ -253,11 +253,18 @@ def test_warm_makes_the_frequent_rows_resident_and_changes_nothing(tmp_path):
     cold = fs.SampledSoftmaxHead(5000, 8, path=tmp_path / "c", num_shards=3,
                                  partition_strategy="mod", optimizer="adam", seed=2)
     ram = fs.SampledSoftmaxHead(50, 8, num_sampled=5, seed=2)
-    assert ram.warm() == {"rows": 0, "bytes": 0, "seconds": 0.0}
+    assert ram.warm() == {"rows": 0, "vector_rows": 0, "bytes": 0, "seconds": 0.0}
     info = head.warm(1000)
     # weights (8 floats) + bias + Adam's m (8) and v (8), 1000 rows, plus each shard's header
-    assert info["rows"] == 1000 and info["bytes"] >= 1000 * 25 * 4
+    assert info["rows"] == 1000 and info["vector_rows"] == 1000
+    assert info["bytes"] >= 1000 * 25 * 4
     assert head.warm(max_bytes=0)["rows"] == 0
+    # a budget that holds every class's bias (and its Adam slots: 12 bytes a class) four
+    # times over but not all the rows: the biases of all 5000 classes, rows for the rest
+    info = head.warm(max_bytes=4 * 5000 * 12)
+    assert info["vector_rows"] == 5000
+    assert info["rows"] == (4 * 5000 * 12 - 5000 * 12) // (3 * 8 * 4)
+    assert head._warm_bias_rows == 5000 and head._warm_rows == info["rows"]
     with pytest.raises(ValueError, match="num_rows"):
         head.warm(5001)
     rng = np.random.default_rng(0)
