@@ -73,7 +73,7 @@ FULL = dict(V=[10**5, 10**6, 10**7], steps=200, max_seconds=60.0, full_steps={10
             ratio_opts=["adam", "sgd"], threads=["default"])   # --threads: the other settings
 QUICK = dict(V=[10**4, 10**5], steps=30, max_seconds=8.0, full_steps={10**4: 3, 10**5: 2},
              ratio_V=10**5, ratio_rounds=6, ratio_seconds=12.0, ratio_opts=["adam", "sgd"],
-             threads=["default"])
+             threads=["default"], in_process=True)
 
 
 # --------------------------------------------------------------------------- models (child)
@@ -330,6 +330,20 @@ def run_child(cfg, env=None):
     return result, None
 
 
+def run_in_process(cfg):
+    """``--quick``: a child's training job in this process, ``(result or None, error or None)``
+    (a fresh interpreter per variant costs ~6 s of imports and set-up; peak RSS is then this
+    process's, cumulative over the variants run so far)."""
+    examples = os.path.join(os.path.dirname(HERE), "examples")
+    if examples not in sys.path:
+        sys.path.insert(0, examples)
+    try:
+        return child_train(cfg), None
+    except Exception as e:  # noqa: BLE001 -- reported as an error row, as a child's would be
+        traceback.print_exc()
+        return None, f"{type(e).__name__}: {e}"
+
+
 def need_bytes(kind, V, opt):
     """What the output layer and its optimizer allocate (a margin for the rest is added)."""
     slots = 2 if opt == "adam" else 0
@@ -380,11 +394,12 @@ def bench_variants(cfg, rows, notes, children):
                     rows.append(_row(name, V, opt=opt, status=msg[:80]))
                     log(f"{name} V={V:.0e}: {msg}")
                     continue
-            section(f"{name}, V={V:.0e} (fresh process)")
+            fresh = not cfg.get("in_process")
+            section(f"{name}, V={V:.0e}" + (" (fresh process)" if fresh else ""))
             steps = cfg["full_steps"].get(V, 2) if kind == "full" else cfg["steps"]
-            res, err = run_child(dict(kind_of="train", kind=kind, V=V, opt=opt, steps=steps,
-                                      warmup=1 if kind == "full" else 3,
-                                      max_seconds=cfg["max_seconds"]))
+            job = dict(kind_of="train", kind=kind, V=V, opt=opt, steps=steps,
+                       warmup=1 if kind == "full" else 3, max_seconds=cfg["max_seconds"])
+            res, err = run_child(job) if fresh else run_in_process(job)
             children[f"train_{kind}_{V:.0e}"] = res or {"error": err}
             if err:
                 rows.append(_row(name, V, opt=opt, status=f"ERROR {err[:70]}"))
@@ -399,7 +414,8 @@ def bench_variants(cfg, rows, notes, children):
             machine = res.pop("machine", None) or machine
     for V in cfg["V"]:
         if (V, "fs") in medians and (V, "torch") in medians:
-            rows.append(_row("fastsampled / torch sampled steps/s (separate processes)", V,
+            where = "one process" if cfg.get("in_process") else "separate processes"
+            rows.append(_row(f"fastsampled / torch sampled steps/s ({where})", V,
                              value=medians[(V, "torch")] / medians[(V, "fs")], unit="x"))
     return machine
 
@@ -500,8 +516,10 @@ def main(argv=None):
         "SparseAdam; full softmax: Adam)",
         "torch sampled softmax draws its 64 candidates with replacement (inverse-CDF "
         "log-uniform, as cheap as sampling gets in torch); fastsampled draws them unique, as TF",
-        "variants: one fresh process per (output layer, V); peak_rss_GB = that process's "
-        "ru_maxrss (VmHWM), interpreter, torch, Numba and the data included",
+        ("variants (--quick): all in the benchmark's own process; peak_rss_GB = its ru_maxrss "
+         "so far (cumulative, not per variant)" if cfg.get("in_process") else
+         "variants: one fresh process per (output layer, V); peak_rss_GB = that process's "
+         "ru_maxrss (VmHWM), interpreter, torch, Numba and the data included"),
         "interleaved: the body alone, both models, both output layers alone (hidden = a "
         "body's output for the batch, a leaf) and head.train_step(numpy) timed round robin in "
         "blocks of 5 calls in one process, each with an output layer of its own (same seed); "

@@ -319,7 +319,7 @@ BENCH_SUITES = {
     "losses": [_Step("bench_scaling.py", 18, 200), _Step("bench_losses.py", None, 200)],
     "head": [_Step("bench_head.py", 22, 420)],
     "word2vec": [_Step("bench_word2vec.py", 25, 480)],
-    "torch": [_Step("bench_torch.py", 40, 250)],
+    "torch": [_Step("bench_torch.py", 25, 250)],
     "memory": [_Step("bench_memory.py", 20, 200)],
 }
 BENCH_DESCRIPTIONS = {
