@@ -401,12 +401,12 @@ class SampledSoftmaxHead:
             # the per-class vectors cost 4 bytes a class: all of them, when they take at most a
             # quarter of the budget, save a second page read for every row outside the rest
             vec_bytes = self.num_classes * sum(st.dtype.itemsize for st in vectors)
+            row_bytes = sum(st.dim * st.dtype.itemsize for st in matrices)
             if 0 < vec_bytes <= budget // 4:
                 nv, budget = self.num_classes, budget - vec_bytes
-            row_bytes = sum(st.dim * st.dtype.itemsize for st in matrices)
+            else:                           # the vectors share the matrices' row count
+                row_bytes += vec_bytes // self.num_classes
             num_rows = min(self.num_classes, budget // row_bytes)
-            if nv is None:
-                num_rows = min(num_rows, budget // (row_bytes + vec_bytes // self.num_classes))
         n = as_int(num_rows, "num_rows", 0)
         if n > self.num_classes:
             raise ValueError(f"num_rows ({n}) must be <= num_classes ({self.num_classes})")
