@@ -144,15 +144,15 @@ def _vsum(a):
 
 
 @njit(cache=True)
-def _add_true_terms(d, g_true, rows, r0):
-    """``d[ii] += sum_j g_true[r0+ii, j] * rows[(r0+ii)*T + j]``: the label rows' share of
-    d_inputs for the block of examples starting at ``r0``."""
+def _add_true_terms(d, g_true, rows, r0, roff):
+    """``d[ii] += sum_j g_true[r0+ii, j] * rows[(r0+ii)*T + j - roff]``: the label rows'
+    share of d_inputs for the block of examples starting at ``r0``."""
     T = g_true.shape[1]
     for ii in range(d.shape[0]):
         i = r0 + ii
         for j in range(T):
             g = g_true[i, j]
-            t = i * T + j
+            t = i * T + j - roff
             for c in range(d.shape[1]):
                 d[ii, c] += g * rows[t, c]
 
@@ -216,14 +216,16 @@ def _slab_logits(x, ws, bs, log_sec, hit_cols, r0, r1, s0, s1, Z):
 
 
 @njit(cache=True)
-def _true_logits(x, rows, brows, log_tec, r0, r1, zt):
-    """``zt[j, ii]`` (float64, (T, r1 - r0)): true logits ``dt(x.w + b) - log q``."""
+def _true_logits(x, rows, brows, log_tec, r0, r1, zt, roff):
+    """``zt[j, ii]`` (float64, (T, r1 - r0)): true logits ``dt(x.w + b) - log q``; the label
+    rows of example ``i`` are ``rows[i*T - roff ...]`` (``roff``: the first row ``rows``
+    holds)."""
     T = log_tec.shape[1]
     dt = x.dtype.type
     for ii in range(r1 - r0):
         i = r0 + ii
         for j in range(T):
-            t = i * T + j
+            t = i * T + j - roff
             zt[j, ii] = np.float64(dt(_rowdot(x[i], rows[t]) + brows[t]) - log_tec[i, j])
 
 
@@ -342,18 +344,17 @@ def _softmax_rows(zt, M, Ssum, loss, g_true, r0, want_grads, gscale):
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
-def _fused(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads, gscale, rb,
-           nrb):
-    """All of a step for S in one chunk: one task per block of ``rb`` examples computes its
-    logits, loss, dL/dz, d_inputs rows and partial ``dW_s`` / ``db_s``; the partials are
-    added in block order afterwards. A block's inputs, logits and W_s stay in cache and there
-    is one parallel region."""
+def _fused(x, wsrc, bsrc, true_ids, ws, bs, num_true, log_tec, log_sec, hit_cols, nce,
+           want_grads, gscale, rb, nrb):
+    """All of a step for S in one chunk: one task per block of ``rb`` examples gathers its
+    label rows (``wsrc[true_ids[t]]``, ``bsrc[true_ids[t]]``, cast to x's dtype) and computes
+    its logits, loss, dL/dz, d_inputs rows and partial ``dW_s`` / ``db_s``; the partials are
+    added in block order afterwards. ``ws`` / ``bs`` are the sampled rows, already gathered.
+    A block's inputs, label rows, logits and W_s stay in cache, the label rows are read from
+    the weights once, and there is one parallel region."""
     B, D = x.shape
     T = num_true
-    BT = B * T
-    S = rows.shape[0] - BT
-    ws = rows[BT:]
-    bs = brows[BT:]
+    S = ws.shape[0]
     loss = np.zeros(B, np.float64)
     g_true = np.empty((B, T), x.dtype)
     dx = np.empty((B, D), x.dtype)
@@ -363,10 +364,20 @@ def _fused(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads
         r0 = blk * rb
         r1 = min(B, r0 + rb)
         n = r1 - r0
+        # this block's label rows, indexed from r0 * T (the kernels below take global rows)
+        trows = np.empty((n * T, D), x.dtype)
+        tb = np.empty(n * T, x.dtype)
+        for t in range(n * T):
+            r = true_ids[r0 * T + t]
+            tb[t] = bsrc[r]
+            wr = wsrc[r]
+            tr = trows[t]
+            for c in range(D):
+                tr[c] = wr[c]
         Z = np.empty((S, n), x.dtype)
         _slab_logits(x, ws, bs, log_sec, hit_cols, r0, r1, 0, S, Z)
         zt = np.empty((T, n))
-        _true_logits(x, rows, brows, log_tec, r0, r1, zt)
+        _true_logits(x, trows, tb, log_tec, r0, r1, zt, r0 * T)
         if not nce:
             m = np.empty(n)
             for ii in range(n):
@@ -384,7 +395,7 @@ def _fused(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads
         if want_grads:
             d = dx[r0:r1]
             _gemm(Z.T, ws, d)
-            _add_true_terms(d, g_true, rows, r0)
+            _add_true_terms(d, g_true, trows, r0, r0 * T)
             _gemm(Z, x[r0:r1], wpart[blk])
             for k in range(S):
                 bpart[blk, k] = _vsum(Z[k])
@@ -414,7 +425,7 @@ def _slab_pass(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, gscale
         Z = _slab(Zbuf, B, s0, s1, r0, r1)
         _slab_logits(x, ws, bs, log_sec, hit_cols, r0, r1, s0, s1, Z)
         if c == 0:
-            _true_logits(x, rows, brows, log_tec, r0, r1, zt[:, r0:r1])
+            _true_logits(x, rows, brows, log_tec, r0, r1, zt[:, r0:r1], 0)
         if not nce:
             m = Mp[c, r0:r1]
             s = Sp[c, r0:r1]
@@ -547,7 +558,7 @@ def _slab_grads(x, rows, num_true, g_true, nce, rb, nrb, sc, nc, Zbuf, F):
                 _gemm(G, x[r0:r1], wpart[b, s0:s1])
                 for k in range(s1 - s0):
                     bpart[b, s0 + k] = _vsum(G[k])
-            _add_true_terms(d, g_true, rows, r0)
+            _add_true_terms(d, g_true, rows, r0, 0)
     if by_chunk:
         _sum_dx_partials(dxp, g_true, rows, rb, nrb, dx)
     return dx, wpart, bpart
@@ -567,7 +578,7 @@ def _sum_dx_partials(dxp, g_true, rows, rb, nrb, dx):
                 for c in range(1, nc):
                     a += dxp[c, i, j]
                 dx[i, j] = a
-        _add_true_terms(dx[r0:r1], g_true, rows, r0)
+        _add_true_terms(dx[r0:r1], g_true, rows, r0, 0)
 
 
 @njit(cache=True)
@@ -601,8 +612,9 @@ def sampled_fwd_bwd(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, w
     S = rows.shape[0] - B * T
     nrb, rb, nc, sc = plan(B, S)
     if nc == 1:
-        return _fused(x, rows, brows, T, log_tec, log_sec, hit_cols, nce, want_grads, gscale,
-                      rb, nrb)
+        BT = B * T
+        return _fused(x, rows, brows, np.arange(BT), rows[BT:], brows[BT:], T, log_tec,
+                      log_sec, hit_cols, nce, want_grads, gscale, rb, nrb)
     Zbuf = np.empty(S * B, x.dtype)
     zt = np.empty((T, B))
     Mp = np.empty((nc, B))
@@ -732,6 +744,31 @@ def step_dense(weights, biases, x, labels, sampled, log_tec, log_sec, remove_hit
     B, T = labels.shape
     BT = B * T
     S = sampled.size
+    D = x.shape[1]
+    if plan(B, S)[2] == 1:
+        # S in one chunk: gather the S sampled rows here and let each row block of the fused
+        # kernel gather its own label rows (read once from the weights, used from cache)
+        ws = np.empty((S, D), x.dtype)
+        bs = np.empty(S, x.dtype)
+        for k in range(S):
+            r = sampled[k]
+            bs[k] = biases[r]
+            for c in range(D):
+                ws[k, c] = weights[r, c]
+        if remove_hits:
+            hit_cols = accidental_hit_columns(labels, sampled)
+        else:
+            hit_cols = np.full((B, T), -1, np.int64)
+        lab_flat = labels.reshape(-1)
+        nrb, rb, _, _ = plan(B, S)
+        loss, dx, g_true, wpart, bpart = _fused(x, weights, biases, lab_flat, ws, bs, T,
+                                                log_tec, log_sec, hit_cols, nce, want_grads,
+                                                gscale, rb, nrb)
+        if not want_grads:
+            return loss, dx, np.empty(0, np.int64), np.empty((0, D), x.dtype), np.empty(0,
+                                                                                      x.dtype)
+        ids, dW, db = merge_sparse(lab_flat, sampled, T, x, g_true, wpart, bpart)
+        return loss, dx, ids, dW, db
     ids = _concat_ids(labels.reshape(-1), sampled)
     pos = np.arange(BT + S)
     rows = np.empty((BT + S, x.shape[1]), x.dtype)
