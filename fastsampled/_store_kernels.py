@@ -92,3 +92,12 @@ def first_nonfinite_row(a, chunk_rows):
         if first[ch] >= 0:
             return first[ch]
     return -1
+
+
+@njit(parallel=PRANGE_ONLY, cache=True)
+def touch_pages(buf, page):
+    """Write 0 to one byte of every ``page`` bytes of ``buf`` (uint8, known to be zero), in
+    parallel: faults a fresh mapping in now instead of during the training steps."""
+    n = (buf.size + page - 1) // page
+    for i in prange(n):
+        buf[i * page] = 0

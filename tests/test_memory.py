@@ -22,6 +22,26 @@ def test_empty_and_full(shape):
     assert c.shape == (shape[0],) and np.all(c == 7)
 
 
+def _rss_anon_bytes():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no RssAnon in /proc/self/status")
+
+
+@pytest.mark.kernel
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")
+def test_full_of_zeros_is_resident_at_once():
+    """Zero-filled slots (Adam's m and v) are faulted in when made, not during the steps."""
+    nbytes = 96 << 20
+    before = _rss_anon_bytes()
+    a = _memory.full((nbytes // 4 // 64, 64), 0, np.float32)
+    grown = _rss_anon_bytes() - before
+    assert grown >= 0.9 * nbytes, (grown, nbytes)
+    assert not a.any()
+
+
 def _tuned_in_child(env):
     code = "import fastsampled, fastsampled._memory as m; print(m._tuned)"
     out = subprocess.run([sys.executable, "-c", code], env=env,
