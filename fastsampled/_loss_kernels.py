@@ -11,9 +11,11 @@ running maximum, the exponentials and the scaling into ``dL/dz`` are then elemen
 along contiguous rows of examples, which vectorise without reductions or fast-math. The
 softmax runs in float64 (exponentials rounded to the inputs' dtype in place).
 
-* S in one chunk (the common case, e.g. S = 64): one task per block of examples computes its
-  logits by one BLAS product, the loss and ``dL/dz``, its ``d_inputs`` rows and partial
-  ``dW_s`` / ``db_s`` (:func:`_fused`); the partials are added in block order afterwards.
+* S in one chunk (the common case, e.g. S = 64): one task per block of examples gathers its
+  own label rows (from the weights themselves when they are one array, :func:`step_dense`),
+  computes its logits by one BLAS product, the loss and ``dL/dz``, its ``d_inputs`` rows and
+  partial ``dW_s`` / ``db_s`` (:func:`_fused`); the partials are added in block order
+  afterwards.
 * Several chunks: slab logits with each chunk's maximum and shifted sum; per example the
   chunks combined (an online log-sum-exp) into the loss and each chunk's scale; then
   ``dL/dz`` and the products per slab, each task owning a chunk or a row block.
@@ -740,7 +742,10 @@ def step_rows(rows, brows, x, labels, sampled, log_tec, log_sec, remove_hits, nc
 @njit(cache=True)
 def step_dense(weights, biases, x, labels, sampled, log_tec, log_sec, remove_hits, nce, want_grads,
                gscale):
-    """:func:`step_rows` with the gather from one weights array and one biases array."""
+    """:func:`step_rows` on one weights array and one biases array. With S in one chunk the
+    S sampled rows are gathered here and each row block of :func:`_fused` gathers its own
+    label rows from ``weights`` (one parallel region; the same values as gathering first);
+    otherwise everything is gathered first, in parallel."""
     B, T = labels.shape
     BT = B * T
     S = sampled.size
