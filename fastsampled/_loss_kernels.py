@@ -717,26 +717,39 @@ def merge_sparse(labels_flat, sampled, num_true, x, g_true, wpart, bpart):
 
 
 @njit(cache=True)
+def _hit_columns(labels, sampled, remove_hits):
+    """:func:`accidental_hit_columns`, or no column masked (-1) when hits are kept."""
+    if remove_hits:
+        return accidental_hit_columns(labels, sampled)
+    return np.full(labels.shape, -1, np.int64)
+
+
+@njit(cache=True)
+def _step_result(loss, dx, g_true, wpart, bpart, labels, sampled, x, want_grads):
+    """``(loss, dx, ids, dW, db)`` of a step from the fused kernels' outputs (the sparse
+    merge; the last four empty when ``want_grads`` is False)."""
+    if not want_grads:
+        D = x.shape[1]
+        return loss, dx, np.empty(0, np.int64), np.empty((0, D), x.dtype), np.empty(0, x.dtype)
+    ids, dW, db = merge_sparse(labels.reshape(-1), sampled, labels.shape[1], x, g_true, wpart,
+                               bpart)
+    return loss, dx, ids, dW, db
+
+
+@njit(cache=True)
 def step_rows(rows, brows, x, labels, sampled, log_tec, log_sec, remove_hits, nce, want_grads,
               gscale):
     """One loss (+ gradients) step on already gathered rows: one dispatch for all phases.
 
     Returns ``(loss float64 (B,), dx, ids, dW, db)``, the gradients those of ``gscale *
-    sum(loss)``; the last four are empty when ``want_grads`` is False. Parallel regions follow each other without returning to Python,
-    so the worker threads stay awake between them.
+    sum(loss)``; the last four are empty when ``want_grads`` is False. Parallel regions
+    follow each other without returning to Python, so the worker threads stay awake between
+    them.
     """
-    B, T = labels.shape
-    D = x.shape[1]
-    if remove_hits:
-        hit_cols = accidental_hit_columns(labels, sampled)
-    else:
-        hit_cols = np.full((B, T), -1, np.int64)
-    loss, dx, g_true, wpart, bpart = sampled_fwd_bwd(x, rows, brows, T, log_tec, log_sec,
-                                                     hit_cols, nce, want_grads, gscale)
-    if not want_grads:
-        return loss, dx, np.empty(0, np.int64), np.empty((0, D), x.dtype), np.empty(0, x.dtype)
-    ids, dW, db = merge_sparse(labels.reshape(-1), sampled, T, x, g_true, wpart, bpart)
-    return loss, dx, ids, dW, db
+    hit_cols = _hit_columns(labels, sampled, remove_hits)
+    loss, dx, g_true, wpart, bpart = sampled_fwd_bwd(x, rows, brows, labels.shape[1], log_tec,
+                                                     log_sec, hit_cols, nce, want_grads, gscale)
+    return _step_result(loss, dx, g_true, wpart, bpart, labels, sampled, x, want_grads)
 
 
 @njit(cache=True)
@@ -750,9 +763,8 @@ def step_dense(weights, biases, x, labels, sampled, log_tec, log_sec, remove_hit
     BT = B * T
     S = sampled.size
     D = x.shape[1]
-    if plan(B, S)[2] == 1:
-        # S in one chunk: gather the S sampled rows here and let each row block of the fused
-        # kernel gather its own label rows (read once from the weights, used from cache)
+    nrb, rb, nc, _ = plan(B, S)
+    if nc == 1:
         ws = np.empty((S, D), x.dtype)
         bs = np.empty(S, x.dtype)
         for k in range(S):
@@ -760,20 +772,11 @@ def step_dense(weights, biases, x, labels, sampled, log_tec, log_sec, remove_hit
             bs[k] = biases[r]
             for c in range(D):
                 ws[k, c] = weights[r, c]
-        if remove_hits:
-            hit_cols = accidental_hit_columns(labels, sampled)
-        else:
-            hit_cols = np.full((B, T), -1, np.int64)
-        lab_flat = labels.reshape(-1)
-        nrb, rb, _, _ = plan(B, S)
-        loss, dx, g_true, wpart, bpart = _fused(x, weights, biases, lab_flat, ws, bs, T,
-                                                log_tec, log_sec, hit_cols, nce, want_grads,
+        hit_cols = _hit_columns(labels, sampled, remove_hits)
+        loss, dx, g_true, wpart, bpart = _fused(x, weights, biases, labels.reshape(-1), ws, bs,
+                                                T, log_tec, log_sec, hit_cols, nce, want_grads,
                                                 gscale, rb, nrb)
-        if not want_grads:
-            return loss, dx, np.empty(0, np.int64), np.empty((0, D), x.dtype), np.empty(0,
-                                                                                      x.dtype)
-        ids, dW, db = merge_sparse(lab_flat, sampled, T, x, g_true, wpart, bpart)
-        return loss, dx, ids, dW, db
+        return _step_result(loss, dx, g_true, wpart, bpart, labels, sampled, x, want_grads)
     ids = _concat_ids(labels.reshape(-1), sampled)
     pos = np.arange(BT + S)
     rows = np.empty((BT + S, x.shape[1]), x.dtype)
