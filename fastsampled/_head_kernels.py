@@ -7,12 +7,14 @@ thread (indexed by ``numba.get_thread_id()``) and merged afterwards, so no (batc
 matrix ever exists and no two threads write the same memory.
 
 Order of results: higher score first, ties broken by the smaller class id, so the top-k is
-the same whatever the number of threads or the chunking.
+the same whatever the number of threads or the chunking. Each task runs with subnormals
+flushed to zero (``_fpenv``), as TensorFlow's kernels do.
 """
 import numba
 import numpy as np
 from numba import njit, prange
 
+from ._fpenv import ftz_enter, ftz_exit
 from ._rng import PRANGE_ONLY
 from ._vmath import sum_exp_shifted
 
@@ -38,6 +40,7 @@ def scan_shard(x, w, b, num_shards, shard, offset, is_div, chunk, heap_s, heap_i
     k = heap_s.shape[2]
     nchunks = (n + chunk - 1) // chunk
     for c in prange(nchunks):
+        fpenv = ftz_enter()
         t = numba.get_thread_id()
         r0 = c * chunk
         r1 = min(n, r0 + chunk)
@@ -71,6 +74,7 @@ def scan_shard(x, w, b, num_shards, shard, offset, is_div, chunk, heap_s, heap_i
                 acc = sum_exp_shifted(zi[:nc], m, d, e, scratch)
                 run_s[t, i] = run_s[t, i] * np.exp(run_m[t, i] - m) + acc
                 run_m[t, i] = m
+        ftz_exit(fpenv)
 
 
 @njit(cache=True)

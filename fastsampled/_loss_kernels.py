@@ -23,12 +23,19 @@ softmax runs in float64 (exponentials rounded to the inputs' dtype in place).
 ``merge_sparse`` then sums label and sampled contributions per unique class id.
 
 BLAS (``np.dot``) must run single-threaded inside these parallel regions; ``_blas.py`` sees to it.
+
+Subnormal numbers are flushed to zero, as TensorFlow's CPU kernels do: dL/dz is rounded by
+``flush_to`` wherever it is written, and every parallel task (and each serial floating-point
+phase) runs between ``ftz_enter`` / ``ftz_exit`` (``_fpenv``: FTZ/DAZ in the thread's MXCSR on
+x86-64, restored afterwards). Never around a call that starts a parallel region: the worker
+threads Numba starts there would inherit the mode for good.
 """
 import numpy as np
 from numba import njit, prange
 
+from ._fpenv import ftz_enter, ftz_exit
 from ._rng import PRANGE_ONLY, mix64
-from ._vmath import exp_into, log1p_small_into
+from ._vmath import exp_into, flush_to, log1p_small_into
 from ._vmath import vexp as _vexp
 
 # Fixed slab sizes (never derived from the thread count, so results do not depend on it).
@@ -260,7 +267,6 @@ def _nce_slab(Z, lsum, gscale):
     sigmoid(Z)`` (dL/dz), in Z's dtype."""
     dt = Z.dtype.type
     one = dt(1.0)
-    g = dt(gscale)
     n, rb = Z.shape
     t = np.empty(rb, Z.dtype)
     ee = np.empty(rb, Z.dtype)
@@ -278,7 +284,7 @@ def _nce_slab(Z, lsum, gscale):
             sg = one / (one + ee[ii])
             if zk[ii] < 0:
                 sg = ee[ii] * sg
-            zk[ii] = sg * g
+            zk[ii] = flush_to(np.float64(sg) * gscale, zk)
 
 
 @njit(cache=True)
@@ -286,7 +292,6 @@ def _true_nce(zt, inv_t, loss, g_true, r0, gscale):
     """NCE terms of the true logits ``zt`` (T, rb): loss (target ``1/T``) and ``gscale``
     times dL/dz."""
     T, rb = zt.shape
-    dt = g_true.dtype.type
     for ii in range(rb):
         i = r0 + ii
         acc = 0.0
@@ -297,18 +302,18 @@ def _true_nce(zt, inv_t, loss, g_true, r0, gscale):
             sg = 1.0 / (1.0 + ev)
             if v < 0.0:
                 sg = ev * sg
-            g_true[i, j] = dt((sg - inv_t) * gscale)
+            g_true[i, j] = flush_to((sg - inv_t) * gscale, g_true)
         loss[i] += acc
 
 
 @njit(cache=True)
 def _scale_cols(G, f):
-    """``G[k, ii] = dt(G[k, ii] * f[ii])`` (the product in float64)."""
-    dt = G.dtype.type
+    """``G[k, ii] = G[k, ii] * f[ii]`` (the product in float64, rounded to G's dtype, a
+    subnormal result flushed to 0 as :func:`~fastsampled._vmath.flush_to` says)."""
     for k in range(G.shape[0]):
         gk = G[k]
         for ii in range(gk.size):
-            gk[ii] = dt(np.float64(gk[ii]) * f[ii])
+            gk[ii] = flush_to(np.float64(gk[ii]) * f[ii], gk)
 
 
 @njit(cache=True)
@@ -320,7 +325,6 @@ def _softmax_rows(zt, M, Ssum, loss, g_true, r0, want_grads, gscale):
     ``Ssum`` holds ``gscale / Ssum``, the factor that turns the shifted sampled exponentials
     into (scaled) dL/dz."""
     T, rb = zt.shape
-    dt = g_true.dtype.type
     inv_t = 1.0 / T
     t = np.empty(rb)
     sc = np.empty(rb)
@@ -340,7 +344,8 @@ def _softmax_rows(zt, M, Ssum, loss, g_true, r0, want_grads, gscale):
     if want_grads:
         for j in range(T):
             for ii in range(rb):
-                g_true[r0 + ii, j] = dt((et[j, ii] * Ssum[ii] - inv_t) * gscale)
+                g_true[r0 + ii, j] = flush_to((et[j, ii] * Ssum[ii] - inv_t) * gscale,
+                                              g_true)
         for ii in range(rb):
             Ssum[ii] *= gscale
 
@@ -363,6 +368,7 @@ def _fused(x, wsrc, bsrc, true_ids, ws, bs, num_true, log_tec, log_sec, hit_cols
     wpart = np.empty((nrb, S, D), x.dtype)
     bpart = np.empty((nrb, S), np.float64)
     for blk in prange(nrb):
+        fpenv = ftz_enter()
         r0 = blk * rb
         r1 = min(B, r0 + rb)
         n = r1 - r0
@@ -401,6 +407,7 @@ def _fused(x, wsrc, bsrc, true_ids, ws, bs, num_true, log_tec, log_sec, hit_cols
             _gemm(Z, x[r0:r1], wpart[blk])
             for k in range(S):
                 bpart[blk, k] = _vsum(Z[k])
+        ftz_exit(fpenv)
     return loss, dx, g_true, wpart, bpart
 
 
@@ -418,6 +425,7 @@ def _slab_pass(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, gscale
     ws = rows[BT:]
     bs = brows[BT:]
     for t in prange(nc * nrb):
+        fpenv = ftz_enter()
         c = t // nrb
         b = t % nrb
         s0 = c * sc
@@ -440,6 +448,7 @@ def _slab_pass(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, gscale
             for ii in range(r1 - r0):
                 lp[ii] = 0.0
             _nce_slab(Z, lp, gscale)
+        ftz_exit(fpenv)
 
 
 @njit(cache=True)
@@ -458,6 +467,7 @@ def _combine_rows(zt, Mp, Sp, nce, want_grads, gscale, rb, nrb, loss, g_true, F)
     cost 5 s of compilation per dtype)."""
     T, B = zt.shape
     nc = Mp.shape[0]
+    fpenv = ftz_enter()
     for b in range(nrb):
         r0 = b * rb
         r1 = min(B, r0 + rb)
@@ -494,6 +504,7 @@ def _combine_rows(zt, Mp, Sp, nce, want_grads, gscale, rb, nrb, loss, g_true, F)
             for c in range(nc):
                 for ii in range(n):
                     F[c, r0 + ii] *= Ssum[ii]          # Ssum = gscale / sum now
+    ftz_exit(fpenv)
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
@@ -522,6 +533,7 @@ def _slab_grads(x, rows, num_true, g_true, nce, rb, nrb, sc, nc, Zbuf, F):
         bpart = np.empty((nrb, S), np.float64)
         ntask = nrb
     for t in prange(ntask):
+        fpenv = ftz_enter()
         if by_chunk:
             c = t
             s0 = c * sc
@@ -561,6 +573,7 @@ def _slab_grads(x, rows, num_true, g_true, nce, rb, nrb, sc, nc, Zbuf, F):
                 for k in range(s1 - s0):
                     bpart[b, s0 + k] = _vsum(G[k])
             _add_true_terms(d, g_true, rows, r0, 0)
+        ftz_exit(fpenv)
     if by_chunk:
         _sum_dx_partials(dxp, g_true, rows, rb, nrb, dx)
     return dx, wpart, bpart
@@ -572,6 +585,7 @@ def _sum_dx_partials(dxp, g_true, rows, rb, nrb, dx):
     B, D = dx.shape
     nc = dxp.shape[0]
     for b in prange(nrb):
+        fpenv = ftz_enter()
         r0 = b * rb
         r1 = min(B, r0 + rb)
         for i in range(r0, r1):
@@ -581,6 +595,7 @@ def _sum_dx_partials(dxp, g_true, rows, rb, nrb, dx):
                     a += dxp[c, i, j]
                 dx[i, j] = a
         _add_true_terms(dx[r0:r1], g_true, rows, r0, 0)
+        ftz_exit(fpenv)
 
 
 @njit(cache=True)
@@ -693,6 +708,7 @@ def merge_sparse(labels_flat, sampled, num_true, x, g_true, wpart, bpart):
     dW = np.zeros((K, D), x.dtype)
     db = np.empty(K, x.dtype)
     gt = g_true.reshape(-1)
+    fpenv = ftz_enter()
     for u in range(K):
         acc = dW[u]
         bacc = 0.0
@@ -713,6 +729,7 @@ def merge_sparse(labels_flat, sampled, num_true, x, g_true, wpart, bpart):
                     bacc += bpart[p, k]
         ids[u] = allids[order[starts[u]]]
         db[u] = bacc
+    ftz_exit(fpenv)
     return ids, dW, db
 
 
