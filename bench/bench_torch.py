@@ -524,8 +524,8 @@ def main(argv=None):
         "body's output for the batch, a leaf) and head.train_step(numpy) timed round robin in "
         "blocks of 5 calls in one process, each with an output layer of its own (same seed); "
         "adapter overhead = SampledSoftmaxLoss fwd+bwd / head.train_step - 1",
-        "threads: 'passive' = OMP_WAIT_POLICY=PASSIVE for both OpenMP runtimes (torch's and "
-        "Numba's), set before the process starts",
+        "threads: 'passive' = OMP_WAIT_POLICY=PASSIVE for the OpenMP runtime that torch and "
+        "Numba's omp layer share (torch's bundled libgomp), set before the process starts",
         f"status with * = measured while other processes used > {BUSY_OTHERS} cores: not a "
         "verdict on the library (rerun on a quiet machine); others_cpu = those cores",
         f"loadavg before run: {list(load_before)}; CPUs busy with other work just before: "
