@@ -33,7 +33,10 @@ Sections:
    of (b), shown both for the whole training step and for the output layer alone; the adapter
    (the head driven through torch) <= 15 % over ``head.train_step``. Thread settings:
    defaults; ``OMP_WAIT_POLICY=PASSIVE``; ``torch.set_num_threads(1)``;
-   ``NUMBA_NUM_THREADS=1``; ``NUMBA_THREADING_LAYER=workqueue``.
+   ``NUMBA_NUM_THREADS=1``; ``NUMBA_THREADING_LAYER=workqueue``; ``GOMP_SPINCOUNT=10000``;
+   ``torch.set_flush_denormal(True)`` ("torch flush denormal": PyTorch computes subnormals by
+   default, fastsampled flushes them as TensorFlow does, and on Intel cores they are slow; this
+   gives torch the same treatment).
 """
 import argparse
 import json
@@ -63,7 +66,8 @@ THREADS = {"default": {}, "passive": {"env": {"OMP_WAIT_POLICY": "PASSIVE"}},
            "torch 1 thread": {"torch_threads": 1},
            "numba 1 thread": {"env": {"NUMBA_NUM_THREADS": "1"}},
            "numba workqueue": {"env": {"NUMBA_THREADING_LAYER": "workqueue"}},
-           "spin 10k": {"env": {"GOMP_SPINCOUNT": "10000"}}}
+           "spin 10k": {"env": {"GOMP_SPINCOUNT": "10000"}},
+           "torch flush denormal": {"flush_denormal": True}}
 
 COLUMNS = ["case", "V", "threads", "opt", "median_ms", "p10_ms", "p90_ms", "reps", "steps_per_s",
            "peak_rss_GB", "value", "unit", "target", "status", "others_cpu"]
@@ -298,6 +302,10 @@ def child_main(cfg):
         if cfg.get("torch_threads"):
             import torch
             torch.set_num_threads(cfg["torch_threads"])
+        if cfg.get("flush_denormal"):    # before any parallel region: workers inherit it
+            import torch
+            if not torch.set_flush_denormal(True):
+                raise RuntimeError("torch.set_flush_denormal(True) is not supported here")
         result = {"train": child_train, "interleaved": child_interleaved}[cfg["kind_of"]](cfg)
     except BaseException as e:  # reported to the parent as an error row
         traceback.print_exc()
@@ -430,7 +438,8 @@ def bench_interleaved(cfg, rows, args, children):
         section(f"interleaved at V={V:.0e}, threads: {name} (fresh process)")
         res, err = run_child(dict(kind_of="interleaved", V=V, rounds=cfg["ratio_rounds"],
                                   max_seconds=cfg["ratio_seconds"], opts=cfg["ratio_opts"],
-                                  torch_threads=setting.get("torch_threads"), **retry),
+                                  torch_threads=setting.get("torch_threads"),
+                                  flush_denormal=setting.get("flush_denormal", False), **retry),
                              env=setting.get("env"))
         children[f"interleaved_{name}"] = res or {"error": err}
         if err:
@@ -487,7 +496,7 @@ def main(argv=None):
                         "is not replaced by a partial one)")
     p.add_argument("--threads", nargs="+", choices=tuple(THREADS), default=None,
                    help="interleaved section: these thread settings (default: 'default'; "
-                        "all six took ~12 min here, results in bench/results/torch-threads.json)")
+                        "six took ~12 min here, results in bench/results/torch-threads.json)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child is not None:
