@@ -19,7 +19,9 @@ mode. Only the two bits are changed: rounding and exception masks stay as they w
 Rule: never hold the mode around code that *starts* a parallel region. A thread inherits the
 MXCSR of the thread that creates it, and Numba creates its worker threads at the first parallel
 region; started under FTZ they would keep it for good (``tests/test_fpenv.py`` checks this in a
-fresh process). Serial floating-point phases take their own enter/exit instead.
+fresh process). Serial floating-point phases take their own enter/exit instead. The kernels
+raise nothing between the two calls (an out-of-bounds ``IndexError`` under
+``NUMBA_BOUNDSCHECK=1``, i.e. a bug, would leave that thread in FTZ mode).
 
 On machines other than x86-64 both are no-ops (ARM cores generally process subnormals without
 a penalty); the kernels' explicit :func:`~fastsampled._vmath.flush_to` of the softmax gradient
