@@ -101,3 +101,62 @@ def touch_pages(buf, page):
     n = (buf.size + page - 1) // page
     for i in prange(n):
         buf[i * page] = 0
+
+
+@njit(cache=True)
+def take_unsaved(ids, saved, out):
+    """Copy to ``out`` the ids of ``ids`` whose bit in ``saved`` (uint8 bitmap) is clear and
+    set that bit; return how many were copied. Repeated ids are taken once."""
+    n = 0
+    for i in range(ids.shape[0]):
+        g = ids[i]
+        byte = g >> 3
+        bit = np.uint8(1 << (g & 7))
+        if saved[byte] & bit == 0:
+            saved[byte] |= bit
+            out[n] = g
+            n += 1
+    return n
+
+
+_M1 = np.uint64(0x9E3779B97F4A7C15)
+_M2 = np.uint64(0xBF58476D1CE4E5B9)
+_M3 = np.uint64(0x94D049BB133111EB)
+
+
+@njit(cache=True, inline="always")
+def _mix(h):
+    h ^= h >> np.uint64(30)
+    h *= _M2
+    h ^= h >> np.uint64(27)
+    h *= _M3
+    h ^= h >> np.uint64(31)
+    return h
+
+
+@njit(cache=True)
+def checksum64(words, tail):
+    """A 64-bit checksum of ``words`` (uint64) followed by ``tail`` (uint8, < 8 bytes).
+
+    Four independent multiply-xor lanes (so the loop is not one long dependency chain),
+    folded with a splitmix finaliser. Detects torn or altered journal blocks; not
+    cryptographic.
+    """
+    n = words.shape[0]
+    h0 = _M1 ^ np.uint64(n)
+    h1 = _M2 ^ np.uint64(tail.shape[0])
+    h2 = _M3
+    h3 = _M1 ^ _M2
+    i = 0
+    while i + 4 <= n:
+        h0 = (h0 ^ words[i]) * _M2
+        h1 = (h1 ^ words[i + 1]) * _M3
+        h2 = (h2 ^ words[i + 2]) * _M2
+        h3 = (h3 ^ words[i + 3]) * _M3
+        i += 4
+    while i < n:
+        h0 = (h0 ^ words[i]) * _M3
+        i += 1
+    for j in range(tail.shape[0]):
+        h1 = (h1 ^ np.uint64(tail[j])) * _M2
+    return _mix(h0 ^ _mix(h1 ^ _mix(h2 ^ _mix(h3))))

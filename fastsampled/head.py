@@ -19,6 +19,8 @@ On-disk layout of a head at ``path``::
 """
 import contextlib
 import json
+import math
+import numbers
 import os
 import pathlib
 import shutil
@@ -31,16 +33,22 @@ from . import _head_kernels as HK
 from . import _memory
 from . import _validate_kernels as VK
 from ._blas import single_threaded_blas
-from ._validate import as_float_array, as_int, check_range
+from ._files import atomic_output, atomic_write_bytes, fsync_dir
+from ._validate import as_bool, as_float_array, as_int, check_range
 from .losses import SparseGrads, _Rows, _run_step, _sampled_values
 from .optimizers import SGD, Adagrad, Adam
 from .samplers import FixedUnigramSampler, LogUniformSampler, UniformSampler, _as_true_classes
-from .sharding import ShardedMatrix, StoreError, check_strategy
+from .sharding import (ShardedMatrix, StoreError, check_strategy, commit_group, join_group,
+                       lock_directory, read_group_record, remove_store, unlock_directory)
 
 __all__ = ["SampledSoftmaxHead"]
 
 _FORMAT = "fastsampled.SampledSoftmaxHead"
-_VERSION = 1
+_VERSION = 2
+_READABLE_VERSIONS = (1, 2)   # 1: no commit record (epoch, stores) in head.json
+_RECORD = "head.json"
+# what a head directory may hold; anything else there is the user's and is never deleted
+_HEAD_ENTRIES = {_RECORD, "weights", "biases", "opt", "counts.npy", ".lock"}
 _OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adam": Adam}
 _SAMPLERS = ("log_uniform", "uniform", "unigram")
 _LOSSES = ("sampled_softmax", "nce")
@@ -54,20 +62,6 @@ def _optimizer_config(opt):
                         f"instance, got {opt!r}")
     params = {k: getattr(opt, k) for k in opt._hypers}
     return {"name": name, **params}
-
-
-def _write_json_atomic(path, obj):
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class SampledSoftmaxHead:
@@ -108,7 +102,14 @@ class SampledSoftmaxHead:
         Seeds the initial weights and the sampler's stream.
     dtype : {"float32", "float64"}
     overwrite : bool
-        Replace an existing store at ``path``.
+        Replace a head already stored at ``path`` (after taking its lock). A directory that
+        is not empty and is not a head -- or a head directory holding files of its own --
+        is refused even so: nothing but a head's own files is ever deleted.
+    durability : {"process", "power", "none"}
+        What the stores' rollback journal protects between checkpoints (memory-mapped heads):
+        after a killed process (``"process"``) or also a power cut (``"power"``, an
+        ``fdatasync`` per step) the head reopens exactly at its last :meth:`checkpoint`.
+        ``"none"`` keeps no journal: a crash then leaves rows newer than the checkpoint.
 
     Examples
     --------
@@ -128,7 +129,8 @@ class SampledSoftmaxHead:
                  sampler="log_uniform", counts=None, distortion=0.75, loss="sampled_softmax",
                  num_sampled=64, num_true=1, optimizer="sgd", lr=None, init="normal",
                  init_scale=None, reduction="mean", remove_accidental_hits=None,
-                 subtract_log_q=True, seed=0, dtype="float32", overwrite=False, _open=None):
+                 subtract_log_q=True, seed=0, dtype="float32", overwrite=False,
+                 durability="process", _open=None):
         self.num_classes = as_int(num_classes, "num_classes", 1)
         self.dim = as_int(dim, "dim", 1)
         self.num_sampled = as_int(num_sampled, "num_sampled", 1)
@@ -150,11 +152,17 @@ class SampledSoftmaxHead:
         self.sampler_kind = sampler
         self.loss_kind = loss
         self.reduction = reduction
-        self.distortion = float(distortion)
+        self.distortion = _real(distortion, "distortion", 0.0)
         self.remove_accidental_hits = (loss == "sampled_softmax") if remove_accidental_hits is None \
-            else bool(remove_accidental_hits)
-        self.subtract_log_q = bool(subtract_log_q)
-        self.seed = int(seed)
+            else as_bool(remove_accidental_hits, "remove_accidental_hits")
+        self.subtract_log_q = as_bool(subtract_log_q, "subtract_log_q")
+        self.seed = as_int(seed, "seed", 0)
+        if durability not in ("process", "power", "none"):
+            raise ValueError(f"durability must be 'process', 'power' or 'none', got "
+                             f"{durability!r}")
+        self.durability = durability
+        self.closed = False
+        self._lock_fd = None
         self.counts = None
         if sampler == "unigram":
             if counts is None:
@@ -183,16 +191,17 @@ class SampledSoftmaxHead:
         self.step = 0
         self._warm_rows = 0          # rows 0.. made resident by warm(): no prefetch hints
         self._warm_bias_rows = 0     # the same for the biases (warm() may take all of them)
-        self.path = None if path is None else pathlib.Path(path)
+        self.path = None if path is None else pathlib.Path(os.fspath(path))
         if _open is not None:          # load(): stores already opened
-            self.weights, self.biases, self._states, self.step = _open
+            self.weights, self.biases, self._states, self.step, self._lock_fd = _open
             self.num_shards = getattr(self.weights, "num_shards", 1)
             self.partition_strategy = getattr(self.weights, "partition_strategy", "div")
             self.sampler.calls = self.step
             return
         self.num_shards = as_int(num_shards, "num_shards", 1)
         self.partition_strategy = check_strategy(partition_strategy)
-        scale = 1.0 / np.sqrt(self.dim) if init_scale is None else float(init_scale)
+        scale = 1.0 / np.sqrt(self.dim) if init_scale is None else \
+            _real(init_scale, "init_scale", 0.0)
         if self.path is None:
             if self.num_shards != 1:
                 raise ValueError("num_shards > 1 needs a path (in-RAM heads use one array)")
@@ -230,30 +239,55 @@ class SampledSoftmaxHead:
 
     def _create_store(self, init, scale, overwrite):
         p = self.path
-        if p.exists() and any(p.iterdir()):
+        overwrite = as_bool(overwrite, "overwrite")
+        if p.exists() and not p.is_dir():
+            raise FileExistsError(f"path {str(p)!r} exists and is not a directory")
+        if p.is_dir() and any(p.iterdir()):
             if not overwrite:
                 raise FileExistsError(f"{p} exists and is not empty (pass overwrite=True to "
-                                      "replace it, or SampledSoftmaxHead.load to resume)")
-            shutil.rmtree(p)
-        p.mkdir(parents=True, exist_ok=True)
+                                      "replace a head stored there, or SampledSoftmaxHead.load "
+                                      "to resume it)")
+            _check_head_dir(p)
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"path {str(p)!r}: cannot create the directory ({e.strerror})") \
+                from None
+        self._lock_fd = lock_directory(p)
+        try:
+            if overwrite:
+                _check_head_dir(p)         # again, under the lock
+                _remove_head(p)
+            self._make_stores(p, init, scale)
+        except BaseException:
+            self._release()
+            raise
+
+    def _make_stores(self, p, init, scale):
+        group = "../" + _RECORD
         common = dict(num_shards=self.num_shards, partition_strategy=self.partition_strategy,
-                      dtype=self.dtype.name)
+                      dtype=self.dtype.name, durability=self.durability, group=group)
         kw = {"normal": dict(init="normal", std=scale), "uniform": dict(init="uniform", scale=scale),
               "zeros": dict(init="zeros")}[init]
         self.weights = ShardedMatrix.create(p / "weights", self.num_classes, self.dim,
                                             seed=self.seed, **common, **kw)
         self.biases = ShardedMatrix.create(p / "biases", self.num_classes, None, **common)
         if self.counts is not None:
-            np.save(p / "counts.npy", self.counts)
-        self._states = (self.optimizer.init_state(self.weights, path=p / "opt" / "weights"),
-                        self.optimizer.init_state(self.biases, path=p / "opt" / "biases"))
+            with atomic_output(p / "counts.npy") as f:
+                np.save(f, self.counts)
+        self._states = tuple(
+            self.optimizer.init_state(param, path=p / "opt" / name, durability=self.durability,
+                                      group=p / _RECORD)
+            for name, param in (("weights", self.weights), ("biases", self.biases)))
         self.checkpoint()
 
     @classmethod
-    def load(cls, path, mode="r+"):
+    def load(cls, path, mode="r+", durability="process"):
         """Reopen a head saved at ``path`` (``mode`` "r+" to train on, "r" to predict only).
 
-        The step counter and the sampler's stream continue from the last checkpoint.
+        The head reopens exactly at its last :meth:`checkpoint`: rows changed after it by a
+        process that died (or closed without checkpointing) are rolled back from the stores'
+        journals first. The step counter and the sampler's stream continue from there.
 
         Parameters
         ----------
@@ -261,6 +295,8 @@ class SampledSoftmaxHead:
             A directory written by :meth:`save` or by a head created with ``path=``.
         mode : {"r+", "r"}
             "r+" takes the writer lock; "r" opens read-only (predict, evaluate).
+        durability : {"process", "power", "none"}
+            For mode "r+": what the journal protects from now on (see the class).
 
         Returns
         -------
@@ -269,65 +305,84 @@ class SampledSoftmaxHead:
         Raises
         ------
         StoreError
-            When the directory is not a consistent head store.
+            When the directory is not a consistent head store: ``head.json`` missing,
+            unreadable or with a field of the wrong type or value (named), a store that does
+            not match it (shape, dtype, shard layout of the biases against the weights), a
+            missing optimizer state or ``counts.npy``.
         StoreLockedError
             When another process has it open for writing.
         """
-        p = pathlib.Path(path)
+        p = pathlib.Path(os.fspath(path))
+        if mode not in ("r", "r+"):
+            raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
+        if not p.is_dir():
+            raise StoreError(f"{p}: no such directory (not a SampledSoftmaxHead store)")
+        lock_fd = lock_directory(p) if mode == "r+" else None
+        opened = []
         try:
-            cfg = json.loads((p / "head.json").read_text())
-        except FileNotFoundError:
-            raise StoreError(f"{p}: no head.json (not a SampledSoftmaxHead store)") from None
-        except ValueError as e:
-            raise StoreError(f"{p}/head.json is not valid JSON: {e}") from None
-        if cfg.get("format") != _FORMAT or cfg.get("version") != _VERSION:
-            raise StoreError(f"{p}/head.json: unknown format {cfg.get('format')!r} version "
-                             f"{cfg.get('version')!r}")
-        weights = ShardedMatrix.open(p / "weights", mode)
-        try:
-            biases = ShardedMatrix.open(p / "biases", mode)
-            if (weights.num_rows, weights.dim) != (cfg["num_classes"], cfg["dim"]) or \
-                    biases.num_rows != cfg["num_classes"] or biases.dim is not None or \
-                    weights.dtype != biases.dtype or weights.dtype.name != cfg["dtype"]:
-                raise StoreError(f"{p}: weights {weights.shape} {weights.dtype} / biases "
-                                 f"{biases.shape} {biases.dtype} do not match head.json "
-                                 f"({cfg['num_classes']} x {cfg['dim']} {cfg['dtype']})")
-            opt_cfg = dict(cfg["optimizer"])
-            opt = _OPTIMIZERS[opt_cfg.pop("name")](**opt_cfg)
-            counts = np.load(p / "counts.npy") if cfg["sampler"] == "unigram" else None
-            if mode == "r":
-                states = (None, None)
-            else:
-                states = (opt.init_state(weights, path=p / "opt" / "weights"),
-                          opt.init_state(biases, path=p / "opt" / "biases"))
+            cfg, opt = _read_config(p)
+            weights = ShardedMatrix.open(p / "weights", mode, durability)
+            opened.append(weights)
+            biases = ShardedMatrix.open(p / "biases", mode, durability)
+            opened.append(biases)
+            _check_stores(p, cfg, weights, biases)
+            counts = _read_counts(p, cfg) if cfg["sampler"] == "unigram" else None
+            states = (None, None)
+            if mode == "r+":
+                for name in ("weights", "biases"):
+                    for slot in opt.slots:
+                        if not (p / "opt" / name / slot / "meta.json").is_file():
+                            raise StoreError(f"{p}: the optimizer state opt/{name}/{slot} is "
+                                             f"missing ({cfg['optimizer']['name']} keeps "
+                                             f"slots {opt.slots})")
+                states = tuple(opt.init_state(param, path=p / "opt" / name,
+                                              durability=durability)
+                               for name, param in (("weights", weights), ("biases", biases)))
+                opened.extend(states)
+                if cfg["version"] == 1:
+                    _adopt_stores(p, cfg, weights, biases, states)
+            if cfg["version"] >= 2 or mode == "r+":
+                _check_steps(p, cfg, weights, biases, states)
+            head = cls(cfg["num_classes"], cfg["dim"], path=p, sampler=cfg["sampler"],
+                       counts=counts, distortion=cfg["distortion"], loss=cfg["loss"],
+                       num_sampled=cfg["num_sampled"], num_true=cfg["num_true"], optimizer=opt,
+                       reduction=cfg["reduction"],
+                       remove_accidental_hits=cfg["remove_accidental_hits"],
+                       subtract_log_q=cfg["subtract_log_q"], seed=cfg["seed"],
+                       dtype=cfg["dtype"], durability=durability,
+                       _open=(weights, biases, states, cfg["step"], lock_fd))
         except BaseException:
-            weights.close()
+            for o in reversed(opened):
+                if o is not None:
+                    o.close()
+            if lock_fd is not None:
+                unlock_directory(lock_fd)
             raise
-        head = cls(cfg["num_classes"], cfg["dim"], path=p, sampler=cfg["sampler"], counts=counts,
-                   distortion=cfg["distortion"], loss=cfg["loss"],
-                   num_sampled=cfg["num_sampled"], num_true=cfg["num_true"], optimizer=opt,
-                   reduction=cfg["reduction"], remove_accidental_hits=cfg["remove_accidental_hits"],
-                   subtract_log_q=cfg["subtract_log_q"], seed=cfg["seed"], dtype=cfg["dtype"],
-                   _open=(weights, biases, states, int(cfg["step"])))
         head._mode = mode
-        head.sampler.calls = int(cfg.get("sampler_calls", cfg["step"]))
+        head.sampler.calls = cfg.get("sampler_calls", cfg["step"])
         return head
 
     # ------------------------------------------------------------------ persistence
     def checkpoint(self):
-        """Make the on-disk state consistent: flush and fsync every shard and optimizer slot,
-        then atomically replace ``head.json`` with the current step counter.
+        """Commit the head's state atomically: weights, biases, every optimizer slot, the
+        step counter and the sampler's stream.
 
-        A process killed after this returns reopens with at least this state."""
+        Every store's rows are made durable (``msync`` + ``fsync``), then ``head.json`` is
+        replaced atomically with the next epoch -- the one commit point of the whole head --
+        and the stores' journals are dropped. After a crash at any instant, :meth:`load`
+        reopens at this checkpoint or at the previous one, never at a mixture."""
         if self.path is None:
             raise ValueError("this head lives in RAM; use save(path) to write it to disk")
+        self._check_open()
         if getattr(self, "_mode", "r+") == "r":
             raise ValueError("head opened read-only (mode='r')")
+        commit_group(self.path / _RECORD, self._members(), self._config())
+
+    def _members(self):
+        members = [(self.weights, self.step), (self.biases, self.step)]
         for st in self._states:
-            st.checkpoint()
-        self.weights.checkpoint(step=self.step)
-        self.biases.checkpoint(step=self.step)
-        _write_json_atomic(self.path / "head.json", self._config())
+            members += [(store, st.t) for store in st.slots.values()]
+        return members
 
     def save(self, path):
         """Write the head (weights, biases, optimizer state, config) to a new directory.
@@ -339,26 +394,40 @@ class SampledSoftmaxHead:
         path : str or os.PathLike
             A directory that does not exist or is empty; :meth:`load` reopens it.
         """
-        dest = pathlib.Path(path)
+        self._check_open()
+        dest = pathlib.Path(os.fspath(path))
         if self.path is not None and dest.resolve() == self.path.resolve():
             self.checkpoint()
             return
-        if dest.exists() and any(dest.iterdir()):
-            raise FileExistsError(f"{dest} exists and is not empty")
+        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+            raise FileExistsError(f"{dest} exists and is not an empty directory")
         if self.path is not None:
             self.checkpoint()
             shutil.copytree(self.path, dest, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns(".lock", "*.tmp"))
+                            ignore=shutil.ignore_patterns(".lock", "*.tmp", "journal"))
             return
         dest.mkdir(parents=True, exist_ok=True)
-        _copy_to_store(self.weights, dest / "weights", self.step)
-        _copy_to_store(self.biases, dest / "biases", self.step)
-        for name, st in zip(("weights", "biases"), self._states):
-            for slot, arr in st.slots.items():
-                _copy_to_store(arr, dest / "opt" / name / slot, st.t)
-        if self.counts is not None:
-            np.save(dest / "counts.npy", self.counts)
-        _write_json_atomic(dest / "head.json", self._config())
+        fd = lock_directory(dest)
+        stores = []
+        try:
+            members = []
+            for name, arr, step in (("weights", self.weights, self.step),
+                                    ("biases", self.biases, self.step)):
+                stores.append(_copy_to_store(arr, dest / name, "../" + _RECORD))
+                members.append((stores[-1], step))
+            for name, st in zip(("weights", "biases"), self._states):
+                for slot, arr in st.slots.items():
+                    stores.append(_copy_to_store(arr, dest / "opt" / name / slot,
+                                                 "../../../" + _RECORD))
+                    members.append((stores[-1], st.t))
+            if self.counts is not None:
+                with atomic_output(dest / "counts.npy") as f:
+                    np.save(f, self.counts)
+            commit_group(dest / _RECORD, members, self._config())
+        finally:
+            for store in stores:
+                store.close()
+            unlock_directory(fd)
 
     def warm(self, num_rows=None, max_bytes=None):
         """Bring the rows of the most frequent classes into the page cache (memory-mapped
@@ -419,9 +488,11 @@ class SampledSoftmaxHead:
                 "seconds": time.perf_counter() - t0}
 
     def close(self):
-        """Release the stores (and the writer lock). Does not checkpoint."""
+        """Release the stores (and the writer lock). Does not checkpoint: rows changed since
+        the last :meth:`checkpoint` are rolled back when the head is loaded again."""
         self._rows = None
         self._opt_targets = None
+        self.closed = True
         if self.path is None:
             return
         for st in self._states:
@@ -429,6 +500,16 @@ class SampledSoftmaxHead:
                 st.close()
         self.weights.close()
         self.biases.close()
+        self._release()
+
+    def _release(self):
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            unlock_directory(fd)
+
+    def _check_open(self):
+        if self.closed or (isinstance(self.weights, ShardedMatrix) and self.weights.closed):
+            raise ValueError(f"{self!r} is closed")
 
     def __enter__(self):
         return self
@@ -444,6 +525,7 @@ class SampledSoftmaxHead:
 
     # ------------------------------------------------------------------ training
     def _inputs(self, inputs, name="inputs"):
+        self._check_open()
         x = as_float_array(inputs, name, 2)
         if x.shape[1] != self.dim:
             raise ValueError(f"{name} must have shape (batch, {self.dim}), got {x.shape}")
@@ -467,6 +549,7 @@ class SampledSoftmaxHead:
         return x, lab
 
     def _check_writable(self):
+        self._check_open()
         if getattr(self, "_mode", "r+") == "r":
             raise ValueError("head opened read-only (mode='r'); load it with mode='r+' to train")
 
@@ -784,14 +867,210 @@ def _init_ram_weights(V, D, dtype, init, scale, seed, chunk=1 << 22):
     return w
 
 
-def _copy_to_store(arr, path, step):
+def _copy_to_store(arr, path, group):
+    """A new store at ``path`` holding ``arr``, in the commit group ``group``; left open."""
     arr = np.asarray(arr)
     store = ShardedMatrix.create(path, arr.shape[0], arr.shape[1] if arr.ndim == 2 else None,
-                                 dtype=arr.dtype.name)
+                                 dtype=arr.dtype.name, durability="none", group=group)
     try:
         store.shards[0][...] = arr
-        store.checkpoint(step=step)
-    finally:
+    except BaseException:
         store.close()
+        raise
+    return store
 
 
+def _real(value, name, minimum=None):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_head_dir(p):
+    """Refuse to replace a directory unless it holds a head and nothing else."""
+    names = set(os.listdir(p)) - {".lock"}
+    names = {n for n in names if not (n.startswith(".") and n.endswith(".tmp"))}
+    if not names:
+        return
+    if _RECORD not in names and not names & {"weights", "biases"}:
+        raise FileExistsError(f"{p} is not empty and is not a SampledSoftmaxHead store (no "
+                              f"{_RECORD}); refusing to delete anything there")
+    others = sorted(names - _HEAD_ENTRIES)
+    if others:
+        raise FileExistsError(f"{p} holds files that are not part of a head ({others[:5]}); "
+                              "refusing to replace it")
+    if _RECORD in names:
+        try:
+            cfg = json.loads((p / _RECORD).read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            cfg = None
+        if not isinstance(cfg, dict) or cfg.get("format") != _FORMAT:
+            raise FileExistsError(f"{p / _RECORD} is not a SampledSoftmaxHead's; refusing to "
+                                  "replace the directory")
+
+
+def _remove_head(p):
+    """Delete a head's files (``head.json`` first: a half-deleted head is not loadable)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(p / _RECORD)
+    fsync_dir(p)
+    for name in ("weights", "biases"):
+        if (p / name).exists():
+            remove_store(p / name)
+    opt = p / "opt"
+    if opt.is_dir():
+        for param in sorted(opt.iterdir()):
+            if param.is_dir() and not param.is_symlink():
+                for slot in sorted(param.iterdir()):
+                    remove_store(slot)
+                with contextlib.suppress(OSError):
+                    os.rmdir(param)
+        with contextlib.suppress(OSError):
+            os.rmdir(opt)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(p / "counts.npy")
+
+
+def _read_config(p):
+    """``head.json`` checked field by field; returns ``(config, optimizer)``."""
+    fn = p / _RECORD
+    if not fn.is_file():
+        raise StoreError(f"{p}: no {_RECORD} (not a SampledSoftmaxHead store)")
+    try:
+        cfg = json.loads(fn.read_bytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise StoreError(f"{fn} is not valid JSON: {e}") from None
+    if not isinstance(cfg, dict):
+        raise StoreError(f"{fn}: must hold a JSON object, got {type(cfg).__name__}")
+    if cfg.get("format") != _FORMAT or cfg.get("version") not in _READABLE_VERSIONS:
+        raise StoreError(f"{fn}: unknown format {cfg.get('format')!r} version "
+                         f"{cfg.get('version')!r}")
+
+    def field(key, ok, what):
+        if key not in cfg:
+            raise StoreError(f"{fn}: missing field {key!r}")
+        v = cfg[key]
+        if not ok(v):
+            raise StoreError(f"{fn}: field {key!r} must be {what}, got {v!r}")
+        return v
+
+    def is_int(lo):
+        return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+    def is_bool(v):
+        return isinstance(v, bool)
+
+    def is_real(lo):
+        return lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool)
+                          and math.isfinite(v) and v >= lo)
+
+    field("num_classes", is_int(1), "an int >= 1")
+    field("dim", is_int(1), "an int >= 1")
+    field("num_shards", is_int(1), "an int >= 1")
+    field("partition_strategy", lambda v: v in ("mod", "div"), "'mod' or 'div'")
+    field("sampler", lambda v: v in _SAMPLERS, f"one of {_SAMPLERS}")
+    field("distortion", is_real(0), "a finite number >= 0")
+    field("loss", lambda v: v in _LOSSES, f"one of {_LOSSES}")
+    field("num_sampled", is_int(1), "an int >= 1")
+    if cfg["num_sampled"] > cfg["num_classes"]:
+        raise StoreError(f"{fn}: field 'num_sampled' ({cfg['num_sampled']}) exceeds "
+                         f"num_classes ({cfg['num_classes']})")
+    field("num_true", is_int(1), "an int >= 1")
+    field("reduction", lambda v: v in ("mean", "sum"), "'mean' or 'sum'")
+    field("remove_accidental_hits", is_bool, "true or false")
+    field("subtract_log_q", is_bool, "true or false")
+    field("seed", is_int(0), "an int >= 0")
+    field("dtype", lambda v: v in ("float32", "float64"), "'float32' or 'float64'")
+    field("step", is_int(0), "an int >= 0")
+    if "sampler_calls" in cfg:
+        field("sampler_calls", is_int(0), "an int >= 0")
+    oc = field("optimizer", lambda v: isinstance(v, dict) and v.get("name") in _OPTIMIZERS,
+               f"an object whose name is one of {tuple(_OPTIMIZERS)}")
+    params = {k: v for k, v in oc.items() if k != "name"}
+    try:
+        opt = _OPTIMIZERS[oc["name"]](**params)
+    except (TypeError, ValueError) as e:
+        raise StoreError(f"{fn}: field 'optimizer' is not a valid {oc['name']} "
+                         f"configuration: {e}") from None
+    if cfg["version"] >= 2:
+        read_group_record(fn)       # epoch and stores
+    return cfg, opt
+
+
+def _read_counts(p, cfg):
+    fn = p / "counts.npy"
+    if not fn.is_file():
+        raise StoreError(f"{fn}: missing (sampler 'unigram' needs the class counts)")
+    try:
+        c = np.load(fn, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise StoreError(f"{fn}: not a readable .npy file ({e})") from None
+    if c.shape != (cfg["num_classes"],) or c.dtype.kind not in "fiu":
+        raise StoreError(f"{fn}: must hold {cfg['num_classes']} numbers (one per class), got "
+                         f"shape {c.shape} dtype {c.dtype}")
+    c = c.astype(np.float64)
+    if not np.isfinite(c).all() or (c < 0).any():
+        raise StoreError(f"{fn}: counts must be finite and >= 0")
+    return c
+
+
+def _check_stores(p, cfg, weights, biases):
+    """The stores must match head.json and each other's shard layout."""
+    V, D = cfg["num_classes"], cfg["dim"]
+    if (weights.num_rows, weights.dim) != (V, D) or biases.num_rows != V or \
+            biases.dim is not None or weights.dtype.name != cfg["dtype"] or \
+            biases.dtype != weights.dtype:
+        raise StoreError(f"{p}: weights {weights.shape} {weights.dtype} / biases "
+                         f"{biases.shape} {biases.dtype} do not match {_RECORD} ({V} x {D} "
+                         f"{cfg['dtype']})")
+    if biases.shard_sizes != weights.shard_sizes or (
+            weights.num_shards > 1 and biases.partition_strategy != weights.partition_strategy):
+        raise StoreError(f"{p}: the biases are laid out over {biases.num_shards} shards "
+                         f"{biases.shard_sizes} ({biases.partition_strategy!r}) but the weights "
+                         f"over {weights.num_shards} {weights.shard_sizes} "
+                         f"({weights.partition_strategy!r}); a head needs one layout")
+    if weights.num_shards != cfg["num_shards"] or (
+            weights.num_shards > 1 and weights.partition_strategy != cfg["partition_strategy"]):
+        raise StoreError(f"{p}: the weights have {weights.num_shards} shards "
+                         f"({weights.partition_strategy!r}) but {_RECORD} says "
+                         f"{cfg['num_shards']} ({cfg['partition_strategy']!r})")
+
+
+def _check_steps(p, cfg, weights, biases, states):
+    """Every store is at the step its commit record gives (after the journals' recovery)."""
+    rec = read_group_record(p / _RECORD) if cfg["version"] >= 2 else None
+    for store, want in [(weights, cfg["step"]), (biases, cfg["step"])] + [
+            (store, st.t) for st in states if st is not None for store in st.slots.values()]:
+        if store.step != want or (rec is not None and store.group is not None and
+                                  rec["stores"].get(_rel(p, store.path)) != store.step):
+            raise StoreError(f"{store.path}: at step {store.step}, but {p / _RECORD} records "
+                             f"{want}")
+        if rec is not None and store.group is None:
+            raise StoreError(f"{store.path}: not part of {p / _RECORD}'s commit group")
+
+
+def _rel(p, path):
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(p)).replace(os.sep, "/")
+
+
+def _adopt_stores(p, cfg, weights, biases, states):
+    """Bring a head written without a commit record into one (see ``join_group``)."""
+    members = [weights, biases] + [s for st in states for s in st.slots.values()]
+    epochs = {s.epoch for s in members}
+    if len(epochs) != 1:
+        raise StoreError(f"{p}: its stores are at different epochs {sorted(epochs)}")
+    if weights.step != cfg["step"] or biases.step != cfg["step"]:
+        raise StoreError(f"{p}: weights at step {weights.step} and biases at step "
+                         f"{biases.step}, but {_RECORD} records {cfg['step']}")
+    rec = dict(cfg, version=_VERSION, epoch=epochs.pop(),
+               stores={_rel(p, s.path): s.step for s in members})
+    atomic_write_bytes(p / _RECORD, (json.dumps(rec, indent=1, sort_keys=True) + "\n").encode())
+    for s in members:
+        if s.group is None:
+            join_group(s, p / _RECORD)
+    cfg.update(rec)

@@ -45,7 +45,7 @@ import numpy as np
 from . import _memory
 from . import _optimizer_kernels as K
 from ._validate import FLOAT_DTYPES, as_id_array
-from .sharding import ShardedMatrix, check_layout, check_strategy, split_by_shard
+from .sharding import ShardedMatrix, StoreError, check_layout, check_strategy, split_by_shard
 
 __all__ = ["SGD", "Adagrad", "Adam", "OptimizerState"]
 
@@ -119,10 +119,11 @@ def _as_rows(shard):
 class _Param:
     """A parameter normalised to 2-D row views of its shards, its layout and strategy."""
 
-    __slots__ = ("views", "sizes", "strategy", "dtype", "dim", "num_rows", "name")
+    __slots__ = ("views", "sizes", "strategy", "dtype", "dim", "num_rows", "name", "store")
 
     def __init__(self, value, partition_strategy, name, writeable=True):
         strategy = partition_strategy
+        self.store = value if _is_store(value) and hasattr(value, "journal") else None
         if _is_store(value):
             if getattr(value, "closed", False):
                 raise ValueError(f"{name}: the ShardedMatrix is closed")
@@ -184,6 +185,16 @@ class _Param:
         shape = (self.num_rows,) if self.dim is None else (self.num_rows, self.dim)
         return (f"shape {shape}, {self.dtype}, shard sizes {list(self.sizes)}"
                 + (f", {self.strategy!r}" if len(self.sizes) > 1 else ""))
+
+
+def _journal(p, state, ids):
+    """Save the rows ``ids`` of every store among the parameter and its slots to their
+    rollback journals (``ShardedMatrix.journal``) before the update writes them."""
+    if p.store is not None:
+        p.store.journal(ids)
+    if state is not None:
+        for store in state._stores:
+            store.journal(ids)
 
 
 def _check_ids(ids, name):
@@ -370,7 +381,8 @@ class _SparseOptimizer:
 
     # ------------------------------------------------------------ state
 
-    def init_state(self, param, path=None, partition_strategy="mod"):
+    def init_state(self, param, path=None, partition_strategy="mod", *, durability="process",
+                   group=None):
         """Create (or resume) the optimizer state of one parameter.
 
         Parameters
@@ -386,6 +398,12 @@ class _SparseOptimizer:
             from their checkpointed ``step``).
         partition_strategy : {"mod", "div"}
             Layout of a list of several shards (a ShardedMatrix uses its own).
+        durability : {"process", "power", "none"}
+            Rollback journal of the slot stores (see ``ShardedMatrix.create``).
+        group : str or os.PathLike, optional
+            A commit record the new slot stores join (``ShardedMatrix.create``'s ``group``;
+            given here as a path, not relative): their checkpoints are then made by
+            ``commit_group`` together with the parameter's, as a head does.
 
         Returns
         -------
@@ -401,23 +419,26 @@ class _SparseOptimizer:
         exist = [(d / "meta.json").exists() for d in dirs]
         if any(exist) and not all(exist):
             have = [n for n, e in zip(self.slots, exist) if e]
-            raise ValueError(f"{path}: found slot stores {have} but not all of {self.slots}; "
+            raise StoreError(f"{path}: found slot stores {have} but not all of {self.slots}; "
                              "remove the partial state or restore it completely")
         stores = []
         try:
             for n, d in zip(self.slots, dirs):
                 if exist[0]:
-                    store = ShardedMatrix.open(d, "r+")
+                    store = ShardedMatrix.open(d, "r+", durability)
                     stores.append(store)
                     self._check_store(store, p, n)
                 else:
                     path.mkdir(parents=True, exist_ok=True)
                     strategy = None if _is_store(param) else p.strategy
+                    rel = None if group is None else os.path.relpath(
+                        os.path.abspath(group), os.path.abspath(d))
                     stores.append(ShardedMatrix.like(param, d, fill=self._slot_fill(n),
-                                                     partition_strategy=strategy))
+                                                     partition_strategy=strategy,
+                                                     durability=durability, group=rel))
             steps = {s.step for s in stores}
             if len(steps) > 1:
-                raise ValueError(f"{path}: slot stores were checkpointed at different steps "
+                raise StoreError(f"{path}: slot stores were checkpointed at different steps "
                                  f"{sorted(steps)}; they cannot be resumed together")
             t = steps.pop() if steps else 0
             return OptimizerState(self.slots, stores, p, t=t, path=path, stores=stores)
@@ -430,7 +451,7 @@ class _SparseOptimizer:
     def _check_store(store, p, name):
         if (tuple(store.shard_sizes) != p.sizes or store.dtype != p.dtype or store.dim != p.dim
                 or (len(p.sizes) > 1 and store.partition_strategy != p.strategy)):
-            raise ValueError(
+            raise StoreError(
                 f"slot store {str(store.path)!r} ({name}: shard sizes {store.shard_sizes}, "
                 f"{store.partition_strategy!r}, dim {store.dim}, {store.dtype}) does not match "
                 f"param ({p.describe()})")
@@ -475,6 +496,7 @@ class _SparseOptimizer:
         _check_range(ids, p, "ids")
         grad = _check_grad(grad, ids, p, "grad")
         plan = self._compute(p, slot_views, state, ids, grad, None, "grad")
+        _journal(p, state, ids)
         self._commit(plan)
 
     def apply_grads(self, weights, biases, grads, states=(None, None),
@@ -525,6 +547,8 @@ class _SparseOptimizer:
         same = pb.sizes == pw.sizes and (len(pw.sizes) == 1 or pb.strategy == pw.strategy)
         plan_b = self._compute(pb, sb, states[1], ids, gb, plan_w[2] if same else None,
                                "grads.biases")
+        _journal(pw, states[0], ids)    # old rows saved before any is written
+        _journal(pb, states[1], ids)
         self._commit(plan_w)
         self._commit(plan_b)
 

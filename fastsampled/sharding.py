@@ -11,17 +11,23 @@ writer, and accepted wherever the losses and optimizers take weights or biases.
 """
 import contextlib
 import errno
+import hashlib
 import json
 import math
 import mmap
 import numbers
 import os
 import pathlib
+import re
+import uuid as _uuid
 
 import numpy as np
 
 from . import _loss_kernels as K
 from . import _store_kernels as SK
+from ._errors import StoreError, StoreLockedError
+from ._files import atomic_write_bytes, fsync_dir
+from ._journal import JOURNAL, RollbackJournal, read_journal
 from ._rng import normalize_seed
 from ._validate import (FLOAT_DTYPES, as_bool, as_float_array, as_id_array, as_int,
                         check_finite, check_range)
@@ -132,22 +138,21 @@ def _map(ids_flat, num_shards, num_rows, partition_strategy):
 # --------------------------------------------------------------------------------------------
 
 FORMAT = "fastsampled.ShardedMatrix"
-VERSION = 1
+VERSION = 2
+_READABLE_VERSIONS = (1, 2)    # version 1: no epoch, identity, digest or group
 META = "meta.json"
 LOCK = ".lock"
 INITS = ("zeros", "uniform", "normal", "constant")
+DURABILITY = ("process", "power", "none")
 _META_KEYS = ("format", "version", "num_rows", "dim", "dtype", "num_shards",
               "partition_strategy", "shard_rows", "step", "extra")
+_META_KEYS_V2 = ("epoch", "uuid", "group", "shard_bytes", "checksums", "digest")
+_LAYOUT_KEYS = ("num_rows", "dim", "dtype", "num_shards", "partition_strategy", "shard_rows",
+                "uuid", "group", "shard_bytes")
+_SHARD_NAME = re.compile(r"shard-\d{5,}\.npy")
+_IDENTITY = re.compile(r"# fastsampled ([0-9a-f]{32}) shard (\d+) of (\d+)")
 _CHUNK_BYTES = 2 << 20  # rows per parallel task: about 2 MiB, so each task streams its own pages
 _NO_FALLOCATE = {errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS}
-
-
-class StoreError(ValueError):
-    """A directory that is not a valid, consistent ``ShardedMatrix`` store."""
-
-
-class StoreLockedError(RuntimeError):
-    """The store is already open for writing (mode ``"r+"``) in this or another process."""
 
 
 def shard_file_name(p):
@@ -242,12 +247,16 @@ class ShardedMatrix:
 
     # ---------------------------------------------------------------- constructors
 
-    def __init__(self, path, mode="r"):
-        self._init(path, mode, None)
+    def __init__(self, path, mode="r", durability="process"):
+        self._init(path, mode, None, _check_durability(durability))
 
     @classmethod
-    def open(cls, path, mode="r"):
+    def open(cls, path, mode="r", durability="process"):
         """Open an existing store, checking its structure first.
+
+        A journal left by a writer that stopped between two checkpoints is rolled back
+        first (this takes the writer's lock for a moment, also in mode ``"r"``; when a live
+        writer holds it, a reader sees that writer's rows as they are).
 
         Parameters
         ----------
@@ -255,6 +264,8 @@ class ShardedMatrix:
             The store directory.
         mode : {"r", "r+"}
             ``"r"``: read-only memory maps, no lock. ``"r+"``: writable maps, exclusive lock.
+        durability : {"process", "power", "none"}
+            For mode ``"r+"``: what the journal protects against, as in :meth:`create`.
 
         Returns
         -------
@@ -266,16 +277,18 @@ class ShardedMatrix:
             No directory, missing or unparsable ``meta.json``, unknown format or version,
             inconsistent fields (``shard_rows`` not the strategy's layout of ``num_rows``...),
             a missing shard file, a ``.npy`` header whose shape / dtype / order differs, or a
-            shard file whose size is not header + data (truncated or padded).
+            shard file whose size is not header + data (truncated or padded), a shard that is
+            a symbolic link or whose identity is another store's or another shard's, an edited
+            ``meta.json`` (its digest), or a journal that cannot be rolled back.
         StoreLockedError
             Mode ``"r+"`` while another writer holds the store.
         """
-        return cls(path, mode)
+        return cls(path, mode, durability)
 
     @classmethod
     def create(cls, path, num_rows, dim=None, *, num_shards=1, partition_strategy="div",
                dtype="float32", init="zeros", scale=0.05, std=None, seed=0, fill=None,
-               overwrite=False, extra=None):
+               overwrite=False, extra=None, durability="process", group=None):
         """Create a store and return it opened ``"r+"``.
 
         Values are written in parallel chunks by a Numba kernel straight into the shard
@@ -288,8 +301,9 @@ class ShardedMatrix:
         ----------
         path : str or os.PathLike
             Directory to create (parents too). An existing non-empty directory is refused
-            unless ``overwrite=True``, which deletes its ``meta.json`` and shard files (and
-            nothing else) after taking the store's lock.
+            unless ``overwrite=True`` and it holds a store: then its files are deleted after
+            taking the store's lock (a live writer makes it fail with
+            :class:`StoreLockedError`).
         num_rows : int
             Number of rows (ids ``0 .. num_rows - 1``), at least 1.
         dim : int or None
@@ -311,8 +325,18 @@ class ShardedMatrix:
         fill : float or None
             The value of ``init="constant"`` (required there, refused with other inits).
         overwrite : bool
+            Replace a store at ``path``. Only a directory holding nothing but a store's own
+            files is ever emptied; anything else there is refused with ``FileExistsError``.
         extra : dict or None
             JSON object stored in ``meta.json`` (default ``{}``).
+        durability : {"process", "power", "none"}
+            What the rollback journal protects against between checkpoints (see the class
+            notes): ``"process"`` a killed process, ``"power"`` also a power cut (an
+            ``fdatasync`` per batch of newly changed rows), ``"none"`` nothing (no journal;
+            a crash leaves rows newer than the last checkpoint).
+        group : str or None
+            Path, relative to the store's directory, of the JSON commit record of a group of
+            stores checkpointed together by :func:`commit_group` (a head's ``head.json``).
 
         Returns
         -------
@@ -339,15 +363,22 @@ class ShardedMatrix:
         overwrite = as_bool(overwrite, "overwrite")
         extra = _check_extra(extra)
 
+        durability = _check_durability(durability)
+        if group is not None:
+            group = _check_group(group)
+
         if path.exists() and not path.is_dir():
             raise FileExistsError(f"{path} exists and is not a directory")
-        if path.is_dir() and any(path.iterdir()) and not overwrite:
-            raise FileExistsError(f"{path} is not empty; pass overwrite=True to replace a store "
-                                  "there")
+        if path.is_dir() and any(path.iterdir()):
+            if not overwrite:
+                raise FileExistsError(f"{path} is not empty; pass overwrite=True to replace a "
+                                      "store there")
+            _check_replaceable(path)
         path.mkdir(parents=True, exist_ok=True)
         lock_fd = _lock(path)
         try:
             if overwrite:
+                _check_replaceable(path)      # again, under the lock
                 _remove_store_files(path)
             sizes = layout_sizes(num_rows, num_shards, partition_strategy)
             kind = {"zeros": SK.INIT_ZEROS, "uniform": SK.INIT_UNIFORM,
@@ -355,29 +386,38 @@ class ShardedMatrix:
             a = {"zeros": 0.0, "uniform": scale, "normal": std, "constant": fill}[init]
             width = 1 if dim is None else dim
             chunk = max(1, _CHUNK_BYTES // (width * dtype.itemsize))
+            ident = _uuid.uuid4().hex
             offset = 0
+            shard_bytes = []
             for p, n in enumerate(sizes):
                 fn = path / shard_file_name(p)
                 shape = (n,) if dim is None else (n, dim)
-                mm = np.lib.format.open_memmap(fn, mode="w+", dtype=dtype, shape=shape)
+                header = _npy_header(dtype, shape, ident, p, num_shards)
+                size = len(header) + n * width * dtype.itemsize
+                with open(fn, "wb") as f:
+                    f.write(header)
+                    f.truncate(size)
                 _reserve(fn)  # real blocks now: a full disk fails here, not as SIGBUS later
                 if kind != SK.INIT_ZEROS and n:
+                    mm = np.memmap(fn, dtype=dtype, mode="r+", offset=len(header), shape=shape)
                     if num_shards > 1 and partition_strategy == "mod":
                         stride, first = num_shards, p  # shard p holds ids p, p + P, ...
                     else:
                         stride, first = 1, offset
                     SK.init_rows(_as2d(np.asarray(mm)), stride, first, kind, a, key, chunk)
-                mm.flush()
-                del mm
+                    mm.flush()
+                    del mm
                 _fsync_file(fn, drop_cache=True)  # see drop_cache()
+                shard_bytes.append(size)
                 offset += n
             meta = {"format": FORMAT, "version": VERSION, "num_rows": num_rows, "dim": dim,
                     "dtype": dtype.name, "num_shards": num_shards,
                     "partition_strategy": partition_strategy, "shard_rows": sizes, "step": 0,
-                    "extra": extra}
+                    "extra": extra, "epoch": 0, "uuid": ident, "group": group,
+                    "shard_bytes": shard_bytes, "checksums": None}
             _write_meta(path, meta)
             self = cls.__new__(cls)
-            self._init(path, "r+", lock_fd)
+            self._init(path, "r+", lock_fd, durability, created=True)
         except BaseException:
             _unlock(lock_fd)
             raise
@@ -385,7 +425,7 @@ class ShardedMatrix:
 
     @classmethod
     def like(cls, other, path, init=None, fill=None, *, partition_strategy=None, scale=0.05,
-             std=None, seed=0, overwrite=False, extra=None):
+             std=None, seed=0, overwrite=False, extra=None, durability="process", group=None):
         """Create a store with the layout of ``other`` (e.g. optimizer state beside weights).
 
         Parameters
@@ -400,7 +440,7 @@ class ShardedMatrix:
         fill : float or None
         partition_strategy : {"mod", "div"} or None
             Only for a list of shards (must agree with a ShardedMatrix's own strategy).
-        scale, std, seed, overwrite, extra
+        scale, std, seed, overwrite, extra, durability, group
             As in :meth:`create`.
 
         Returns
@@ -413,15 +453,17 @@ class ShardedMatrix:
             init = "zeros" if fill is None else "constant"
         return cls.create(path, num_rows, dim, num_shards=num_shards,
                           partition_strategy=strategy, dtype=dtype, init=init, scale=scale,
-                          std=std, seed=seed, fill=fill, overwrite=overwrite, extra=extra)
+                          std=std, seed=seed, fill=fill, overwrite=overwrite, extra=extra,
+                          durability=durability, group=group)
 
-    def _init(self, path, mode, lock_fd):
+    def _init(self, path, mode, lock_fd, durability="process", created=False):
+        """Open the store; a ``lock_fd`` passed in stays the caller's to release on error."""
         self.closed = True
         self.shards = []
         self._lock_fd = None
+        self._journal = None
+        own_lock = lock_fd is None
         if mode not in ("r", "r+"):
-            if lock_fd is not None:
-                _unlock(lock_fd)
             raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
         path = pathlib.Path(os.fspath(path))
         try:
@@ -430,13 +472,27 @@ class ShardedMatrix:
             if mode == "r+" and lock_fd is None:
                 lock_fd = _lock(path)
             meta, offsets = _read_store(path)
+            if created:
+                pass                        # consistent by construction; no record yet
+            elif mode == "r+":
+                meta = _recover(path, meta, offsets)
+            elif _needs_recovery(path, meta):
+                try:
+                    fd = _lock(path)
+                except StoreLockedError:
+                    pass                    # a live writer: its rows are read as they are
+                else:
+                    try:
+                        meta = _recover(path, meta, offsets)
+                    finally:
+                        _unlock(fd)
             shards = []
             for p, n in enumerate(meta["shard_rows"]):
                 shape = (n,) if meta["dim"] is None else (n, meta["dim"])
                 shards.append(np.memmap(path / shard_file_name(p), dtype=meta["dtype"],
                                         mode=mode, offset=offsets[p], shape=shape))
         except BaseException:
-            if lock_fd is not None:
+            if lock_fd is not None and own_lock:
                 _unlock(lock_fd)
             raise
         self.path = path
@@ -451,7 +507,15 @@ class ShardedMatrix:
         self.shards = shards
         self.step = meta["step"]
         self.extra = meta["extra"]
+        self.epoch = meta.get("epoch", 0)
+        self.group = meta.get("group")
+        self.durability = durability if mode == "r+" else None
+        self._meta_v2 = {k: meta.get(k) for k in ("uuid", "shard_bytes", "checksums")}
         self._lock_fd = lock_fd
+        if mode == "r+" and durability != "none":
+            self._journal = RollbackJournal(path / JOURNAL, self.epoch, self.num_rows,
+                                            1 if self.dim is None else self.dim, self.dtype,
+                                            sync=durability == "power")
         self.closed = False
         self.advise("random")
 
@@ -460,10 +524,14 @@ class ShardedMatrix:
     def close(self):
         """Drop the memory maps and release the writer's lock. Does not checkpoint.
 
-        Rows already written stay written (they are in the page cache, see the class notes);
-        ``meta.json`` keeps the last checkpointed step. Closing twice is a no-op.
+        Rows written since the last checkpoint stay on disk together with their journal: the
+        next :meth:`open` rolls them back (with ``durability="none"`` they stay). Closing
+        twice is a no-op.
         """
         self.shards = []
+        journal, self._journal = getattr(self, "_journal", None), None
+        if journal is not None:
+            journal.close()
         fd, self._lock_fd = getattr(self, "_lock_fd", None), None
         if fd is not None:
             _unlock(fd)
@@ -477,6 +545,12 @@ class ShardedMatrix:
         return False
 
     def __del__(self):
+        journal = getattr(self, "_journal", None)
+        if journal is not None:
+            try:
+                journal.close()
+            except Exception:
+                pass
         fd = getattr(self, "_lock_fd", None)
         if fd is not None:
             self._lock_fd = None
@@ -508,12 +582,49 @@ class ShardedMatrix:
             for s in self.shards:
                 s.flush()
 
-    def checkpoint(self, step=None, extra=None):
+    def sync(self):
+        """Make every row written so far durable (``msync`` + ``fsync`` of every shard).
+
+        Records nothing: after a crash the journal still rolls these rows back to the last
+        checkpoint. :meth:`checkpoint` and :func:`commit_group` call it first.
+        """
+        self._check_writable("sync")
+        for p, s in enumerate(self.shards):
+            s.flush()
+            _fsync_file(self.path / shard_file_name(p))
+
+    def journal(self, ids):
+        """Save rows ``ids`` to the rollback journal before they are changed.
+
+        :meth:`assign` and the optimizers call this themselves; call it before writing rows
+        through :attr:`shards` directly, or a crash keeps those writes. Rows already saved
+        since the last checkpoint are skipped, so a row costs one copy per checkpoint
+        interval. A no-op with ``durability="none"``.
+
+        Parameters
+        ----------
+        ids : array_like of int, shape (K,)
+            Row ids in ``[0, num_rows)``; repeats are fine.
+        """
+        self._check_writable("journal")
+        if self._journal is None:
+            return
+        ids = as_id_array(ids, "ids").reshape(-1)
+        check_range(ids, 0, self.num_rows, "ids", f"the store has {self.num_rows} rows")
+        self._journal.save(np.ascontiguousarray(ids), self._gather_into)
+
+    def _gather_into(self, ids, out):
+        out2 = out.reshape(ids.size, 1 if self.dim is None else self.dim)
+        for p, pos, rows in split_by_shard(ids, self.shard_sizes, self.partition_strategy):
+            K.gather_rows(_as2d(np.asarray(self.shards[p])), rows, pos, out2)
+
+    def checkpoint(self, step=None, extra=None, *, checksums=False):
         """Make every write so far durable, then record ``step`` / ``extra`` atomically.
 
-        ``msync`` + ``fsync`` of every shard file, then ``meta.json.tmp`` is written and
-        fsynced, ``os.replace``-d over ``meta.json``, and the directory fsynced. After a crash
-        ``meta.json`` is the old or the new one, never a mixture.
+        ``msync`` + ``fsync`` of every shard file; then ``meta.json`` is replaced atomically
+        (temporary file, ``fsync``, rename, ``fsync`` of the directory) with the next epoch --
+        the commit point -- and the journal is deleted. After a crash the store reopens at
+        this checkpoint or the previous one, never a mixture.
 
         Parameters
         ----------
@@ -521,39 +632,83 @@ class ShardedMatrix:
             Step to record (None keeps :attr:`step`).
         extra : dict or None
             JSON object to record (None keeps :attr:`extra`).
+        checksums : bool, default False
+            Also record a checksum of every shard's content (reads the whole store), which
+            ``verify(checksums=True)`` compares with later.
+
+        Raises
+        ------
+        ValueError
+            The store belongs to a group (a head's store): checkpoint the group's owner.
         """
         self._check_writable("checkpoint")
+        if self.group is not None:
+            raise ValueError(f"{self.path} is checkpointed together with the stores of "
+                             f"{self.group!r}; checkpoint that (e.g. the head) instead")
         step = self.step if step is None else as_int(step, "step", 0)
         extra = self.extra if extra is None else _check_extra(extra)
-        for p, s in enumerate(self.shards):
-            s.flush()
-            _fsync_file(self.path / shard_file_name(p))
-        _write_meta(self.path, self._meta(step, extra))
-        self.step = step
-        self.extra = extra
+        sums = self.checksums() if as_bool(checksums, "checksums") else None
+        self.sync()
+        self._commit(self.epoch + 1, step, extra, sums)
 
-    def _meta(self, step, extra):
+    def _commit(self, epoch, step, extra, sums=None):
+        """Record ``epoch`` in ``meta.json`` and drop the journal (rows already synced)."""
+        _write_meta(self.path, self._meta(step, extra, epoch, sums))
+        self.step, self.extra, self.epoch = step, extra, epoch
+        self._meta_v2["checksums"] = sums
+        if self._journal is not None:
+            self._journal.committed(epoch)
+
+    def _meta(self, step, extra, epoch, sums):
+        uuid = self._meta_v2["uuid"]
+        shard_bytes = self._meta_v2["shard_bytes"] or [
+            os.path.getsize(self.path / shard_file_name(p)) for p in range(self.num_shards)]
         return {"format": FORMAT, "version": VERSION, "num_rows": self.num_rows, "dim": self.dim,
                 "dtype": self.dtype.name, "num_shards": self.num_shards,
                 "partition_strategy": self.partition_strategy, "shard_rows": self.shard_sizes,
-                "step": step, "extra": extra}
+                "step": step, "extra": extra, "epoch": epoch, "uuid": uuid, "group": self.group,
+                "shard_bytes": shard_bytes, "checksums": sums}
 
-    def verify(self, values=False):
+    def checksums(self):
+        """A 64-bit checksum of each shard's current content (reads the whole store).
+
+        Returns
+        -------
+        list of str
+            One hexadecimal checksum per shard.
+        """
+        self._check_open()
+        out = []
+        with self.scan():
+            for s in self.shards:
+                raw = np.asarray(s).reshape(-1).view(np.uint8)
+                out.append(f"{_content_checksum(raw):016x}")
+        return out
+
+    def verify(self, values=False, checksums=False):
         """Re-check the store on disk; raise :class:`StoreError` if anything is wrong.
 
         Re-runs every structural check of :meth:`open` and compares the layout with this
         object's. ``values=True`` also scans every shard (in parallel chunks) for NaN or
         infinite values and names the first bad shard, row and global id.
+        ``checksums=True`` compares every shard's content with the checksums recorded by
+        ``checkpoint(checksums=True)``; meaningful on a store that has not been written
+        since that checkpoint (the journal's rollback restores that state after a crash).
 
         Parameters
         ----------
         values : bool, default False
             Also scan every value for NaN or infinity (reads the whole store).
+        checksums : bool, default False
+            Also compare the content with the recorded checksums (reads the whole store).
 
         Raises
         ------
         StoreError
-            When a shard is missing, truncated or inconsistent, or a value is not finite.
+            When a shard is missing, truncated or inconsistent, a value is not finite, or a
+            shard's content differs from its recorded checksum.
+        ValueError
+            ``checksums=True`` but none were recorded at the last checkpoint.
         """
         self._check_open()
         meta, _ = _read_store(self.path)
@@ -562,6 +717,16 @@ class ShardedMatrix:
             if meta[key] != mine:
                 raise StoreError(f"{self.path}: {key} is {meta[key]!r} on disk but {mine!r} in "
                                  "this open store (replaced while open?)")
+        if as_bool(checksums, "checksums"):
+            want = meta.get("checksums")
+            if want is None:
+                raise ValueError(f"{self.path}: no checksums were recorded at its last "
+                                 "checkpoint (checkpoint(checksums=True) records them)")
+            for p, (got, exp) in enumerate(zip(self.checksums(), want)):
+                if got != exp:
+                    raise StoreError(f"{self.path / shard_file_name(p)}: content checksum "
+                                     f"{got} differs from {exp} recorded at step "
+                                     f"{meta['step']}")
         if not as_bool(values, "values"):
             return
         with self.scan():
@@ -661,6 +826,8 @@ class ShardedMatrix:
             vals = np.ascontiguousarray(values, dtype=self.dtype)
         check_finite(vals, f"values (as {self.dtype.name})")
         vals2 = vals.reshape(ids.size, 1 if self.dim is None else self.dim)
+        if self._journal is not None:
+            self._journal.save(np.ascontiguousarray(ids), self._gather_into)
         for p, pos, rows in split_by_shard(ids, self.shard_sizes, self.partition_strategy):
             K.gather_rows(vals2, pos, rows, _as2d(np.asarray(self.shards[p])))  # scatter
 
@@ -1018,20 +1185,6 @@ def _drop_cached_pages(fd):
             pass
 
 
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # platforms that cannot open a directory
-        return
-    try:
-        os.fsync(fd)
-    except OSError as e:
-        if e.errno not in (errno.EINVAL, errno.EBADF):
-            raise
-    finally:
-        os.close(fd)
-
-
 def _reserve(fn):
     """Allocate the whole file (``posix_fallocate``) where the filesystem supports it."""
     if not hasattr(os, "posix_fallocate"):
@@ -1048,28 +1201,301 @@ def _reserve(fn):
         os.close(fd)
 
 
+def _digest(meta):
+    """sha256 of every field of ``meta`` but ``digest``, canonically encoded."""
+    body = {k: v for k, v in meta.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=False).encode()).hexdigest()
+
+
 def _write_meta(path, meta):
-    """Atomically replace ``meta.json``: write a temporary file, fsync, rename, fsync dir."""
-    tmp = path / (META + ".tmp")
-    data = (json.dumps(meta, indent=1, allow_nan=False) + "\n").encode()
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path / META)
-    _fsync_dir(path)
+    """Atomically replace ``meta.json`` (temporary file, fsync, rename, fsync of the dir)."""
+    meta = dict(meta, digest=None)
+    meta["digest"] = _digest(meta)
+    atomic_write_bytes(path / META, (json.dumps(meta, indent=1, allow_nan=False) + "\n").encode())
+
+
+def _is_store_file(name):
+    return (name in (META, LOCK, JOURNAL) or _SHARD_NAME.fullmatch(name) is not None
+            or (name.startswith("." + META + ".") and name.endswith(".tmp"))
+            or name == META + ".tmp")
+
+
+def _check_replaceable(path):
+    """Refuse to empty a directory that is not a store: anything but a store's own files."""
+    names = sorted(n for n in os.listdir(path) if n != LOCK)
+    if not names:
+        return
+    if META not in names:
+        raise FileExistsError(f"{path} is not empty and is not a ShardedMatrix store (no "
+                              f"{META}); refusing to delete anything there")
+    others = [n for n in names if not _is_store_file(n)]
+    if others:
+        raise FileExistsError(f"{path} holds files that are not part of a store "
+                              f"({others[:5]}); refusing to replace it")
 
 
 def _remove_store_files(path):
     """Delete a previous store's files (meta.json first, so no half-deleted store is valid)."""
-    for name in (META, META + ".tmp"):
+    for name in (META, META + ".tmp", JOURNAL):
         try:
             os.unlink(path / name)
         except FileNotFoundError:
             pass
-    _fsync_dir(path)
-    for fn in path.glob("shard-*.npy"):
-        os.unlink(fn)
+    fsync_dir(path)
+    for name in os.listdir(path):
+        if _is_store_file(name) and name != LOCK:
+            os.unlink(path / name)
+
+
+def _check_durability(durability):
+    if durability not in DURABILITY:
+        raise ValueError(f"durability must be one of {DURABILITY}, got {durability!r}")
+    return durability
+
+
+def _check_group(group):
+    if not isinstance(group, str) or not group or os.path.isabs(group):
+        raise ValueError(f"group must be a relative path (str) to a commit record, got "
+                         f"{group!r}")
+    return group
+
+
+def _npy_header(dtype, shape, ident, p, num_shards):
+    """A ``.npy`` header whose padding carries the shard's identity as a comment.
+
+    ``np.load`` parses the header as a Python literal, which ignores the comment; the store
+    checks it at open, so shards swapped within a store or taken from another store are
+    refused.
+    """
+    text = (f"{{'descr': {np.lib.format.dtype_to_descr(dtype)!r}, 'fortran_order': False, "
+            f"'shape': {tuple(shape)!r}, }} # fastsampled {ident} shard {p} of {num_shards}")
+    for version, prefix in (((1, 0), 10), ((2, 0), 12)):
+        total = prefix + len(text) + 1
+        text_padded = text + " " * (-total % 64) + "\n"
+        n = len(text_padded)
+        if version == (1, 0) and n >= 1 << 16:
+            continue
+        size = n.to_bytes(2 if version == (1, 0) else 4, "little")
+        return np.lib.format.magic(*version) + size + text_padded.encode("latin1")
+    raise AssertionError("not reached")
+
+
+def _content_checksum(raw):
+    n8 = raw.size // 8 * 8
+    return int(SK.checksum64(raw[:n8].view(np.uint64), raw[n8:]))
+
+
+def _group_key(store_path, record_path):
+    rel = os.path.relpath(os.path.abspath(store_path), os.path.abspath(record_path.parent))
+    return rel.replace(os.sep, "/")
+
+
+def read_group_record(record_path):
+    """Read and check the commit record of a group of stores (see :func:`commit_group`).
+
+    Returns
+    -------
+    dict
+        The record, with ``epoch`` (int >= 0) and ``stores`` (name -> step) checked.
+
+    Raises
+    ------
+    StoreError
+        A missing or unreadable file, or an ``epoch`` / ``stores`` field of the wrong type.
+    """
+    record_path = pathlib.Path(record_path)
+    try:
+        rec = json.loads(record_path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise StoreError(f"{record_path}: missing commit record") from None
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise StoreError(f"{record_path}: not a readable JSON commit record ({e})") from None
+    if not isinstance(rec, dict):
+        raise StoreError(f"{record_path}: must hold a JSON object, got {type(rec).__name__}")
+    ep, stores = rec.get("epoch"), rec.get("stores")
+    if not isinstance(ep, int) or isinstance(ep, bool) or ep < 0:
+        raise StoreError(f"{record_path}: epoch must be an int >= 0, got {ep!r}")
+    if not isinstance(stores, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in stores.values()):
+        raise StoreError(f"{record_path}: stores must map store names to steps (ints >= 0), "
+                         f"got {stores!r}")
+    return rec
+
+
+def commit_group(record_path, members, record):
+    """Checkpoint several stores as one atomic commit (a head's weights, biases and slots).
+
+    Every store's rows are made durable first; then ``record`` -- with ``epoch`` and each
+    store's ``step`` added -- atomically replaces ``record_path``: that rename is the commit
+    point. Last, each store records the new epoch and drops its journal. A store opened after
+    a crash reads the record: a journal from before the record's epoch is rolled back, one
+    from a commit the record already holds is dropped. So after a crash at any instant every
+    store of the group reopens at the same commit.
+
+    Parameters
+    ----------
+    record_path : str or os.PathLike
+        The JSON commit record, named by every member's ``group`` (relative to the member).
+    members : list of (ShardedMatrix, int)
+        Each store, open ``"r+"`` at the same epoch, with the step to record for it.
+    record : dict
+        The rest of the record (JSON); ``epoch`` and ``stores`` are filled in here.
+    """
+    record_path = pathlib.Path(os.fspath(record_path))
+    members = [(st, as_int(step, "step", 0)) for st, step in members]
+    for st, _ in members:
+        st._check_writable("commit_group")
+        if st.group is None or os.path.abspath(st.path / st.group) != \
+                os.path.abspath(record_path):
+            raise ValueError(f"{st.path} does not belong to the group of {record_path}")
+    epochs = sorted({st.epoch for st, _ in members})
+    if len(epochs) > 1:
+        raise ValueError(f"the stores of {record_path} are at different epochs {epochs}")
+    epoch = (epochs[0] if epochs else 0) + 1
+    for st, _ in members:
+        st.sync()
+    rec = dict(record, epoch=epoch,
+               stores={_group_key(st.path, record_path): step for st, step in members})
+    atomic_write_bytes(record_path,
+                       (json.dumps(rec, indent=1, sort_keys=True, allow_nan=False) + "\n").encode())
+    for st, step in members:
+        st._commit(epoch, step, st.extra)
+    return rec
+
+
+def join_group(store, record_path):
+    """Make an open store (mode ``"r+"``, not in a group) a member of the commit record at
+    ``record_path`` from now on (a head written by an earlier version adopting its stores).
+
+    The record must already list the store at its epoch and step.
+    """
+    store._check_writable("join_group")
+    record_path = pathlib.Path(os.fspath(record_path))
+    if store.group is not None:
+        raise ValueError(f"{store.path} already belongs to the group of {store.group!r}")
+    rec = read_group_record(record_path)
+    key = _group_key(store.path, record_path)
+    if rec["epoch"] != store.epoch or rec["stores"].get(key) != store.step:
+        raise StoreError(f"{record_path}: records {key!r} at epoch {rec['epoch']} step "
+                         f"{rec['stores'].get(key)}, but the store is at epoch {store.epoch} "
+                         f"step {store.step}")
+    store.group = os.path.relpath(os.path.abspath(record_path), os.path.abspath(store.path))
+    _write_meta(store.path, store._meta(store.step, store.extra, store.epoch,
+                                        store._meta_v2["checksums"]))
+
+
+def lock_directory(path):
+    """Take the exclusive writer's lock ``<path>/.lock`` (non-blocking ``flock``).
+
+    Returns
+    -------
+    int
+        The lock's file descriptor; :func:`unlock_directory` releases it (so does the death
+        of the process).
+
+    Raises
+    ------
+    StoreLockedError
+        Another writer holds it, in this or another process.
+    """
+    return _lock(pathlib.Path(os.fspath(path)))
+
+
+def unlock_directory(fd):
+    """Release a lock taken by :func:`lock_directory`."""
+    _unlock(fd)
+
+
+def remove_store(path):
+    """Delete the store at ``path`` -- its own files only -- and the directory if then empty.
+
+    Takes the store's lock first (a live writer makes it fail with
+    :class:`StoreLockedError`), and refuses with ``FileExistsError`` a directory that holds
+    anything but a store's files.
+    """
+    path = pathlib.Path(os.fspath(path))
+    if not path.is_dir() or path.is_symlink():
+        raise FileExistsError(f"{path} is not a store directory; refusing to delete it")
+    _check_replaceable(path)
+    fd = _lock(path)
+    try:
+        _check_replaceable(path)
+        _remove_store_files(path)
+    finally:
+        _unlock(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path / LOCK)
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
+
+
+def _committed(path, meta):
+    """``(epoch, step)`` of the last commit that covers this store: its own, or its group's."""
+    if meta.get("group") is None:
+        return meta.get("epoch", 0), meta["step"]
+    record_path = path / meta["group"]
+    rec = read_group_record(record_path)
+    key = _group_key(path, record_path)
+    if key not in rec["stores"]:
+        raise StoreError(f"{path}: its commit record {record_path} does not list it as {key!r}")
+    return rec["epoch"], rec["stores"][key]
+
+
+def _needs_recovery(path, meta):
+    return (path / JOURNAL).exists() or _committed(path, meta)[0] != meta.get("epoch", 0)
+
+
+def _recover(path, meta, offsets):
+    """Bring a store to its last commit (the caller holds the lock); return its meta.
+
+    A journal of the current epoch is rolled back (rows copied back, fsynced); a journal of
+    an earlier epoch, left by a crash after its commit, is dropped. A group member one epoch
+    behind its record (a crash between the record's commit and the member's own) records
+    the group's epoch: its rows were made durable before that commit.
+    """
+    committed, step = _committed(path, meta)
+    epoch = meta.get("epoch", 0)
+    jpath = path / JOURNAL
+    if jpath.is_symlink():
+        raise StoreError(f"{jpath}: is a symbolic link; refusing to roll back from it")
+    if jpath.exists():
+        width = 1 if meta["dim"] is None else meta["dim"]
+        jepoch, blocks = read_journal(jpath, meta["num_rows"], width, meta["dtype"])
+        if jepoch is not None and jepoch > committed:
+            raise StoreError(f"{jpath}: journal of epoch {jepoch}, but the store's last commit "
+                             f"is epoch {committed}")
+        if jepoch == committed == epoch:
+            _roll_back(path, meta, offsets, blocks)
+    if epoch != committed:
+        if meta.get("group") is None or epoch != committed - 1:
+            raise StoreError(f"{path}: at epoch {epoch} but its commit record "
+                             f"{meta.get('group')!r} is at epoch {committed}")
+        meta = dict(meta, epoch=committed, step=step)
+        _write_meta(path, meta)
+    if jpath.exists():
+        os.unlink(jpath)
+        fsync_dir(path)
+    return meta
+
+
+def _roll_back(path, meta, offsets, blocks):
+    sizes, strategy = meta["shard_rows"], meta["partition_strategy"]
+    maps = {}
+    for ids, rows in blocks:
+        for p, pos, local in split_by_shard(ids, sizes, strategy):
+            if p not in maps:
+                shape = (sizes[p],) if meta["dim"] is None else (sizes[p], meta["dim"])
+                maps[p] = np.memmap(path / shard_file_name(p), dtype=meta["dtype"], mode="r+",
+                                    offset=offsets[p], shape=shape)
+            maps[p][local] = rows[pos].reshape((pos.size,) + maps[p].shape[1:])
+    for p, mm in maps.items():
+        mm.flush()
+        del mm
+        _fsync_file(path / shard_file_name(p))
+
+
+def _is_v2(meta):
+    return meta.get("version", 1) >= 2
 
 
 def _read_store(path):
@@ -1086,12 +1512,18 @@ def _read_store(path):
         raise StoreError(f"{meta_path}: must hold a JSON object, got {type(meta).__name__}")
     if meta.get("format") != FORMAT:
         raise StoreError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
-    if meta.get("version") != VERSION or isinstance(meta.get("version"), bool):
-        raise StoreError(f"{meta_path}: unsupported version {meta.get('version')!r} (this "
-                         f"fastsampled reads version {VERSION})")
-    missing = [k for k in _META_KEYS if k not in meta]
+    version = meta.get("version")
+    if version not in _READABLE_VERSIONS or isinstance(version, bool):
+        raise StoreError(f"{meta_path}: unsupported version {version!r} (this fastsampled "
+                         f"reads versions {list(_READABLE_VERSIONS)})")
+    if meta_path.is_symlink():
+        raise StoreError(f"{meta_path}: is a symbolic link; a store's files must be its own")
+    missing = [k for k in _META_KEYS + (_META_KEYS_V2 if version >= 2 else ()) if k not in meta]
     if missing:
         raise StoreError(f"{meta_path}: missing keys {missing}")
+    if version >= 2 and meta["digest"] != _digest(meta):
+        raise StoreError(f"{meta_path}: its digest does not match its content (edited by hand, "
+                         "or damaged); refusing to guess which field is wrong")
 
     def bad(key, what):
         raise StoreError(f"{meta_path}: {key} must be {what}, got {meta[key]!r}")
@@ -1125,16 +1557,39 @@ def _read_store(path):
                          f"{meta['partition_strategy']!r} layout of {meta['num_rows']} rows over "
                          f"{meta['num_shards']} shards (expected {expected})")
 
+    if version >= 2:
+        if not is_int(meta["epoch"], 0):
+            bad("epoch", "an int >= 0")
+        if meta["uuid"] is not None and not (isinstance(meta["uuid"], str)
+                                             and re.fullmatch("[0-9a-f]{32}", meta["uuid"])):
+            bad("uuid", "32 hexadecimal digits or null")
+        if meta["group"] is not None:
+            try:
+                _check_group(meta["group"])
+            except ValueError:
+                bad("group", "a relative path or null")
+        sb = meta["shard_bytes"]
+        if not isinstance(sb, list) or len(sb) != len(rows) or not all(is_int(n, 0) for n in sb):
+            bad("shard_bytes", f"a list of {len(rows)} ints >= 0")
+        cs = meta["checksums"]
+        if cs is not None and not (isinstance(cs, list) and len(cs) == len(rows) and all(
+                isinstance(c, str) and re.fullmatch("[0-9a-f]{16}", c) for c in cs)):
+            bad("checksums", f"null or a list of {len(rows)} 16-digit hexadecimal strings")
+
     dtype = np.dtype(meta["dtype"])
     offsets = []
     for p, n in enumerate(rows):
         fn = path / shard_file_name(p)
         shape = (n,) if meta["dim"] is None else (n, meta["dim"])
+        if fn.is_symlink():
+            raise StoreError(f"{fn}: is a symbolic link; a store's shards must be its own files "
+                             "(copy the file there instead)")
         if not fn.is_file():
             raise StoreError(f"{fn}: missing shard file ({p} of {len(rows)})")
         with open(fn, "rb") as f:
             try:
                 version = np.lib.format.read_magic(f)
+                start = f.tell()
                 if version == (1, 0):
                     hshape, fortran, hdtype = np.lib.format.read_array_header_1_0(f)
                 elif version == (2, 0):
@@ -1145,6 +1600,8 @@ def _read_store(path):
                 raise StoreError(f"{fn}: not a readable .npy file ({e})") from None
             offset = f.tell()
             size = os.fstat(f.fileno()).st_size
+            f.seek(start)
+            header_text = f.read(offset - start).decode("latin1")
         if hshape != shape or hdtype != dtype or fortran:
             raise StoreError(
                 f"{fn}: .npy header says shape {hshape}, dtype {hdtype}, fortran_order "
@@ -1154,5 +1611,16 @@ def _read_store(path):
             what = "truncated" if size < want else "padded"
             raise StoreError(f"{fn}: {size} bytes, expected {want} (header {offset} + data "
                              f"{want - offset}): the file is {what}")
+        if meta.get("uuid") is not None:
+            m = _IDENTITY.search(header_text)
+            ident = (m.group(1), int(m.group(2)), int(m.group(3))) if m else None
+            if ident != (meta["uuid"], p, len(rows)):
+                what = ("has no shard identity" if ident is None else
+                        f"is shard {ident[1]} of {ident[2]} of store {ident[0]}")
+                raise StoreError(f"{fn}: {what}, but {META} needs shard {p} of {len(rows)} of "
+                                 f"store {meta['uuid']} (files swapped, or copied in from "
+                                 "another store)")
+        if _is_v2(meta) and size != meta["shard_bytes"][p]:
+            raise StoreError(f"{fn}: {size} bytes, but {META} records {meta['shard_bytes'][p]}")
         offsets.append(offset)
     return meta, offsets

@@ -10,6 +10,7 @@ verifies.
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,10 +64,15 @@ def test_create_open_round_trip(tmp_path, init, kw, strategy, dim):
     assert sorted(os.listdir(path)) == [".lock", "meta.json", "shard-00000.npy",
                                         "shard-00001.npy", "shard-00002.npy"]
     meta = json.loads((path / "meta.json").read_text())
-    assert meta == {"format": "fastsampled.ShardedMatrix", "version": 1, "num_rows": 13,
-                    "dim": dim, "dtype": "float32", "num_shards": 3,
-                    "partition_strategy": strategy, "shard_rows": [5, 4, 4], "step": 0,
-                    "extra": {}}
+    assert {k: meta[k] for k in ("format", "version", "num_rows", "dim", "dtype",
+                                 "num_shards", "partition_strategy", "shard_rows", "step",
+                                 "extra", "epoch", "group", "checksums")} == {
+        "format": "fastsampled.ShardedMatrix", "version": 2, "num_rows": 13, "dim": dim,
+        "dtype": "float32", "num_shards": 3, "partition_strategy": strategy,
+        "shard_rows": [5, 4, 4], "step": 0, "extra": {}, "epoch": 0, "group": None,
+        "checksums": None}
+    assert meta["shard_bytes"] == [os.path.getsize(path / f"shard-0000{p}.npy")
+                                   for p in range(3)]
     if init == "zeros":
         assert (dense == 0).all()
     elif init == "constant":
@@ -188,6 +194,7 @@ def test_gather_locate_assign(tmp_path, strategy, dim, P):
     np.testing.assert_array_equal(W.to_numpy(), dense)
     np.testing.assert_array_equal(_dense_by_map(W), dense)
     W.assign([], np.zeros((0,) + W.shape[1:], np.float32))
+    W.checkpoint()
     W.close()
     with ShardedMatrix.open(tmp_path / "W") as R:  # the writes are in the files
         np.testing.assert_array_equal(R.to_numpy(), dense)
@@ -294,19 +301,31 @@ def test_overwrite(tmp_path):
     (p / "notes.txt").write_text("keep me")
     with pytest.raises(FileExistsError, match="not empty"):
         ShardedMatrix.create(p, 5, 2)
+    # not a store: refused even with overwrite=True, and nothing is deleted
+    with pytest.raises(FileExistsError, match="not a ShardedMatrix store"):
+        ShardedMatrix.create(p, 5, 2, overwrite=True)
+    assert sorted(os.listdir(p)) == ["notes.txt"]
+    os.unlink(p / "notes.txt")
     W = ShardedMatrix.create(p, 5, 2, num_shards=3, overwrite=True, extra={"a": 1})
     with pytest.raises(StoreLockedError):  # never overwrite a store another writer holds
         ShardedMatrix.create(p, 4, 2, overwrite=True)
+    assert W.verify() is None and W.to_numpy().shape == (5, 2)
+    W.assign([1], np.ones((1, 2), np.float32))   # leaves a journal
     W.close()
     with pytest.raises(FileExistsError, match="overwrite=True"):
         ShardedMatrix.create(p, 4, 2)
     with ShardedMatrix.create(p, 4, None, num_shards=2, overwrite=True, init="constant",
                               fill=2) as W:
         assert W.shape == (4,) and W.num_shards == 2 and W.extra == {}
-    assert sorted(os.listdir(p)) == [".lock", "meta.json", "notes.txt", "shard-00000.npy",
+    assert sorted(os.listdir(p)) == [".lock", "meta.json", "shard-00000.npy",
                                      "shard-00001.npy"]
     with ShardedMatrix.open(p) as R:
         np.testing.assert_array_equal(R.to_numpy(), [2, 2, 2, 2])
+    # a store with a foreign file in its directory is not replaced either
+    (p / "thesis.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not part of a store"):
+        ShardedMatrix.create(p, 4, 2, overwrite=True)
+    assert (p / "thesis.txt").read_text() == "keep me" and (p / "meta.json").exists()
 
 
 def test_like(tmp_path):
@@ -349,8 +368,39 @@ def _meta_edit(**changes):
                 del meta[k]
             else:
                 meta[k] = v
+        meta["digest"] = sharding._digest(meta)   # a consistent edit: the deeper checks
         (path / "meta.json").write_text(json.dumps(meta))
     return corrupt
+
+
+def _meta_edit_raw(**changes):
+    def corrupt(path):
+        meta = json.loads((path / "meta.json").read_text())
+        meta.update(changes)
+        (path / "meta.json").write_text(json.dumps(meta))
+    return corrupt
+
+
+def _swap(a, b):
+    tmp = a.with_suffix(".swap")
+    os.rename(a, tmp)
+    os.rename(b, a)
+    os.rename(tmp, b)
+
+
+def _symlink_shard(path):
+    # another valid .npy of the right shape and size, linked in place of shard 2
+    other = path.parent / "other.npy"
+    shutil.copy(path / "shard-00002.npy", other)
+    os.unlink(path / "shard-00002.npy")
+    os.symlink(other, path / "shard-00002.npy")
+
+
+def _foreign_shard(path):
+    # shard 2 of another store with the same layout, copied in
+    with ShardedMatrix.create(path.parent / "twin", 13, 3, num_shards=3) as T:
+        pass
+    shutil.copy(path.parent / "twin" / "shard-00002.npy", path / "shard-00002.npy")
 
 
 def _write(name, data):
@@ -384,7 +434,17 @@ CORRUPTIONS = [
     ("not utf8", _write("meta.json", b"\xff\xfe"), "not valid JSON"),
     ("json list", _write("meta.json", b"[1, 2]"), "must hold a JSON object"),
     ("format", _meta_edit(format="numpy"), "format is 'numpy'"),
-    ("version", _meta_edit(version=2), "unsupported version 2"),
+    ("version", _meta_edit(version=3), "unsupported version 3"),
+    ("hand edit", _meta_edit_raw(partition_strategy="mod"), "digest does not match"),
+    ("epoch", _meta_edit(epoch=-1), "epoch must be an int >= 0"),
+    ("uuid", _meta_edit(uuid="xyz"), "uuid must be 32 hexadecimal"),
+    ("shard_bytes", _meta_edit(shard_bytes=[1, 2]), "shard_bytes must be a list of 3"),
+    ("checksums", _meta_edit(checksums=["00"] * 3), "checksums must be null or a list"),
+    ("group", _meta_edit(group="/abs/head.json"), "group must be a relative path"),
+    ("swapped shards", lambda p: _swap(p / "shard-00001.npy", p / "shard-00002.npy"),
+     "shard-00001.npy: is shard 2 of 3 of store"),
+    ("symlinked shard", lambda p: _symlink_shard(p), "is a symbolic link"),
+    ("foreign shard", lambda p: _foreign_shard(p), "of store"),
     ("missing key", _meta_edit(step=KeyError), r"missing keys \['step'\]"),
     ("num_rows", _meta_edit(num_rows="13"), "num_rows must be an int"),
     ("dim", _meta_edit(dim=0), "dim must be an int >= 1 or null"),
