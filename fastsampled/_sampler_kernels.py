@@ -12,13 +12,63 @@ from ._rng import PRANGE_ONLY, bits, mix64, pair, uniform01
 
 _NEG1 = np.int64(-1)
 
+# Ranges up to this size draw uniformly from one double (relative error of a class's
+# probability <= range_max / 2**53 <= 2**-21); wider ones use all 64 bits, without bias.
+WIDE_UNIFORM = 2**32
+_LOW32 = np.uint64(0xFFFFFFFF)
+_S32 = np.uint64(32)
+_U0 = np.uint64(0)
+_RETRIES = np.uint64(64)
+_RETRY_SALT = np.uint64(0x8CB92BA72F3D8DD7)
+
+
+@njit(cache=True, inline="always")
+def _mul128(a, b):
+    """The 128-bit product of two uint64 as ``(high, low)`` words."""
+    a_lo = a & _LOW32
+    a_hi = a >> _S32
+    b_lo = b & _LOW32
+    b_hi = b >> _S32
+    t = a_lo * b_lo
+    u = a_hi * b_lo + (t >> _S32)
+    w = a_lo * b_hi + (u & _LOW32)
+    return a_hi * b_hi + (u >> _S32) + (w >> _S32), a * b
+
+
+@njit(cache=True, inline="always")
+def _uniform_wide(range_max, key, counter):
+    """Exactly uniform draw from ``[0, range_max)`` (any int64 range) for draw ``counter``.
+
+    Lemire's multiply-and-reject on 64 random bits. A rejection (probability below
+    range_max / 2**64 < 1/2) takes the next word of a side stream of ``key`` reserved for this
+    draw, so the result stays a pure function of ``(key, counter)``; after 64 rejections in a
+    row (probability < 2**-64) the last value is kept.
+    """
+    r = np.uint64(range_max)
+    hi, lo = _mul128(bits(key, counter), r)
+    if lo < r:
+        threshold = (_U0 - r) % r            # 2**64 mod range_max
+        side = mix64(key ^ _RETRY_SALT)
+        t = _U0
+        while lo < threshold and t < _RETRIES:
+            hi, lo = _mul128(bits(side, counter * _RETRIES + t), r)
+            t += np.uint64(1)
+    return np.int64(hi)
+
+
+@njit(cache=True, inline="always")
+def _uniform_one(range_max, key, counter):
+    """Draw ``counter`` of the uniform sampler's stream ``key``."""
+    if range_max > WIDE_UNIFORM:
+        return _uniform_wide(range_max, key, counter)
+    v = np.int64(uniform01(bits(key, counter)) * np.float64(range_max))
+    return min(v, range_max - 1)
+
 
 @njit(parallel=PRANGE_ONLY, cache=True)
 def uniform_draw(range_max, key, start, out):
-    rf = np.float64(range_max)
     for i in prange(out.size):
-        v = np.int64(uniform01(bits(key, start + np.uint64(i))) * rf)
-        out[i] = min(v, range_max - 1)
+        out[i] = _uniform_one(range_max, key, start + np.uint64(i))
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
@@ -163,6 +213,38 @@ def take_unique(draws, keys, out, count):
     return count, draws.size
 
 
+@njit(cache=True)
+def last_positions(values, sampled, out):
+    """``out[t]`` = the last position of ``values[t]`` in ``sampled``, or -1 if absent.
+
+    Any int64 value may occur on either side (-1 included): a slot of the open-addressing
+    table is marked empty by its position (-1), never by a key value, so no key is reserved.
+    """
+    cap = 16
+    while cap < 2 * sampled.size:
+        cap *= 2
+    mask = np.int64(cap - 1)
+    keys = np.empty(cap, np.int64)
+    pos = np.full(cap, -1, np.int64)
+    for k in range(sampled.size):
+        v = sampled[k]
+        h = np.int64(mix64(np.uint64(v)) & np.uint64(mask))
+        while pos[h] >= 0 and keys[h] != v:
+            h = (h + 1) & mask
+        keys[h] = v
+        pos[h] = k                  # later duplicates overwrite: the last occurrence wins
+    for t in range(values.size):
+        v = values[t]
+        h = np.int64(mix64(np.uint64(v)) & np.uint64(mask))
+        found = _NEG1
+        while pos[h] >= 0:
+            if keys[h] == v:
+                found = pos[h]
+                break
+            h = (h + 1) & mask
+        out[t] = found
+
+
 @njit(parallel=PRANGE_ONLY, cache=True)
 def expected_counts(p, num_tries, num_sampled, out):
     """TensorFlow's expected count, in float32.
@@ -190,8 +272,7 @@ UNIFORM, LOG_UNIFORM, ALIAS, FENWICK = 0, 1, 2, 3
 def _draw_one(kind, range_max, log_range, table, tree, top, total, key, i):
     """Draw ``i`` of stream ``key``: bit-identical to the parallel draw kernels above."""
     if kind == UNIFORM:
-        v = np.int64(uniform01(bits(key, np.uint64(i))) * np.float64(range_max))
-        return min(v, range_max - 1)
+        return _uniform_one(range_max, key, np.uint64(i))
     if kind == LOG_UNIFORM:
         u = uniform01(bits(key, np.uint64(i)))
         return (np.int64(np.floor(np.exp(u * log_range))) - 1) % range_max

@@ -86,3 +86,39 @@ def check_finite(arr, name):
         idx = np.argwhere(~np.isfinite(arr))[0]
     idx = tuple(int(i) for i in idx)
     raise ValueError(f"{name} must be finite; found {arr[idx]} at index {idx}")
+
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+
+def as_int_at_most(value, name, minimum, maximum, why=None):
+    """``value`` as a Python int in ``[minimum, maximum]`` (bools and floats rejected).
+
+    Parameters
+    ----------
+    value : int
+        The argument (Python or numpy integer).
+    name : str
+        Argument name for the error message.
+    minimum, maximum : int
+        Inclusive bounds.
+    why : str, optional
+        Reason for ``maximum``, appended to the error message.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not an integer (bools included).
+    ValueError
+        If ``value`` is outside ``[minimum, maximum]``.
+    """
+    value = as_int(value, name, minimum)
+    if value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}{' (' + why + ')' if why else ''}, "
+                         f"got {value}")
+    return value

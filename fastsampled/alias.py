@@ -92,18 +92,18 @@ class AliasTable:
         Parameters
         ----------
         n : int
-            Number of draws.
+            Number of draws (at most ``2**63 - 1``).
         seed : int, numpy.random.Generator or None
             ``None`` takes fresh OS entropy; an int makes the draws reproducible.
         stream : int
-            Independent sub-stream of ``seed`` (e.g. a step counter).
+            Independent sub-stream of ``seed`` (e.g. a step counter), in ``[0, 2**64)``.
         out : ndarray of int64, shape (n,), optional
             Buffer to fill.
         """
-        from ._validate import as_int
+        from ._validate import INT64_MAX, as_int_at_most
 
-        n = as_int(n, "n", 0)
-        stream = as_int(stream, "stream", 0)
+        n = as_int_at_most(n, "n", 0, INT64_MAX)
+        stream = as_int_at_most(stream, "stream", 0, 2**64 - 1, "streams are 64-bit counters")
         if out is None:
             out = np.empty(n, np.int64)
         elif not (isinstance(out, np.ndarray) and out.dtype == np.int64 and out.shape == (n,)

@@ -20,6 +20,7 @@ Draws are not bit-identical to TensorFlow's (which uses Philox); distributions, 
 and the unique-rejection rule are.
 """
 import collections
+import numbers
 import os
 import threading
 
@@ -27,8 +28,8 @@ import numpy as np
 
 from . import _sampler_kernels as K
 from ._rng import normalize_seed, stream_key
-from ._validate import as_bool, as_id_array, as_int, check_range
-from .alias import AliasTable
+from ._validate import INT32_MAX, INT64_MAX, as_bool, as_id_array, as_int_at_most, check_range
+from .alias import MAX_CLASSES, AliasTable
 
 __all__ = [
     "CandidateSamples", "CandidateSampler", "UniformSampler", "LogUniformSampler",
@@ -57,9 +58,14 @@ _E_I = np.empty(0, np.int64)
 _E_U = np.empty(0, np.uint64)
 
 
-def _as_true_classes(true_classes, num_true, range_max=None, name="true_classes"):
+_INT32_WHY = "TensorFlow holds it in an int32"
+
+
+def _as_true_classes(true_classes, num_true, range_max=None, name="true_classes",
+                     max_num_true=INT32_MAX):
     """(B, num_true) int64 array; 1-D of length B accepted when num_true == 1."""
-    num_true = as_int(num_true, "num_true", 1)
+    num_true = as_int_at_most(num_true, "num_true", 1, max_num_true,
+                              _INT32_WHY if max_num_true == INT32_MAX else None)
     tc = as_id_array(true_classes, name)
     if tc.ndim == 1 and num_true == 1:
         tc = tc.reshape(-1, 1)
@@ -70,6 +76,19 @@ def _as_true_classes(true_classes, num_true, range_max=None, name="true_classes"
     if range_max is not None:
         check_range(tc, 0, range_max, name, f"range_max is {range_max}")
     return tc, num_true
+
+
+def _check_call_args(true_classes, num_true, num_sampled, unique, range_max):
+    """Validated ``(true_classes (B, T) int64, num_sampled, unique)`` of a sampler call over
+    ``[0, range_max)`` (``range_max`` already checked)."""
+    tc, num_true = _as_true_classes(true_classes, num_true, range_max)
+    num_sampled = as_int_at_most(num_sampled, "num_sampled", 1, INT32_MAX, _INT32_WHY)
+    unique = as_bool(unique, "unique")
+    if unique and num_sampled > range_max:
+        raise ValueError(
+            f"num_sampled ({num_sampled}) must be <= range_max ({range_max}) when "
+            "unique=True (TensorFlow: \"Sampler's range is too small.\")")
+    return tc, num_sampled, unique
 
 
 def expected_count(p, num_tries, num_sampled):
@@ -92,8 +111,9 @@ def expected_count(p, num_tries, num_sampled):
     """
     p = np.ascontiguousarray(np.asarray(p, dtype=np.float32))
     out = np.empty(p.size, np.float32)
-    K.expected_counts(p.reshape(-1), as_int(num_tries, "num_tries", 0),
-                      as_int(num_sampled, "num_sampled", 0), out)
+    num_tries = as_int_at_most(num_tries, "num_tries", 0, INT64_MAX)
+    num_sampled = as_int_at_most(num_sampled, "num_sampled", 0, INT64_MAX)
+    K.expected_counts(p.reshape(-1), num_tries, num_sampled, out)
     return out.reshape(p.shape)
 
 
@@ -127,9 +147,11 @@ class CandidateSampler:
     Parameters
     ----------
     range_max : int
-        Candidates are drawn from ``[0, range_max)``.
+        Candidates are drawn from ``[0, range_max)``; at most ``2**63 - 1`` (less for some
+        samplers, see theirs).
     seed : int, numpy Generator or None
-        Seed of the sampler's stream (None: fresh OS entropy).
+        Seed of the sampler's stream (None: fresh OS entropy). Any int is accepted (it is
+        reduced modulo 2**64).
 
     Attributes
     ----------
@@ -139,11 +161,22 @@ class CandidateSampler:
         Draws the last call needed (``num_sampled`` unless repeats were rejected).
     """
 
+    # smallest and largest range_max this sampler supports, and why the largest
+    _MIN_RANGE_MAX = 1
+    _MAX_RANGE_MAX = INT64_MAX
+    _MAX_RANGE_MAX_WHY = "the largest int64"
+
     def __init__(self, range_max, seed=None):
-        self.range_max = as_int(range_max, "range_max", 1)
+        self.range_max = self._check_range_max(range_max)
         self.seed = normalize_seed(seed)
         self.calls = 0
         self.last_num_tries = None
+
+    @classmethod
+    def _check_range_max(cls, range_max):
+        """``range_max`` as an int within this sampler's limits (else TypeError/ValueError)."""
+        return as_int_at_most(range_max, "range_max", cls._MIN_RANGE_MAX, cls._MAX_RANGE_MAX,
+                              cls._MAX_RANGE_MAX_WHY)
 
     # subclasses: _draw(key, start, out), _prob(ids) -> float32, num_drawable
     @property
@@ -168,18 +201,21 @@ class CandidateSampler:
         return self._prob(ids.reshape(-1)).reshape(ids.shape)
 
     def _check_call(self, true_classes, num_true, num_sampled, unique):
-        tc, num_true = _as_true_classes(true_classes, num_true, self.range_max)
-        num_sampled = as_int(num_sampled, "num_sampled", 1)
-        unique = as_bool(unique, "unique")
-        if unique and num_sampled > self.range_max:
-            raise ValueError(
-                f"num_sampled ({num_sampled}) must be <= range_max ({self.range_max}) when "
-                "unique=True (TensorFlow: \"Sampler's range is too small.\")")
+        tc, num_sampled, unique = _check_call_args(true_classes, num_true, num_sampled, unique,
+                                                   self.range_max)
+        self._check_drawable(num_sampled, unique)
+        return tc, num_sampled, unique
+
+    def _check_drawable(self, num_sampled, unique):
         if unique and num_sampled > self.num_drawable:
             raise ValueError(
                 f"num_sampled ({num_sampled}) exceeds the {self.num_drawable} classes with "
                 "non-zero probability; unique sampling would never finish")
-        return tc, num_sampled, unique
+
+    def _checked_sample(self, tc, num_sampled, unique):
+        """A call whose arguments passed :func:`_check_call_args` for this range_max."""
+        self._check_drawable(num_sampled, unique)
+        return self._sample(tc, num_sampled, unique)
 
     def __call__(self, true_classes, num_true, num_sampled, unique):
         """Draw candidates for one batch and advance the stream.
@@ -236,6 +272,9 @@ class CandidateSampler:
 class UniformSampler(CandidateSampler):
     """Uniform over ``[0, range_max)``; P = float32(1 / range_max).
 
+    Ranges up to 2**32 draw from one double; wider ones (up to ``2**63 - 1``) from 64
+    random bits with rejection, so every id stays equally likely.
+
     Parameters
     ----------
     range_max : int
@@ -267,9 +306,17 @@ class LogUniformSampler(CandidateSampler):
     Parameters
     ----------
     range_max : int
+        At most ``2**53 - 1``: TensorFlow evaluates ``(v+2)/(v+1)`` in double, which rounds
+        to 1 for ``v >= 2**53 - 1``, so larger ids would be drawn with probability and
+        expected count 0 (an infinite log-q correction in the losses). TensorFlow accepts
+        such ranges silently; here they raise ``ValueError``.
     seed : int, numpy Generator or None
         As :class:`CandidateSampler`.
     """
+
+    _MAX_RANGE_MAX = 2**53 - 1
+    _MAX_RANGE_MAX_WHY = ("beyond it ln((v+2)/(v+1)) rounds to 0 in double and drawn ids "
+                          "would get expected count 0")
 
     def _fused_args(self):
         return K.LOG_UNIFORM, self.range_max, _E_U, _E_F, np.float32(1), _E_I, _E_I, 1
@@ -304,11 +351,29 @@ def _read_vocab_counts(vocab_file):
         raise
 
 
-def _unigram_weights(unigrams, distortion, num_reserved_ids, num_shards, shard):
-    """TensorFlow's weight list for this shard (float32) and its float32 sequential total."""
-    u = np.asarray(unigrams, dtype=np.float64)
-    if u.ndim != 1:
-        raise ValueError(f"unigrams must be 1-D, got shape {u.shape}")
+def _in_shard(n, num_shards, shard):
+    """How many of the ids ``0 .. n-1`` have ``id % num_shards == shard`` (0 <= shard)."""
+    return max(0, (n - shard + num_shards - 1) // num_shards)
+
+
+def _unigram_list_length(num_reserved_ids, num_unigrams, num_shards, shard):
+    """Length of TensorFlow's weight list for one shard, computed without building it.
+
+    The reserved ids ``0 .. num_reserved_ids-1`` of this shard come first (``start`` of
+    them); the t-th unigram then has word id ``start + t`` (not ``num_reserved_ids + t``: a
+    TensorFlow quirk when num_shards > 1) and is kept when that id falls in this shard.
+    """
+    start = _in_shard(num_reserved_ids, num_shards, shard)
+    return start + _in_shard(start + num_unigrams, num_shards, shard) \
+        - _in_shard(start, num_shards, shard)
+
+
+def _unigram_weights(u, distortion, num_reserved_ids, num_shards, shard):
+    """TensorFlow's weight list for this shard (float32) and its float32 sequential total.
+
+    ``u`` is the validated 1-D float64 count array; the list length was checked against
+    range_max before this allocates it.
+    """
     if not np.isfinite(u).all():
         raise ValueError(f"unigrams must be finite; found {u[~np.isfinite(u)][0]} at index "
                          f"{int(np.argmax(~np.isfinite(u)))}")
@@ -317,13 +382,16 @@ def _unigram_weights(unigrams, distortion, num_reserved_ids, num_shards, shard):
         raise ValueError(f"unigrams must be non-negative (TensorFlow silently accepts negative "
                          f"counts and returns negative probabilities); found {u[i]} at index {i}")
     u = u.astype(np.float32)
-    reserved = np.arange(num_reserved_ids, dtype=np.int64)
-    start = int(np.count_nonzero(reserved % num_shards == shard))
+    start = _in_shard(num_reserved_ids, num_shards, shard)
     word_ids = start + np.arange(u.size, dtype=np.int64)
     mine = u[word_ids % num_shards == shard]
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):
         w = np.concatenate([np.zeros(start, np.float32),
                             np.power(mine, np.float32(distortion), dtype=np.float32)])
+    if not np.isfinite(w).all():
+        i = int(np.argmax(~np.isfinite(w)))
+        raise ValueError(f"unigram weight {i} is {w[i]} in float32 (count ** distortion); "
+                         "scale the unigrams down")
     return w, K.sequential_sum_f32(w)
 
 
@@ -337,6 +405,11 @@ class FixedUnigramSampler(CandidateSampler):
     returned ids are then indices into this shard's list, as in TensorFlow). ``range_max`` must
     equal the length of the resulting list. Negative or non-finite counts raise ``ValueError``.
 
+    Every size is checked before anything is allocated: ``num_reserved_ids``,
+    ``num_shards`` and ``shard`` must fit in an int32 (TensorFlow holds them in one), and
+    ``range_max`` (at most ``2**32 - 1``, the alias table's limit) must equal the list length
+    computed from them and the number of counts.
+
     Parameters
     ----------
     range_max : int
@@ -348,6 +421,9 @@ class FixedUnigramSampler(CandidateSampler):
     seed : int, numpy Generator or None
         As :class:`CandidateSampler`.
     """
+
+    _MAX_RANGE_MAX = MAX_CLASSES
+    _MAX_RANGE_MAX_WHY = "the alias table holds 32-bit ids"
 
     def __init__(self, range_max, vocab_file="", distortion=1.0, num_reserved_ids=0,
                  num_shards=1, shard=0, unigrams=(), seed=None, _table=None):
@@ -376,34 +452,84 @@ class FixedUnigramSampler(CandidateSampler):
         return out
 
 
-def _unigram_params(range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams):
-    num_reserved_ids = as_int(num_reserved_ids, "num_reserved_ids", 0)
-    num_shards = as_int(num_shards, "num_shards", 1)
-    shard = as_int(shard, "shard", 0)
+_INT32_ATTR_WHY = "TensorFlow's fixed unigram sampler holds it in an int32"
+
+_UnigramParams = collections.namedtuple(
+    "_UnigramParams", ["distortion", "num_reserved_ids", "num_shards", "shard", "unigrams"])
+
+
+def _as_unigrams(unigrams):
+    """``unigrams`` as a 1-D float64 array (empty when not given)."""
+    if isinstance(unigrams, np.ndarray) and unigrams.dtype.kind in "iuf":
+        u = np.asarray(unigrams, dtype=np.float64)
+    else:
+        try:
+            u = np.asarray(unigrams)
+        except ValueError:
+            raise ValueError("unigrams must be a 1-D sequence of numbers") from None
+        if u.size and (u.dtype == np.bool_ or u.dtype.kind not in "iuf"):
+            raise TypeError(f"unigrams must hold numbers, got dtype {u.dtype}")
+        u = u.astype(np.float64)
+    if u.ndim != 1:
+        raise ValueError(f"unigrams must be 1-D, got shape {u.shape}")
+    return u
+
+
+def _unigram_params(vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams):
+    """Validate every argument of the fixed unigram sampler except range_max and the counts'
+    values; nothing O(range_max) is allocated. Returns :class:`_UnigramParams`, whose
+    ``unigrams`` is a 1-D float64 array, or None when vocab_file is given."""
+    num_reserved_ids = as_int_at_most(num_reserved_ids, "num_reserved_ids", 0, INT32_MAX,
+                                      _INT32_ATTR_WHY)
+    num_shards = as_int_at_most(num_shards, "num_shards", 1, INT32_MAX, _INT32_ATTR_WHY)
+    shard = as_int_at_most(shard, "shard", 0, INT32_MAX, _INT32_ATTR_WHY)
     if shard >= num_shards:
         raise ValueError(f"shard ({shard}) must be < num_shards ({num_shards})")
-    try:
-        distortion = float(distortion)
-    except (TypeError, ValueError):
-        raise TypeError(f"distortion must be a number, got {distortion!r}") from None
-    if not np.isfinite(distortion):
-        raise ValueError(f"distortion must be finite, got {distortion}")
+    if isinstance(distortion, (bool, np.bool_)) or not isinstance(distortion, numbers.Real):
+        raise TypeError(f"distortion must be a number, got {type(distortion).__name__} "
+                        f"{distortion!r}")
+    distortion = float(distortion)
+    with np.errstate(over="ignore"):
+        distortion32 = np.float32(distortion)
+    if not np.isfinite(distortion32):
+        raise ValueError(f"distortion must be finite in float32 (TensorFlow's type), got "
+                         f"{distortion}")
+    u = _as_unigrams(unigrams)
     has_file = bool(vocab_file)
-    has_list = np.asarray(unigrams).size > 0
-    if has_file == has_list:
+    if has_file == (u.size > 0):
         raise ValueError("exactly one of vocab_file and unigrams must be given")
-    return num_reserved_ids, num_shards, shard, distortion, has_file
+    return _UnigramParams(distortion, num_reserved_ids, num_shards, shard,
+                         None if has_file else u)
 
 
-def _build_unigram_table(range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams):
-    num_reserved_ids, num_shards, shard, distortion, has_file = _unigram_params(
-        range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams)
-    counts = _read_vocab_counts(os.fspath(vocab_file)) if has_file else unigrams
-    w, total = _unigram_weights(counts, distortion, num_reserved_ids, num_shards, shard)
-    if w.size != range_max:
-        raise ValueError(f"range_max is {range_max} but the unigram weights have {w.size} entries "
-                         f"({num_reserved_ids} reserved ids, shard {shard} of {num_shards}); they "
-                         "must be equal")
+def _check_unigram_length(range_max, params, num_unigrams, what):
+    """TensorFlow's rule: range_max equals this shard's list length (before it is built)."""
+    length = _unigram_list_length(params.num_reserved_ids, num_unigrams, params.num_shards,
+                                  params.shard)
+    if length != range_max:
+        raise ValueError(
+            f"range_max is {range_max} but the unigram weights have {length} entries "
+            f"({params.num_reserved_ids} reserved ids and {num_unigrams} {what}, shard "
+            f"{params.shard} of {params.num_shards}); they must be equal")
+
+
+def _build_unigram_table(range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard,
+                         unigrams):
+    """``(weights float32, total float32, AliasTable)`` of a checked range_max."""
+    params = _unigram_params(vocab_file, distortion, num_reserved_ids, num_shards, shard,
+                             unigrams)
+    if params.unigrams is None:
+        counts = _read_vocab_counts(os.fspath(vocab_file))
+        what = "lines of vocab_file"
+    else:
+        counts = params.unigrams
+        what = "unigrams"
+    _check_unigram_length(range_max, params, counts.size, what)
+    w, total = _unigram_weights(counts, params.distortion, params.num_reserved_ids,
+                                params.num_shards, params.shard)
+    if not np.isfinite(total):
+        raise ValueError(f"the unigram weights sum to {total} in float32 (TensorFlow's running "
+                         "total); scale the unigrams down")
     if not total > 0:
         raise ValueError("the unigram weights of this shard are all zero")
     return w, total, AliasTable(w)
@@ -423,10 +549,11 @@ class LearnedUnigramSampler(CandidateSampler):
         As :class:`CandidateSampler`.
     """
 
+    _MAX_RANGE_MAX = 2**31 - 2
+    _MAX_RANGE_MAX_WHY = "TensorFlow's unigram samplers need range_max < 2**31 - 1"
+
     def __init__(self, range_max, seed=None):
         super().__init__(range_max, seed)
-        if self.range_max >= 2**31 - 1:
-            raise ValueError(f"range_max must be < 2**31 - 1 for learned_unigram, got {self.range_max}")
         self.counts = np.ones(self.range_max, np.int64)
         self.tree = np.empty(self.range_max, np.int64)
         K.fenwick_build(self.counts, self.tree)
@@ -464,42 +591,53 @@ class LearnedUnigramSampler(CandidateSampler):
 class AllCandidateSampler(CandidateSampler):
     """Returns candidates ``0 .. num_sampled-1`` with every expected count 1 (for testing).
 
+    As in TensorFlow, the sampler's range is the number of candidates of a call: after a
+    call, :attr:`range_max` is that call's ``num_sampled`` (0 before the first call, when
+    :meth:`prob` accepts no id). Every class of the range is returned once per call, so its
+    single-draw probability (:meth:`prob`) is ``1 / range_max`` and its expected count 1.
+
     Parameters
     ----------
     seed : int, numpy Generator or None
         Accepted for TensorFlow's signature; nothing is random.
     """
 
+    _MIN_RANGE_MAX = 0
+
     def __init__(self, seed=None):
-        self.seed = normalize_seed(seed)
-        self.calls = 0
-        self.last_num_tries = None
+        super().__init__(0, seed)
+
+    def _prob(self, ids):
+        if ids.size == 0:
+            return np.empty(0, np.float32)
+        return np.full(ids.size, np.float32(1.0 / self.range_max), np.float32)
 
     def __call__(self, true_classes, num_true, num_sampled, unique):
-        """Draw candidates for one batch and advance the stream.
+        """Return every class of ``[0, num_sampled)`` once.
 
         Parameters
         ----------
         true_classes : array_like of int, shape (batch, num_true)
-            The batch's target classes (int32/int64, each in ``[0, range_max)``); they only
-            feed ``true_expected_count`` (and a learned sampler's counts).
+            The batch's target classes (non-negative int32/int64); they only set the shape
+            of ``true_expected_count``.
         num_true : int
             Columns of ``true_classes``.
         num_sampled : int
-            Candidates to return.
+            Candidates to return (the range of this call).
         unique : bool
-            Reject repeats (in draw order) until ``num_sampled`` distinct candidates.
+            Accepted for TensorFlow's signature (the candidates are always distinct).
 
         Returns
         -------
         CandidateSamples
-            ``(sampled_candidates int64 (num_sampled,), true_expected_count float32 (batch,
-            num_true), sampled_expected_count float32 (num_sampled,))``.
+            ``(arange(num_sampled) int64, ones float32 (batch, num_true), ones float32
+            (num_sampled,))``.
         """
         tc, _ = _as_true_classes(true_classes, num_true)
-        num_sampled = as_int(num_sampled, "num_sampled", 1)
+        num_sampled = as_int_at_most(num_sampled, "num_sampled", 1, INT32_MAX, _INT32_WHY)
         as_bool(unique, "unique")
         check_range(tc, 0, np.iinfo(np.int64).max, "true_classes")
+        self.range_max = num_sampled
         self.calls += 1
         self.last_num_tries = num_sampled
         return CandidateSamples(np.arange(num_sampled, dtype=np.int64),
@@ -527,9 +665,12 @@ def uniform_candidate_sampler(true_classes, num_true, num_sampled, unique, range
     unique : bool
         Whether candidates must be distinct (rejection in draw order).
     range_max : int
-        Number of classes.
+        Number of classes (at most ``2**63 - 1``).
     seed : int or None
         An int makes the call reproducible; None uses fresh entropy.
+
+    Every argument is checked before anything is allocated: ``num_true`` and
+    ``num_sampled`` must fit in an int32 (as in TensorFlow), ``range_max`` in an int64.
 
     Returns
     -------
@@ -544,7 +685,8 @@ def uniform_candidate_sampler(true_classes, num_true, num_sampled, unique, range
     >>> s.shape, tec.tolist(), sec.dtype      # no rejection: expected count p * S = 0.1 * 4
     ((4,), [[0.4000000059604645], [0.4000000059604645]], dtype('float32'))
     """
-    return UniformSampler(range_max, seed)(true_classes, num_true, num_sampled, unique)
+    return _sample_once(UniformSampler, true_classes, num_true, num_sampled, unique, range_max,
+                        seed)
 
 
 def log_uniform_candidate_sampler(true_classes, num_true, num_sampled, unique, range_max, seed=None):
@@ -555,8 +697,10 @@ def log_uniform_candidate_sampler(true_classes, num_true, num_sampled, unique, r
 
     Parameters
     ----------
-    true_classes, num_true, num_sampled, unique, range_max, seed
+    true_classes, num_true, num_sampled, unique, seed
         As :func:`uniform_candidate_sampler`.
+    range_max : int
+        Number of classes, at most ``2**53 - 1`` (see :class:`LogUniformSampler`).
 
     Returns
     -------
@@ -570,7 +714,16 @@ def log_uniform_candidate_sampler(true_classes, num_true, num_sampled, unique, r
     >>> len(set(s.tolist())), tec.shape
     (8, (1, 2))
     """
-    return LogUniformSampler(range_max, seed)(true_classes, num_true, num_sampled, unique)
+    return _sample_once(LogUniformSampler, true_classes, num_true, num_sampled, unique,
+                        range_max, seed)
+
+
+def _sample_once(cls, true_classes, num_true, num_sampled, unique, range_max, seed):
+    """One call of a fresh ``cls(range_max, seed)``, every argument checked first."""
+    range_max = cls._check_range_max(range_max)
+    seed = normalize_seed(seed)
+    args = _check_call_args(true_classes, num_true, num_sampled, unique, range_max)
+    return cls(range_max, seed)._checked_sample(*args)
 
 
 _UNIGRAM_CACHE = collections.OrderedDict()
@@ -578,19 +731,20 @@ _UNIGRAM_CACHE_SIZE = 4
 _UNIGRAM_LOCK = threading.Lock()
 
 
-def _unigram_cache_key(range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams):
+def _unigram_cache_key(range_max, vocab_file, params):
     from ._hash import fingerprint
 
-    params = (int(range_max), float(distortion), int(num_reserved_ids), int(num_shards), int(shard))
-    if vocab_file:
+    key = (range_max, params.distortion, params.num_reserved_ids, params.num_shards,
+           params.shard)
+    if params.unigrams is None:
         path = os.path.realpath(os.fspath(vocab_file))
         try:
             st = os.stat(path)
         except OSError as e:
             raise ValueError(f"vocab_file {vocab_file!r} cannot be read: {e}") from None
-        return ("file", path, st.st_mtime_ns, st.st_size) + params
-    u = np.ascontiguousarray(np.asarray(unigrams, dtype=np.float64))
-    return ("list", u.size, fingerprint(u.view(np.uint8))) + params
+        return ("file", path, st.st_mtime_ns, st.st_size) + key
+    u = np.ascontiguousarray(params.unigrams)
+    return ("list", u.size, fingerprint(u.view(np.uint8))) + key
 
 
 def fixed_unigram_candidate_sampler(true_classes, num_true, num_sampled, unique, range_max,
@@ -632,21 +786,28 @@ def fixed_unigram_candidate_sampler(true_classes, num_true, num_sampled, unique,
     >>> sorted(s.tolist()) in ([1, 2], [1, 3], [2, 3])
     True
     """
-    key = _unigram_cache_key(range_max, vocab_file, distortion, num_reserved_ids, num_shards,
-                             shard, unigrams)
+    range_max = FixedUnigramSampler._check_range_max(range_max)
+    params = _unigram_params(vocab_file, distortion, num_reserved_ids, num_shards, shard,
+                             unigrams)
+    if params.unigrams is not None:
+        _check_unigram_length(range_max, params, params.unigrams.size, "unigrams")
+    seed = normalize_seed(seed)
+    args = _check_call_args(true_classes, num_true, num_sampled, unique, range_max)
+    key = _unigram_cache_key(range_max, vocab_file, params)
     with _UNIGRAM_LOCK:
         table = _UNIGRAM_CACHE.get(key)
         if table is not None:
             _UNIGRAM_CACHE.move_to_end(key)
     if table is None:
-        table = _build_unigram_table(as_int(range_max, "range_max", 1), vocab_file, distortion,
-                                     num_reserved_ids, num_shards, shard, unigrams)
+        table = _build_unigram_table(range_max, vocab_file, params.distortion,
+                                     params.num_reserved_ids, params.num_shards, params.shard,
+                                     () if params.unigrams is None else params.unigrams)
         with _UNIGRAM_LOCK:
             _UNIGRAM_CACHE[key] = table
             while len(_UNIGRAM_CACHE) > _UNIGRAM_CACHE_SIZE:
                 _UNIGRAM_CACHE.popitem(last=False)
     sampler = FixedUnigramSampler(range_max, seed=seed, _table=table)
-    return sampler(true_classes, num_true, num_sampled, unique)
+    return sampler._checked_sample(*args)
 
 
 _LEARNED = {}
@@ -666,13 +827,15 @@ def learned_unigram_candidate_sampler(true_classes, num_true, num_sampled, uniqu
     CandidateSamples
         As :func:`uniform_candidate_sampler`.
     """
-    range_max = as_int(range_max, "range_max", 1)
-    key = (range_max, None if seed is None else int(normalize_seed(seed)))
+    range_max = LearnedUnigramSampler._check_range_max(range_max)
+    seed = None if seed is None else int(normalize_seed(seed))
+    args = _check_call_args(true_classes, num_true, num_sampled, unique, range_max)
+    key = (range_max, seed)
     with _LEARNED_LOCK:
         sampler = _LEARNED.get(key)
         if sampler is None:
             sampler = _LEARNED[key] = LearnedUnigramSampler(range_max, seed)
-    return sampler(true_classes, num_true, num_sampled, unique)
+    return sampler._checked_sample(*args)
 
 
 def all_candidate_sampler(true_classes, num_true, num_sampled, unique, seed=None):
@@ -696,6 +859,17 @@ def compute_accidental_hits(true_classes, sampled_candidates, num_true):
     For every ``(i, j)`` in row-major order whose label ``true_classes[i, j]`` occurs in
     ``sampled_candidates``, emit ``(i, k, -FLT_MAX)`` where ``k`` is the **last** position of
     that value in ``sampled_candidates`` (earlier duplicates are not reported, as in TF).
+    Values are only compared, never range-checked, as in TensorFlow: any int64 matches,
+    negative ones included.
+
+    Parameters
+    ----------
+    true_classes : array_like of int, shape (batch, num_true)
+        Labels (int32/int64; 1-D accepted when num_true == 1).
+    sampled_candidates : array_like of int, shape (num_sampled,)
+        Candidates, e.g. a sampler's first output.
+    num_true : int
+        Columns of ``true_classes``.
 
     Returns
     -------
@@ -713,13 +887,12 @@ def compute_accidental_hits(true_classes, sampled_candidates, num_true):
     >>> idx.tolist(), ids.tolist()
     ([0, 1], [1, 2])
     """
-    from ._loss_kernels import accidental_hit_columns
-
-    tc, _ = _as_true_classes(true_classes, num_true)
+    tc, num_true = _as_true_classes(true_classes, num_true, max_num_true=INT64_MAX)
     s = as_id_array(sampled_candidates, "sampled_candidates")
     if s.ndim != 1:
         raise ValueError(f"sampled_candidates must be 1-D, got shape {s.shape}")
-    cols = accidental_hit_columns(tc, s)
-    rows, _ = np.nonzero(cols >= 0)
-    ids = cols[cols >= 0]
-    return rows.astype(np.int32), ids.astype(np.int64), np.full(ids.size, -FLT_MAX, np.float32)
+    cols = np.empty(tc.size, np.int64)
+    K.last_positions(tc.reshape(-1), s, cols)
+    hits = np.flatnonzero(cols >= 0)
+    rows = (hits // num_true).astype(np.int32)
+    return rows, cols[hits], np.full(hits.size, -FLT_MAX, np.float32)
