@@ -9,6 +9,8 @@ batched into matrix products (thousands of questions per BLAS call) instead of o
 30 000 words take seconds, not minutes.
 """
 import bz2
+import contextlib
+import errno
 import gzip
 import io
 import json
@@ -16,11 +18,16 @@ import logging
 import lzma
 import numbers
 import os
+import stat
+import struct
 import zipfile
+import zlib
 
 import numpy as np
 
+from ._files import atomic_output
 from ._validate import as_bool, as_float_array, as_int
+from .sharding import StoreError
 
 __all__ = ["KeyedVectors"]
 
@@ -37,17 +44,220 @@ _MAX_BLOCK = 1000
 _ANALOGY_TOPN = 5
 
 
+def _compression(path):
+    """``"gz"``, ``"bz2"``, ``"xz"`` or ``None``, from the (case-insensitive) suffix."""
+    lower = os.fspath(path).lower()
+    for suffix in ("gz", "bz2", "xz"):
+        if lower.endswith("." + suffix):
+            return suffix
+    return None
+
+
 def _open(path, mode):
     """Open ``path`` in binary ``mode``; ``.gz``, ``.bz2`` and ``.xz`` are (de)compressed."""
     path = os.fspath(path)
-    lower = path.lower()
-    if lower.endswith(".gz"):
+    kind = _compression(path)
+    if kind == "gz":
         return gzip.open(path, mode)
-    if lower.endswith(".bz2"):
+    if kind == "bz2":
         return bz2.open(path, mode)
-    if lower.endswith(".xz"):
+    if kind == "xz":
         return lzma.open(path, mode)
     return open(path, mode)
+
+
+@contextlib.contextmanager
+def _replacing(path, compress=False):
+    """Binary file object whose content replaces ``path`` once the ``with`` block succeeds.
+
+    Writes go to a temporary file beside ``path`` that is renamed over it at the end
+    (:func:`fastsampled._files.atomic_output`), so a full disk or an exception midway leaves
+    the previous file as it was and no temporary file behind. With ``compress``, a ``.gz``,
+    ``.bz2`` or ``.xz`` suffix compresses the content as :func:`_open` would.
+
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError
+        Naming ``path`` when its directory does not exist or ``path`` is a directory.
+    """
+    path = os.fspath(path)
+    parent = os.path.dirname(path) or "."
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(errno.ENOENT, f"No such directory {parent!r}", path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
+    kind = _compression(path) if compress else None
+    with atomic_output(path, "wb") as raw:
+        if kind is None:
+            yield raw
+            return
+        if kind == "gz":
+            # the name gzip.open would record (not the temporary file's)
+            name = os.path.basename(path)
+            f = gzip.GzipFile(filename=name, mode="wb", fileobj=raw)
+        elif kind == "bz2":
+            f = bz2.BZ2File(raw, "wb")
+        else:
+            f = lzma.LZMAFile(raw, "wb")
+        try:
+            yield f
+        except BaseException:
+            with contextlib.suppress(Exception):  # the temporary file is dropped anyway
+                f.close()
+            raise
+        f.close()  # writes the compressor's trailer before the rename
+
+
+# ---------------------------------------------------------------------- checked .npz reading
+
+# A member may inflate to at most this many times its compressed size, or to
+# _NPZ_SMALL_MEMBER bytes whatever the ratio. The writers store their members uncompressed;
+# float arrays compressed with np.savez_compressed stay far below the ratio, while a damaged
+# or hostile file declaring gigabytes of zeros in a few megabytes is refused before inflating.
+_NPZ_MAX_RATIO = 16
+_NPZ_SMALL_MEMBER = 1 << 20
+_NPZ_READ_CHUNK = 1 << 24
+# What the zip and .npy parsers raise on damaged input (converted to StoreError).
+_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError,
+            IndexError, struct.error, NotImplementedError, RuntimeError, OverflowError)
+
+
+class _NpzReader:
+    """Pickle-free reading of an ``.npz`` file that checks each array before reading it.
+
+    ``np.load`` trusts a member's ``.npy`` header: whatever shape it announces is allocated
+    and filled, however small the file. Here the header (dtype, shape, order) is read first
+    and compared with what the caller expects and with the member's declared size, and the
+    member's declared size with its compressed size, so that a damaged or foreign file is
+    refused with a :class:`~fastsampled.StoreError` naming the file and the array before
+    any large allocation or decompression.
+
+    Parameters
+    ----------
+    path : str
+    writer : str
+        What writes such files (``"KeyedVectors.save"``), for the messages.
+    """
+
+    def __init__(self, path, writer):
+        self.path = path
+        self.writer = writer
+        self._file = open(path, "rb")   # FileNotFoundError and the like as they are
+        try:
+            self.size = os.fstat(self._file.fileno()).st_size
+            self._zip = zipfile.ZipFile(self._file)
+            self._infos = {info.filename: info for info in self._zip.infolist()}
+        except _DAMAGED as exc:
+            self._file.close()
+            raise StoreError(f"{path}: not a file written by {writer} ({exc})") from None
+        except BaseException:
+            self._file.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._zip.close()
+        self._file.close()
+
+    def __contains__(self, name):
+        return name + ".npy" in self._infos
+
+    def _fail(self, name, message):
+        return StoreError(f"{self.path}: array {name!r} {message}")
+
+    def read(self, name, dtype, shape, why=""):
+        """The array ``name``, which must have ``dtype`` (either byte order) and ``shape``.
+
+        Parameters
+        ----------
+        name : str
+            Member name without ``.npy``.
+        dtype : numpy dtype
+            The dtype the writer uses; returned in native byte order.
+        shape : tuple of (int or None)
+            The expected shape; ``None`` accepts any length >= 1 on that axis.
+        why : str, optional
+            Where the expected shape comes from, for the message.
+
+        Returns
+        -------
+        ndarray
+            C-contiguous, writable, of ``dtype`` and ``shape``.
+
+        Raises
+        ------
+        StoreError
+            A missing member, a member that would inflate far beyond its compressed size, an
+            unreadable or unexpected ``.npy`` header (dtype, shape, Fortran order), a
+            declared size that differs from what the header announces, or damaged data.
+        """
+        info = self._infos.get(name + ".npy")
+        if info is None:
+            raise StoreError(f"{self.path}: not a file written by {self.writer}: it has no "
+                             f"{name!r} array")
+        limit = max(_NPZ_SMALL_MEMBER, _NPZ_MAX_RATIO * info.compress_size)
+        if info.compress_size > self.size or info.file_size > limit:
+            raise self._fail(name, f"declares {info.file_size} bytes stored in "
+                                   f"{info.compress_size} (the file has {self.size}): refusing "
+                                   "to inflate it")
+        expected = np.dtype(dtype)
+        try:
+            with self._zip.open(info) as fp:
+                version = np.lib.format.read_magic(fp)
+                if version == (1, 0):
+                    got_shape, fortran, got = np.lib.format.read_array_header_1_0(fp)
+                elif version == (2, 0):
+                    got_shape, fortran, got = np.lib.format.read_array_header_2_0(fp)
+                else:
+                    raise self._fail(name, f"has .npy format version {version}; "
+                                           f"{self.writer} writes 1.0")
+                header_len = fp.tell()
+                self._check_header(name, got, got_shape, fortran, expected, shape, why)
+                nbytes = int(np.prod(got_shape, dtype=object)) * got.itemsize
+                if info.file_size - header_len != nbytes:
+                    raise self._fail(name, f"holds {info.file_size - header_len} bytes of data "
+                                           f"but its header announces shape {got_shape} "
+                                           f"({nbytes} bytes): the file is damaged")
+                arr = np.empty(got_shape, got)
+                if nbytes:
+                    view = memoryview(arr.reshape(-1)).cast("B")
+                    done = 0
+                    while done < nbytes:
+                        step = fp.readinto(view[done:done + _NPZ_READ_CHUNK])
+                        if not step:
+                            raise self._fail(name, f"ends after {done} of its {nbytes} bytes")
+                        done += step
+                if fp.read(1):   # (reading to the end also checks the CRC)
+                    raise self._fail(name, "holds more data than its header announces")
+        except StoreError:
+            raise
+        except _DAMAGED as exc:
+            raise self._fail(name, f"is damaged ({type(exc).__name__}: {exc})") from None
+        return arr if got.isnative else arr.astype(expected)
+
+    def _check_header(self, name, got, got_shape, fortran, expected, shape, why):
+        if got.hasobject or got.newbyteorder("=") != expected:
+            raise self._fail(name, f"has dtype {got}; {self.writer} writes {expected}")
+        if fortran and len(got_shape) > 1:
+            raise self._fail(name, f"is stored in Fortran (column-major) order; "
+                                   f"{self.writer} writes C order")
+        if len(got_shape) != len(shape) or any(
+                (want is None and size < 1) or (want is not None and size != want)
+                for size, want in zip(got_shape, shape)):
+            wanted = "(" + ", ".join("any" if w is None else str(w) for w in shape) + \
+                ("," if len(shape) == 1 else "") + ")"
+            raise self._fail(name, f"has shape {got_shape}; expected {wanted}"
+                                   + (f" ({why})" if why else ""))
+
+    def read_json(self, name):
+        """The JSON value stored as the uint8 array ``name`` (StoreError if it is not)."""
+        blob = self.read(name, np.uint8, (None,))
+        try:
+            return json.loads(blob.tobytes().decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise self._fail(name, f"is not UTF-8 JSON ({exc})") from None
 
 
 def _check_keys(index_to_key, n):
@@ -69,6 +279,36 @@ def _check_keys(index_to_key, n):
                              f"(indices {key_to_index[key]} and {i})")
         key_to_index[key] = i
     return keys, key_to_index
+
+
+def _check_kv_meta(meta, path):
+    """``(index_to_key, vector_size or None)`` from the JSON header of a :meth:`save` file."""
+    if not isinstance(meta, dict):
+        raise StoreError(f"{path}: array 'meta_json' must hold a JSON object, got "
+                         f"{type(meta).__name__}")
+    if meta.get("format") != _FORMAT:
+        raise StoreError(f"{path}: not a file written by KeyedVectors.save (its 'format' is "
+                         f"{meta.get('format')!r})")
+    version = meta.get("version")
+    if type(version) is not int or version < 1:
+        raise StoreError(f"{path}: field 'version' must be an integer >= 1, got {version!r}")
+    if version > _FORMAT_VERSION:
+        raise StoreError(f"{path}: written by a newer fastsampled (format 'version' "
+                         f"{version}; this one reads up to {_FORMAT_VERSION})")
+    if "index_to_key" not in meta:
+        raise StoreError(f"{path}: field 'index_to_key' is missing")
+    keys = meta["index_to_key"]
+    if not isinstance(keys, list):
+        raise StoreError(f"{path}: field 'index_to_key' must be a list of str, got "
+                         f"{type(keys).__name__}")
+    for i, key in enumerate(keys):
+        if type(key) is not str:
+            raise StoreError(f"{path}: field 'index_to_key' must hold str keys; index {i} is "
+                             f"{type(key).__name__} {key!r}")
+    dim = meta.get("vector_size")   # absent in files written before it was recorded
+    if dim is not None and (type(dim) is not int or dim < 1):
+        raise StoreError(f"{path}: field 'vector_size' must be an integer >= 1, got {dim!r}")
+    return keys, dim
 
 
 def _as_optional_restrict(value, name):
@@ -453,7 +693,9 @@ class KeyedVectors:
         The bytes are those gensim 4.4 writes: a ``"N dim\\n"`` header, then per key either
         ``key v1 v2 ...\\n`` with each float32 in its shortest round-trip decimal form (text)
         or ``key `` followed by dim little-endian float32 (binary, no newline).
-        Paths ending in ``.gz``, ``.bz2`` or ``.xz`` are compressed.
+        Paths ending in ``.gz``, ``.bz2`` or ``.xz`` are compressed. The file is written
+        under a temporary name and renamed over ``path`` when complete, so an existing file is
+        either replaced whole or, if writing fails (a full disk), left as it was.
 
         Parameters
         ----------
@@ -476,7 +718,7 @@ class KeyedVectors:
                                  "(empty, or contains a space or newline)")
         n, dim = self._vectors.shape
         block = 8192
-        with _open(path, "wb") as fout:
+        with _replacing(path, compress=True) as fout:
             if write_header:
                 fout.write(f"{n} {dim}\n".encode("utf8"))
             for start in range(0, n, block):
@@ -523,7 +765,11 @@ class KeyedVectors:
         ------
         ValueError
             If the file is not in the format (the message gives the path and the line or
-            record), ends before the header's count, or a key does not decode.
+            record), ends before the header's count, holds an empty key or (binary) a key
+            with a newline, which the format cannot store, or a key does not decode. The
+            header's size is checked against the file's before anything is allocated: an
+            uncompressed file too small for the vectors the header declares is refused at
+            once; a compressed one is read with arrays that grow as vectors arrive.
         """
         binary = as_bool(binary, "binary")
         no_header = as_bool(no_header, "no_header")
@@ -538,9 +784,11 @@ class KeyedVectors:
                 fin.seek(0)
                 header_len = 0
             else:
-                header = fin.readline()
+                header = fin.readline(_MAX_HEADER)
                 header_len = len(header)
                 try:
+                    if header_len == _MAX_HEADER and not header.endswith(b"\n"):
+                        raise ValueError
                     n, dim = (int(x) for x in header.decode(encoding).split())
                     if n < 0 or dim < 1:
                         raise ValueError
@@ -548,10 +796,16 @@ class KeyedVectors:
                     raise ValueError(
                         f"{path_str}: line 1: expected a word2vec header 'count dim', got "
                         f"{header[:80]!r} (a file without one: no_header=True)") from None
+            declared = n
             if limit is not None:
                 n = min(n, limit)
+            size = _plain_file_size(fin)
+            if size is not None:
+                _check_declared_size(path_str, declared, n, dim, size, header_len, binary,
+                                     no_header)
             reader = _read_binary if binary else _read_text
-            vectors, keys = reader(fin, path_str, n, dim, encoding, unicode_errors, header_len)
+            vectors, keys = reader(fin, path_str, n, dim, encoding, unicode_errors, header_len,
+                                   size is not None)
         return cls(vectors, keys)
 
     # ------------------------------------------------------------------ npz persistence
@@ -559,25 +813,34 @@ class KeyedVectors:
     def save(self, path):
         """Save to one ``.npz`` file (arrays plus a JSON member for the keys; no pickle).
 
-        ``path`` is used as given (no ``.npz`` suffix is added).
+        ``path`` is used as given (no ``.npz`` suffix is added). The file is written under a
+        temporary name and renamed over ``path`` when complete, so an existing file is
+        either replaced whole or, if writing fails (a full disk), left as it was.
 
         Parameters
         ----------
         path : str or os.PathLike
             The file to write (replaced if it exists).
         """
-        meta = {"format": _FORMAT, "version": _FORMAT_VERSION, "index_to_key": self.index_to_key}
+        meta = {"format": _FORMAT, "version": _FORMAT_VERSION, "vector_size": self.vector_size,
+                "index_to_key": self.index_to_key}
         arrays = {"vectors": self._vectors,
                   "meta_json": np.frombuffer(json.dumps(meta, ensure_ascii=False).encode("utf8"),
                                              dtype=np.uint8)}
         if self.counts is not None:
             arrays["counts"] = self.counts
-        with open(os.fspath(path), "wb") as fout:
+        with _replacing(path) as fout:
             np.savez(fout, **arrays)
 
     @classmethod
     def load(cls, path):
         """Load what :meth:`save` wrote.
+
+        Every field is checked before it is used: the JSON header (an object with the
+        ``format``, ``version`` and ``index_to_key`` fields of the right types), then each
+        array's ``.npy`` header against it (``vectors`` float32 of shape (N, vector_size)
+        with N the number of keys, ``counts`` int64 of shape (N,), both in C order) and
+        against the array's size in the file, before the array is read or decompressed.
 
         Parameters
         ----------
@@ -590,26 +853,25 @@ class KeyedVectors:
 
         Raises
         ------
-        ValueError
-            If ``path`` is not such a file.
+        fastsampled.StoreError
+            (a ``ValueError``) If ``path`` is not such a file or is damaged; the message
+            names the file and the field or array at fault.
+        FileNotFoundError
+            If ``path`` does not exist.
         """
         path_str = os.fspath(path)
+        with _NpzReader(path_str, "KeyedVectors.save") as npz:
+            keys, dim = _check_kv_meta(npz.read_json("meta_json"), path_str)
+            n = len(keys)
+            vectors = npz.read("vectors", np.float32, (n, dim),
+                               f"{n} keys in index_to_key" + (f", vector_size {dim}" if dim
+                                                               else ""))
+            counts = (npz.read("counts", np.int64, (n,), f"{n} keys in index_to_key")
+                      if "counts" in npz else None)
         try:
-            with np.load(path_str, allow_pickle=False) as data:
-                meta = json.loads(data["meta_json"].tobytes().decode("utf8"))
-                vectors = data["vectors"]
-                counts = data["counts"] if "counts" in data.files else None
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
-            raise ValueError(f"{path_str}: not a file written by KeyedVectors.save "
-                             f"({exc})") from None
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"{path_str}: not a file written by KeyedVectors.save")
-        if meta.get("version", 0) > _FORMAT_VERSION:
-            raise ValueError(f"{path_str}: written by a newer fastsampled (format version "
-                             f"{meta.get('version')})")
-        return cls(vectors, meta["index_to_key"], counts)
+            return cls(vectors, keys, counts)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"{path_str}: {exc}") from None
 
     # ------------------------------------------------------------------ evaluation
 
@@ -902,19 +1164,69 @@ def _decode_key(raw, path, where, encoding, unicode_errors):
                          f"({exc.reason}; unicode_errors='ignore' or 'replace' may help)") from None
 
 
-class _Collector:
-    """Rows of a word2vec file; a repeated key keeps its first vector, as in gensim."""
+# The header line "count dim\n" is short; a first line longer than this is not one.
+_MAX_HEADER = 1024
+# A header that the file is too small for is refused outright when its array would take more
+# than this; a smaller one is read until the file ends, to name the line where it does.
+_EAGER_BYTES = 1 << 24
 
-    def __init__(self, n, dim):
-        self.vectors = np.empty((n, dim), np.float32)
+
+def _plain_file_size(fin):
+    """Size in bytes of ``fin`` if it is an uncompressed regular file, else None."""
+    if not isinstance(fin, io.BufferedReader):
+        return None
+    st = os.fstat(fin.fileno())
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _check_declared_size(path, declared, n, dim, size, header_len, binary, no_header):
+    """Refuse a header (or, without one, a first line) announcing more than the file holds,
+    before its ``(n, dim)`` array is allocated.
+
+    A binary record takes at least ``4 * dim + 2`` bytes (a one-byte key, a space, the
+    float32 values); a text line at least ``2 * dim + 1`` (a key and ``dim`` values, each
+    after a space, and the newline that ends every line but maybe the last). When the array
+    would be small anyway, the file is read instead, and the reader's error names the line or
+    record where it ends.
+    """
+    need = n * (4 * dim + 2 if binary else 2 * dim + 1)
+    if need <= size - header_len or 4 * n * dim <= _EAGER_BYTES:
+        return
+    if no_header:
+        raise ValueError(f"{path}: line 1 holds {dim} values, so the file's {n} lines need at "
+                         f"least {need} bytes, but the file has only {size} bytes")
+    raise ValueError(f"{path}: the header declares {declared} x {dim} but the file has only "
+                     f"{size} bytes (the first {n} vectors need at least {header_len + need})")
+
+
+class _Collector:
+    """Rows of a word2vec file; a repeated key keeps its first vector, as in gensim.
+
+    With ``preallocate`` (an uncompressed file whose size was checked against the header)
+    the ``(n, dim)`` array is allocated at once; otherwise it grows as rows arrive, so that a
+    damaged header in a compressed file costs no more memory than the rows really read.
+    """
+
+    def __init__(self, n, dim, preallocate=True):
+        self.n = n
+        self.vectors = np.empty((n if preallocate else 0, dim), np.float32)
         self.keys = []
         self.seen = set()
+
+    def _grow(self):
+        cap, dim = self.vectors.shape
+        new_cap = min(self.n, max(2 * cap, (1 << 20) // (4 * dim), 1))
+        grown = np.empty((new_cap, dim), np.float32)
+        grown[:cap] = self.vectors
+        self.vectors = grown
 
     def add(self, key, vector):
         if key in self.seen:
             logger.warning("duplicate word %r in word2vec file, ignoring all but first", key)
             return
         self.seen.add(key)
+        if len(self.keys) == len(self.vectors):
+            self._grow()
         self.vectors[len(self.keys)] = vector
         self.keys.append(key)
 
@@ -938,6 +1250,8 @@ def _parse_text_line(line, path, line_no, dim, encoding, unicode_errors):
         bad = next(v for v in values if not _is_float(v))
         raise ValueError(f"{path}: line {line_no}: {bad[:40]!r} is not a number") from None
     key = _decode_key(key_raw, path, f"line {line_no}", encoding, unicode_errors)
+    if not key:
+        raise ValueError(f"{path}: line {line_no}: empty key (the line starts with a space)")
     return key, vector
 
 
@@ -949,14 +1263,14 @@ def _is_float(token):
         return False
 
 
-def _read_text(fin, path, n, dim, encoding, unicode_errors, header_len):
-    rows = _Collector(n, dim)
+def _read_text(fin, path, n, dim, encoding, unicode_errors, header_len, preallocate=True):
+    rows = _Collector(n, dim, preallocate)
     first_line = 1 if header_len == 0 else 2
     for i in range(n):
         line = fin.readline()
         if not line:
             raise ValueError(f"{path}: line {first_line + i}: file ends after {i} vectors, "
-                             f"the header announces {n}")
+                             f"the header announces {n} vectors of dimension {dim}")
         rows.add(*_parse_text_line(line, path, first_line + i, dim, encoding, unicode_errors))
     return rows.result()
 
@@ -978,8 +1292,9 @@ def _detect_text_sizes(fin, path, limit):
     return n, dim
 
 
-def _read_binary(fin, path, n, dim, encoding, unicode_errors, header_len, chunk_size=1 << 20):
-    rows = _Collector(n, dim)
+def _read_binary(fin, path, n, dim, encoding, unicode_errors, header_len, preallocate=True,
+                 chunk_size=1 << 20):
+    rows = _Collector(n, dim, preallocate)
     record = 4 * dim
     buf = b""
     pos = 0            # start of the next record in buf
@@ -991,16 +1306,24 @@ def _read_binary(fin, path, n, dim, encoding, unicode_errors, header_len, chunk_
         if space < 0 or len(buf) - (space + 1) < record:
             if eof:
                 raise ValueError(f"{path}: record {i + 1} (byte {consumed + pos}): file ends after "
-                                 f"{i} vectors, the header announces {n}")
+                                 f"{i} vectors, the header announces {n} vectors of dimension "
+                                 f"{dim}")
+            held = len(buf) - pos
             consumed += pos
-            more = fin.read(max(chunk_size, 2 * record))
+            # At most twice what is held: a record of a damaged header's dimension is never
+            # asked for at once, yet a long record takes few reads.
+            more = fin.read(max(chunk_size, min(2 * record, 2 * held)))
             eof = not more
             buf = buf[pos:] + more
             pos = 0
             continue
         # some writers put a newline after each vector (word2vec.c); gensim strips it from keys
-        key = _decode_key(buf[pos:space], path, f"record {i + 1} (byte {consumed + pos})",
-                          encoding, unicode_errors).lstrip("\n")
+        where = f"record {i + 1} (byte {consumed + pos})"
+        key = _decode_key(buf[pos:space], path, where, encoding, unicode_errors).lstrip("\n")
+        if not key or "\n" in key:
+            raise ValueError(f"{path}: {where}: " + (f"key {key[:80]!r} contains a newline"
+                                                     if key else "empty key")
+                             + " (the word2vec format cannot store it)")
         rows.add(key, np.frombuffer(buf, dtype="<f4", count=dim, offset=space + 1))
         pos = space + 1 + record
         i += 1

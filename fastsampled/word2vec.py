@@ -71,11 +71,25 @@ import numpy as np
 
 from ._rng import normalize_seed
 from ._validate import as_int
+from .keyedvectors import _NpzReader, _replacing
+from .sharding import StoreError
 
 MAX_WORDS_IN_BATCH = 10000
 _LOSSES = {"negative_sampling": 0, "sampled_softmax": 1, "nce": 2}
 _CHUNK_BYTES = 1 << 20
 _FORMAT = "fastsampled.word2vec/1"
+# Upper limits of the sizes the training kernel allocates its per-block buffers from
+# (2 * window context rows by 1 + negative candidates): far above any useful value, low enough
+# that no product overflows.
+_MAX_CANDIDATES = 1 << 16
+_MAX_BATCH_WORDS = 1 << 31
+# Saved hyper-parameters and the JSON type each must have in a file (see Word2Vec.load).
+_PARAM_KINDS = {"vector_size": "int", "window": "int", "min_count": "int",
+                "max_final_vocab": "int or null", "sample": "number", "sg": "int",
+                "negative": "int", "ns_exponent": "number", "loss": "str", "num_sampled": "int",
+                "epochs": "int", "alpha": "number", "min_alpha": "number", "workers": "int",
+                "cbow_mean": "int", "progress": "bool", "batch_words": "int",
+                "corpus_in_memory": "bool", "lr_schedule": "str"}
 
 
 # --------------------------------------------------------------------------- corpus
@@ -288,6 +302,7 @@ class _EncodedCorpus:
         self.in_memory = bool(in_memory)
         self.words = self.units = None
         self.total_words = 0
+        self.max_id = -1   # the largest vocabulary id in the stream (set by _apply_vocab)
         self._stream = np.empty(self.size, np.uint16) if self.in_memory else None
         self._file = None if self.in_memory else tempfile.TemporaryFile(buffering=0)
         self._pos = 0
@@ -353,6 +368,7 @@ def _apply_vocab(counts, parts, remap, in_memory):
             corpus.wrote(end - pos)
             words.append(swords[:nsent].copy())
             units.append(sunits[:nsent].copy())
+        corpus.max_id = int(remap.max()) if remap.size else -1
         return corpus.finish(words, units)
     except BaseException:
         corpus.close()
@@ -473,6 +489,93 @@ def block_alphas(block_word_start, total_words, epoch, epochs, alpha, min_alpha,
     return np.maximum(min_alpha, alpha - (alpha - min_alpha) * progress)
 
 
+def _at_most(value, name, maximum, why=""):
+    if value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}{' (' + why + ')' if why else ''}, "
+                         f"got {value}")
+    return value
+
+
+def _first_nonfinite(arr, block=1 << 18):
+    """Index ``(row, column)`` of the first NaN or infinity of a 2-D array, or None.
+
+    Checks a block of rows at a time, so the temporary mask stays small.
+    """
+    rows = max(1, block // max(arr.shape[1], 1))
+    for lo in range(0, arr.shape[0], rows):
+        bad = ~np.isfinite(arr[lo:lo + rows])
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            return lo + int(i), int(j)
+    return None
+
+
+def _is_number(value):
+    """A JSON number that converts to a float (bools, and ints beyond float range, do not)."""
+    return type(value) is float or (type(value) is int and abs(value) < (1 << 1000))
+
+
+def _is_int64(value):
+    return type(value) is int and -(1 << 63) <= value < (1 << 63)
+
+
+def _check_meta(meta, path):
+    """The fields of a :meth:`Word2Vec.save` file's JSON header, each checked for its type
+    and range (StoreError naming the file and the field otherwise)."""
+    def fail(field, message):
+        return StoreError(f"{path}: field {field!r} {message}")
+
+    if not isinstance(meta, dict):
+        raise StoreError(f"{path}: array 'meta' must hold a JSON object, got "
+                         f"{type(meta).__name__}")
+    if meta.get("format") != _FORMAT:
+        raise StoreError(f"{path}: not a file written by Word2Vec.save (its 'format' is "
+                         f"{meta.get('format')!r}, expected {_FORMAT!r})")
+    for field in ("params", "seed", "index_to_key", "corpus_total_words",
+                  "running_training_loss", "epoch_losses"):
+        if field not in meta:
+            raise fail(field, "is missing")
+    params = meta["params"]
+    if not isinstance(params, dict):
+        raise fail("params", f"must be a JSON object, got {type(params).__name__}")
+    for name, value in params.items():
+        kind = _PARAM_KINDS.get(name)
+        if kind is None:
+            raise fail("params", f"holds an unknown parameter {name!r}")
+        ok = {"int": _is_int64(value), "int or null": value is None or _is_int64(value),
+              "number": _is_number(value), "str": type(value) is str,
+              "bool": type(value) is bool}[kind]
+        if name == "sg":
+            ok = ok and value in (0, 1)
+        if not ok:
+            raise fail("params", f"holds {name!r} = {value!r}; expected "
+                                 f"{'0 or 1' if name == 'sg' else kind}")
+    seed = meta["seed"]
+    if type(seed) is not int or not 0 <= seed < (1 << 64):
+        raise fail("seed", f"must be an integer in [0, 2**64), got {seed!r}")
+    keys = meta["index_to_key"]
+    if not isinstance(keys, list) or not keys:
+        raise fail("index_to_key", "must be a non-empty list of str, got "
+                   + ("an empty list" if keys == [] else type(keys).__name__))
+    seen = {}
+    for i, key in enumerate(keys):
+        if type(key) is not str:
+            raise fail("index_to_key", f"must hold str words; index {i} is "
+                                       f"{type(key).__name__} {key!r}")
+        if seen.setdefault(key, i) != i:
+            raise fail("index_to_key", f"holds {key!r} twice (indices {seen[key]} and {i})")
+    total = meta["corpus_total_words"]
+    if not _is_int64(total) or total < 0:
+        raise fail("corpus_total_words", f"must be an integer >= 0, got {total!r}")
+    if not _is_number(meta["running_training_loss"]):
+        raise fail("running_training_loss", f"must be a number, got "
+                                            f"{meta['running_training_loss']!r}")
+    losses = meta["epoch_losses"]
+    if not isinstance(losses, list) or not all(_is_number(x) for x in losses):
+        raise fail("epoch_losses", f"must be a list of numbers, got {losses!r:.80}")
+    return params, seed, keys, seen
+
+
 def _init_vectors(n, dim, seed):
     """Uniform in [-1/dim, 1/dim), a pure function of (seed, word index, component).
 
@@ -511,7 +614,7 @@ class Word2Vec:
         Dimension of the vectors.
     window : int
         Maximum distance between centre and context word; each centre uses a window drawn
-        uniformly from ``1 .. window``.
+        uniformly from ``1 .. window``. At most 10 000 (the longest sentence piece).
     min_count : int
         Words with fewer occurrences are dropped.
     max_final_vocab : int, optional
@@ -521,13 +624,15 @@ class Word2Vec:
     sg : int
         1 skip-gram, 0 CBOW.
     negative : int
-        Negatives per centre word, shared by its window (``loss="negative_sampling"``).
+        Negatives per centre word, shared by its window (``loss="negative_sampling"``);
+        at most 65 536.
     ns_exponent : float
         Candidates are drawn from ``count ** ns_exponent`` with an alias table.
     loss : {"negative_sampling", "sampled_softmax", "nce"}
         Training objective; see ``fastsampled._w2v_kernels`` for what each computes.
     num_sampled : int, optional
-        Candidates per window for ``sampled_softmax`` / ``nce`` (default: ``negative``).
+        Candidates per window for ``sampled_softmax`` / ``nce`` (default: ``negative``);
+        at most 65 536.
     epochs : int
     alpha, min_alpha : float
         Learning rate, decayed from ``alpha`` to ``min_alpha`` as ``lr_schedule`` says.
@@ -546,7 +651,7 @@ class Word2Vec:
     progress : bool
         Show a tqdm bar (words/s, lr, loss) when tqdm is installed, else print a line per epoch.
     batch_words : int
-        Words per parallel block.
+        Words per parallel block (at most 2**31).
     corpus_in_memory : bool
         Keep the encoded corpus (about 2 bytes a word) in RAM instead of an anonymous
         temporary file in ``tempfile.gettempdir()`` (``TMPDIR``) that training streams back
@@ -560,7 +665,8 @@ class Word2Vec:
                  progress=True, batch_words=MAX_WORDS_IN_BATCH, corpus_in_memory=False,
                  lr_schedule="linear"):
         self.vector_size = as_int(vector_size, "vector_size", 1)
-        self.window = as_int(window, "window", 1)
+        self.window = _at_most(as_int(window, "window", 1), "window", MAX_WORDS_IN_BATCH,
+                               "sentences are cut into pieces of at most that many words")
         self.min_count = as_int(min_count, "min_count", 0)
         self.max_final_vocab = (None if max_final_vocab is None
                                 else as_int(max_final_vocab, "max_final_vocab", 1))
@@ -571,9 +677,10 @@ class Word2Vec:
         if loss not in _LOSSES:
             raise ValueError(f"loss must be one of {sorted(_LOSSES)}, got {loss!r}")
         self.loss = loss
-        self.negative = as_int(negative, "negative", 0)
+        self.negative = _at_most(as_int(negative, "negative", 0), "negative", _MAX_CANDIDATES)
         self.num_sampled = (self.negative if num_sampled is None
-                            else as_int(num_sampled, "num_sampled", 1))
+                            else _at_most(as_int(num_sampled, "num_sampled", 1), "num_sampled",
+                                          _MAX_CANDIDATES))
         if loss == "negative_sampling" and self.negative < 1:
             raise ValueError("negative must be >= 1 for loss='negative_sampling' "
                              "(hierarchical softmax is not implemented)")
@@ -602,7 +709,8 @@ class Word2Vec:
             raise ValueError(f"cbow_mean must be 1 (averaged context), got {cbow_mean!r}")
         self.cbow_mean = 1
         self.progress = bool(progress)
-        self.batch_words = as_int(batch_words, "batch_words", 1)
+        self.batch_words = _at_most(as_int(batch_words, "batch_words", 1), "batch_words",
+                                    _MAX_BATCH_WORDS)
         self.corpus_in_memory = bool(corpus_in_memory)
 
         self.index_to_key = []
@@ -703,6 +811,7 @@ class Word2Vec:
             raise ValueError("no corpus: call build_vocab(sentences=... or corpus_file=...) "
                              "first")
         epochs = self.epochs if epochs is None else as_int(epochs, "epochs", 1)
+        self._check_state()
         corpus = self._corpus
         total = corpus.total_words
         if total == 0:
@@ -769,6 +878,41 @@ class Word2Vec:
                 "seconds": seconds, "words_per_s": eff_total / max(seconds, 1e-12),
                 "loss": loss_total}
 
+    def _check_state(self):
+        """Raise unless the arrays :meth:`train` hands the kernel agree with each other.
+
+        The kernel indexes the vector matrices, the sampling tables and the counts with the
+        corpus's word ids without bounds checks, so the matrices must be C-contiguous,
+        writable float32 of shape (len(index_to_key), vector_size), the tables and counts
+        one entry per word, and every id of the encoded corpus below len(index_to_key).
+        Attributes replaced by hand after :meth:`build_vocab` or :meth:`load` are caught here.
+        """
+        n = len(self.index_to_key)
+        shape = (n, self.vector_size)
+        for name in ("syn0", "syn1neg"):
+            arr = getattr(self, name)
+            if not isinstance(arr, np.ndarray) or arr.dtype != np.float32 \
+                    or not arr.flags.c_contiguous or not arr.flags.writeable:
+                what = (f"{arr.dtype} array of shape {arr.shape}" if isinstance(arr, np.ndarray)
+                        else type(arr).__name__)
+                raise TypeError(f"{name} must be a C-contiguous, writable float32 ndarray, "
+                                f"got {what}")
+            if arr.shape != shape:
+                raise ValueError(f"{name} has shape {arr.shape}; expected {shape} (one row per "
+                                 "word of index_to_key, vector_size columns)")
+        counts = self.counts
+        if not isinstance(counts, np.ndarray) or counts.dtype != np.int64 \
+                or counts.shape != (n,):
+            raise ValueError(f"counts must be an int64 array of shape ({n},) (one count per "
+                             f"word of index_to_key), got {getattr(counts, 'shape', counts)!r}")
+        sizes = {self._keep_thr.size, self._alias.table.size, self._logq.size}
+        if sizes != {n}:
+            raise ValueError(f"the sampling tables hold {sorted(sizes)} entries but "
+                             f"index_to_key has {n} words")
+        if self._corpus is not None and self._corpus.max_id >= n:
+            raise ValueError(f"the encoded corpus holds word id {self._corpus.max_id} but "
+                             f"index_to_key has {n} words")
+
     def _decoded_corpus(self):
         """The encoded corpus as a list of id lists (for tests and inspection)."""
         corpus = self._corpus
@@ -797,6 +941,9 @@ class Word2Vec:
         keys_of, counts, parts, _ = _scan(sentences, corpus_file)
         get = self.key_to_index.get
         remap = np.fromiter((get(k, -1) for k in keys_of()), np.int64, count=counts.size)
+        if remap.size and remap.max() >= len(self.index_to_key):
+            raise ValueError(f"key_to_index maps a word to {int(remap.max())}, beyond the "
+                             f"{len(self.index_to_key)} words of index_to_key")
         self.corpus_total_words = int(counts.sum())
         self._corpus = _apply_vocab(counts, parts, remap, self.corpus_in_memory)
 
@@ -826,13 +973,14 @@ class Word2Vec:
         return self._wv
 
     # ------------------------------------------------------------------ persistence
-    _PARAMS = ("vector_size", "window", "min_count", "max_final_vocab", "sample", "sg",
-               "negative", "ns_exponent", "loss", "num_sampled", "epochs", "alpha",
-               "min_alpha", "workers", "cbow_mean", "progress", "batch_words",
-               "corpus_in_memory", "lr_schedule")
+    _PARAMS = tuple(_PARAM_KINDS)
 
     def save(self, path):
         """Write the model to ``path`` (a .npz holding the arrays and a JSON header).
+
+        ``path`` is used as given (no ``.npz`` suffix is added). The file is written under a
+        temporary name and renamed over ``path`` when complete, so an existing file is
+        either replaced whole or, if writing fails (a full disk), left as it was.
 
         Parameters
         ----------
@@ -847,12 +995,21 @@ class Word2Vec:
                 "running_training_loss": self.running_training_loss,
                 "epoch_losses": self.epoch_losses}
         blob = np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8)
-        with open(path, "wb") as f:
+        with _replacing(path) as f:
             np.savez(f, meta=blob, syn0=self.syn0, syn1neg=self.syn1neg, counts=self.counts)
 
     @classmethod
     def load(cls, path):
         """Read a model written by :meth:`save` (no pickle).
+
+        Everything is checked before the model is built, since training hands these arrays
+        to a kernel that does not bounds-check: the JSON header's fields (types and ranges;
+        the hyper-parameters as the constructor checks them), then each array's ``.npy``
+        header before it is read or decompressed -- ``syn0`` and ``syn1neg`` float32 of
+        shape (len(index_to_key), vector_size), ``counts`` int64 of shape
+        (len(index_to_key),), all in C order -- then their values: finite vectors (a NaN
+        would spread through training) and counts >= 1 (every word of a vocabulary occurred
+        in the corpus it was counted from).
 
         Parameters
         ----------
@@ -863,24 +1020,54 @@ class Word2Vec:
         -------
         Word2Vec
             The model, ready to query (``wv``) or to train further.
+
+        Raises
+        ------
+        fastsampled.StoreError
+            (a ``ValueError``) If ``path`` is not such a file or is damaged or inconsistent;
+            the message names the file and the field or array at fault.
+        FileNotFoundError
+            If ``path`` does not exist.
         """
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(z["meta"].tobytes().decode("utf-8"))
-            if meta.get("format") != _FORMAT:
-                raise ValueError(f"{path!r} is not a fastsampled Word2Vec file")
-            syn0, syn1, counts = z["syn0"], z["syn1neg"], z["counts"]
-        params = dict(meta["params"])
-        model = cls(seed=meta["seed"], **params)
-        model.index_to_key = list(meta["index_to_key"])
-        model.key_to_index = {w: i for i, w in enumerate(model.index_to_key)}
-        model.counts = counts.astype(np.int64)
-        model.syn0 = np.ascontiguousarray(syn0, np.float32)
-        model.syn1neg = np.ascontiguousarray(syn1, np.float32)
+        path_str = os.fspath(path)
+        with _NpzReader(path_str, "Word2Vec.save") as npz:
+            meta = npz.read_json("meta")
+            params, seed, keys, key_to_index = _check_meta(meta, path_str)
+            try:
+                model = cls(seed=seed, **params)
+            except (TypeError, ValueError) as exc:
+                raise StoreError(f"{path_str}: field 'params': {exc}") from None
+            n, dim = len(keys), model.vector_size
+            why = f"{n} words in index_to_key, vector_size {dim}"
+            syn0 = npz.read("syn0", np.float32, (n, dim), why)
+            syn1neg = npz.read("syn1neg", np.float32, (n, dim), why)
+            counts = npz.read("counts", np.int64, (n,), f"{n} words in index_to_key")
+        for name, arr in (("syn0", syn0), ("syn1neg", syn1neg)):
+            bad = _first_nonfinite(arr)
+            if bad is not None:
+                raise StoreError(f"{path_str}: array {name!r} holds {arr[bad]} at index {bad}; "
+                                 "the vectors must be finite (training would spread it)")
+        low = int(np.argmin(counts))
+        if counts[low] < 1:
+            raise StoreError(f"{path_str}: array 'counts' holds {int(counts[low])} at index "
+                             f"{low}; every count must be >= 1")
+        if counts.sum(dtype=np.float64) >= 2.0**62:
+            raise StoreError(f"{path_str}: array 'counts' sums to "
+                             f"{counts.sum(dtype=np.float64):.3g}, beyond any corpus")
+        model.index_to_key = keys
+        model.key_to_index = key_to_index
+        model.counts = counts
+        model.syn0 = syn0
+        model.syn1neg = syn1neg
         model.corpus_total_words = meta["corpus_total_words"]
-        model.corpus_retained_words = int(model.counts.sum())
-        model.running_training_loss = meta["running_training_loss"]
-        model.epoch_losses = meta["epoch_losses"]
-        model._prepare_tables()
+        model.corpus_retained_words = int(counts.sum())
+        model.running_training_loss = float(meta["running_training_loss"])
+        model.epoch_losses = [float(x) for x in meta["epoch_losses"]]
+        try:
+            model._prepare_tables()
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"{path_str}: no sampling table from array 'counts' and "
+                             f"'ns_exponent' {model.ns_exponent}: {exc}") from None
         return model
 
     def __repr__(self):
