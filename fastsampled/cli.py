@@ -94,14 +94,19 @@ def full_softmax_step_time(W, b, x, labels, rows=128, chunk=1 << 15):
 
 def demo(num_classes=10**6, dim=128, batch=1024, num_sampled=64, steps=4000, path=None,
          optimizer="adam", lr=None, eval_examples=1000, full_softmax=True, seed=0,
-         out=sys.stdout):
+         out=None, overwrite=False, resume=False):
     """Train a SampledSoftmaxHead on the built-in synthetic extreme-classification task.
 
     Prints the task, a progress bar (loss, steps/s), held-out precision@1 against chance
     before and after training, and one full-softmax step's time for comparison. Returns
-    the figures as a dict."""
+    the figures as a dict. With ``path``, the head is memory-mapped there: a new directory
+    (or an empty one), a head stored there before when ``overwrite`` (nothing else is ever
+    replaced), or -- with ``resume`` -- the head stored there, trained further from its last
+    checkpoint."""
     import fastsampled as fs
     from fastsampled.datasets import SyntheticXC
+
+    out = sys.stdout if out is None else out
 
     def say(msg):
         print(msg, file=out, flush=True)
@@ -112,8 +117,19 @@ def demo(num_classes=10**6, dim=128, batch=1024, num_sampled=64, steps=4000, pat
     task = SyntheticXC(V, D, seed=seed)
     if lr is None and optimizer == "adam":
         lr = 0.05      # lazy Adam on rarely-touched rows learns far too slowly at 1e-3
-    head = fs.SampledSoftmaxHead(V, D, num_sampled=S, optimizer=optimizer, lr=lr, seed=seed,
-                                 path=path, overwrite=path is not None)
+    if resume:
+        head = fs.SampledSoftmaxHead.load(path)
+        if (head.num_classes, head.dim, head.num_sampled) != (V, D, S):
+            head.close()
+            raise ValueError(f"--resume: the head at {path} has {head.num_classes} classes, "
+                             f"dim {head.dim}, {head.num_sampled} sampled; run with "
+                             f"--classes {head.num_classes} --dim {head.dim} --num-sampled "
+                             f"{head.num_sampled}")
+        say(f"  resuming the head at {path} from step {head.step}")
+    else:
+        head = fs.SampledSoftmaxHead(V, D, num_sampled=S, optimizer=optimizer, lr=lr,
+                                     seed=seed, path=path, overwrite=overwrite)
+    first = head.step
     where = "in RAM" if path is None else f"memory-mapped under {path}"
     say(f"  head: {head.weights.shape[0]:,} x {D} float32 weights {where}, "
         f"{head._opt_config['name']} optimizer")
@@ -122,7 +138,7 @@ def demo(num_classes=10**6, dim=128, batch=1024, num_sampled=64, steps=4000, pat
 
     # compile and warm up outside the timed loop
     t0 = time.perf_counter()
-    head.train_step(*task.batch(B, 0))
+    head.train_step(*task.batch(B, first))
     t_first = time.perf_counter() - t0
     bar = _Progress(steps, out, "training")
     losses = []
@@ -130,7 +146,7 @@ def demo(num_classes=10**6, dim=128, batch=1024, num_sampled=64, steps=4000, pat
     t_data = 0.0
     for step in range(1, steps + 1):
         t0 = time.perf_counter()
-        xb, yb = task.batch(B, step)
+        xb, yb = task.batch(B, first + step)
         t1 = time.perf_counter()
         loss, _ = head.train_step(xb, yb)
         t2 = time.perf_counter()
@@ -184,7 +200,13 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 0.05 for adam, else the head's default)")
     p.add_argument("--path", default=None,
-                   help="keep the weights memory-mapped in this directory (default: RAM)")
+                   help="keep the weights memory-mapped in this directory (default: RAM); "
+                        "it must be new or empty unless --overwrite or --resume")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace a head stored at --path (only a head's own files are deleted)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue training the head stored at --path from its last checkpoint")
     p.add_argument("--eval-examples", type=int, default=1000, help="held-out examples (1000)")
     p.add_argument("--no-full-softmax", action="store_true",
                    help="skip timing one full-softmax step for comparison")
@@ -209,8 +231,24 @@ def main(argv=None):
                 parser.error(f"--{name.replace('_', '-')} must be >= 1")
         if args.num_sampled > args.classes:
             parser.error("--num-sampled must be <= --classes")
-        demo(args.classes, args.dim, args.batch, args.num_sampled, args.steps, args.path,
-             args.optimizer, args.lr, args.eval_examples, not args.no_full_softmax, args.seed)
+        if (args.overwrite or args.resume) and args.path is None:
+            parser.error("--overwrite and --resume need --path")
+        from .sharding import StoreError, StoreLockedError
+        try:
+            demo(args.classes, args.dim, args.batch, args.num_sampled, args.steps, args.path,
+                 args.optimizer, args.lr, args.eval_examples, not args.no_full_softmax,
+                 args.seed, overwrite=args.overwrite, resume=args.resume)
+        except FileExistsError as e:
+            if not args.overwrite and os.path.isfile(os.path.join(args.path, "head.json")):
+                parser.error(f"--path {args.path} holds a head already: pass --overwrite to "
+                             "replace it, or --resume to train it further")
+            parser.error(f"--path: {e}")
+        except (StoreError, StoreLockedError) as e:
+            parser.error(f"--path: {e}")
+        except ValueError as e:
+            if "path" not in str(e) and "--resume" not in str(e):
+                raise
+            parser.error(str(e))
     return 0
 
 
@@ -267,15 +305,29 @@ def _word2vec(parser, args):
                   min_alpha=args.min_alpha, lr_schedule=args.lr_schedule, seed=args.seed)
         if args.workers is not None:
             kw["workers"] = args.workers
+        # Before training: an unwritable output would otherwise cost the whole run.
+        from ._files import check_writable_target
+        for option, out_path in (("-o/--output", args.output),
+                                 ("--save-model", args.save_model)):
+            if out_path is not None:
+                try:
+                    check_writable_target(out_path, option)
+                except ValueError as err:
+                    parser.error(str(err))
         t0 = time.perf_counter()
         try:
             model = fs.Word2Vec(corpus_file=args.corpus, **kw)
         except (OSError, ValueError) as err:
             print(f"fastsampled word2vec train: {err}", file=sys.stderr)
             return 1
-        model.wv.save_word2vec_format(args.output, binary=not args.text)
-        if args.save_model:
-            model.save(args.save_model)
+        try:
+            model.wv.save_word2vec_format(args.output, binary=not args.text)
+            if args.save_model:
+                model.save(args.save_model)
+        except (OSError, ValueError) as err:
+            print(f"fastsampled word2vec train: cannot write the result: {err}",
+                  file=sys.stderr)
+            return 1
         print(f"{len(model.wv):,} words x {args.dim} written to {args.output} "
               f"({time.perf_counter() - t0:.1f} s)")
         return 0

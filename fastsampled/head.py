@@ -235,6 +235,9 @@ class SampledSoftmaxHead:
             "dtype": self.dtype.name, "step": self.step,
             # differs from step when batches were sampled without an update (loss_and_grads)
             "sampler_calls": self.sampler.calls,
+            # the optimizer states' update counts (Adam's bias correction): SGD and Adagrad
+            # keep no slot store that would record them
+            "optimizer_t": [st.t if st is not None else self.step for st in self._states],
         }
 
     def _create_store(self, init, scale, overwrite):
@@ -243,11 +246,10 @@ class SampledSoftmaxHead:
         if p.exists() and not p.is_dir():
             raise FileExistsError(f"path {str(p)!r} exists and is not a directory")
         if p.is_dir() and any(p.iterdir()):
-            if not overwrite:
-                raise FileExistsError(f"{p} exists and is not empty (pass overwrite=True to "
-                                      "replace a head stored there, or SampledSoftmaxHead.load "
-                                      "to resume it)")
             _check_head_dir(p)
+            if not overwrite:
+                raise FileExistsError(f"{p} holds a head already (pass overwrite=True to "
+                                      "replace it, or SampledSoftmaxHead.load to resume it)")
         try:
             p.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -360,6 +362,9 @@ class SampledSoftmaxHead:
             raise
         head._mode = mode
         head.sampler.calls = cfg.get("sampler_calls", cfg["step"])
+        for st, t in zip(states, cfg.get("optimizer_t", (None, None))):
+            if st is not None and t is not None and not st.slots:
+                st.t = t
         return head
 
     # ------------------------------------------------------------------ persistence
@@ -989,6 +994,10 @@ def _read_config(p):
     field("step", is_int(0), "an int >= 0")
     if "sampler_calls" in cfg:
         field("sampler_calls", is_int(0), "an int >= 0")
+    if "optimizer_t" in cfg:
+        field("optimizer_t", lambda v: isinstance(v, list) and len(v) == 2 and all(
+            isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in v),
+            "a list of two ints >= 0")
     oc = field("optimizer", lambda v: isinstance(v, dict) and v.get("name") in _OPTIMIZERS,
                f"an object whose name is one of {tuple(_OPTIMIZERS)}")
     params = {k: v for k, v in oc.items() if k != "name"}

@@ -1225,13 +1225,30 @@ def _check_replaceable(path):
     names = sorted(n for n in os.listdir(path) if n != LOCK)
     if not names:
         return
-    if META not in names:
+    if META not in names and not _interrupted_creation(path, names):
         raise FileExistsError(f"{path} is not empty and is not a ShardedMatrix store (no "
                               f"{META}); refusing to delete anything there")
     others = [n for n in names if not _is_store_file(n)]
     if others:
         raise FileExistsError(f"{path} holds files that are not part of a store "
                               f"({others[:5]}); refusing to replace it")
+
+
+def _interrupted_creation(path, names):
+    """A store's files without its ``meta.json``, every shard carrying a store identity: what
+    a creation cut short leaves (``meta.json`` is written last)."""
+    shards = [n for n in names if _SHARD_NAME.fullmatch(n)]
+    if not shards or not all(_is_store_file(n) for n in names):
+        return False
+    for name in shards:
+        try:
+            with open(path / name, "rb") as f:
+                head = f.read(4096).decode("latin1")
+        except OSError:
+            return False
+        if _IDENTITY.search(head) is None:
+            return False
+    return True
 
 
 def _remove_store_files(path):

@@ -1,0 +1,429 @@
+"""A head's directory is the user's data: nothing is deleted that is not a head's own, a live
+writer is never overwritten, a head reopens at exactly its last checkpoint, and every file read
+back is checked before a kernel sees it."""
+import json
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+import fastsampled as fs
+from fastsampled import _files, cli, sharding
+from fastsampled.sharding import ShardedMatrix, StoreError, StoreLockedError
+
+pytestmark = pytest.mark.kernel
+
+V, D = 400, 8
+
+
+def _xy(step, B=24):
+    rng = np.random.default_rng(step)
+    return rng.normal(size=(B, D)).astype(np.float32), rng.integers(0, V, B)
+
+
+def _state(head):
+    out = [head.weights.to_numpy(), head.biases.to_numpy(), head.step, head.sampler.calls]
+    for st in head._states:
+        if st is not None:
+            out += [st.t] + [s.to_numpy() for s in st.slots.values()]
+    return out
+
+
+def _same(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+def _tree(path):
+    return sorted(str(p.relative_to(path)) for p in pathlib.Path(path).rglob("*"))
+
+
+# ------------------------------------------------------------------ never delete user data
+
+def _demo(path, *extra):
+    return cli.main(["demo", "--classes", "300", "--dim", "8", "--batch", "16",
+                     "--num-sampled", "8", "--steps", "6", "--eval-examples", "8",
+                     "--no-full-softmax", "--path", str(path), *extra])
+
+
+def test_demo_never_deletes_a_directory_it_did_not_make(tmp_path, capsys):
+    thesis = tmp_path / "thesis"
+    (thesis / "sub").mkdir(parents=True)
+    (thesis / "thesis.txt").write_text("four years of work")
+    for flags in ((), ("--overwrite",)):
+        with pytest.raises(SystemExit) as e:
+            _demo(thesis, *flags)
+        assert e.value.code == 2
+        assert "refusing to delete" in capsys.readouterr().err
+        assert _tree(thesis) == ["sub", "thesis.txt"]
+        assert (thesis / "thesis.txt").read_text() == "four years of work"
+
+
+def test_demo_refuses_an_existing_head_unless_overwrite_or_resume(tmp_path, capsys):
+    path = tmp_path / "h"
+    assert _demo(path) == 0
+    trained = json.loads((path / "head.json").read_text())["step"]
+    with pytest.raises(SystemExit):
+        _demo(path)
+    assert "--overwrite" in capsys.readouterr().err
+    assert json.loads((path / "head.json").read_text())["step"] == trained   # untouched
+    assert _demo(path, "--resume") == 0
+    assert "resuming the head" in capsys.readouterr().out
+    assert json.loads((path / "head.json").read_text())["step"] == 2 * trained
+    assert _demo(path, "--overwrite") == 0
+    assert json.loads((path / "head.json").read_text())["step"] == trained
+
+
+def test_demo_path_errors_are_clear(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    for bad in (tmp_path / "file", "/proc/no-such-dir/x"):
+        with pytest.raises(SystemExit) as e:
+            _demo(bad)
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and str(bad) in err
+
+
+def test_overwrite_takes_the_lock_first_and_deletes_nothing_of_a_live_writer(tmp_path):
+    p = tmp_path / "h"
+    first = fs.SampledSoftmaxHead(V, D, path=p, num_sampled=8, optimizer="adam")
+    first.train_step(*_xy(1))
+    before = _tree(p)
+    with pytest.raises(StoreLockedError):
+        fs.SampledSoftmaxHead(V, D, path=p, num_sampled=8, overwrite=True)
+    assert _tree(p) == before
+    first.train_step(*_xy(2))
+    first.checkpoint()                       # the first writer's files are all there
+    state = _state(first)
+    first.close()
+    with fs.SampledSoftmaxHead.load(p) as again:
+        _same(_state(again), state)
+
+
+def test_overwrite_replaces_only_a_heads_own_files(tmp_path):
+    p = tmp_path / "h"
+    fs.SampledSoftmaxHead(V, D, path=p, num_sampled=8, optimizer="adagrad").close()
+    (p / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not part of a head"):
+        fs.SampledSoftmaxHead(V, D, path=p, num_sampled=8, overwrite=True)
+    assert (p / "notes.txt").read_text() == "mine" and (p / "head.json").exists()
+    os.unlink(p / "notes.txt")
+    (p / "weights" / "mine.txt").write_text("mine")          # inside a store: refused too
+    with pytest.raises(FileExistsError, match="not part of a store"):
+        fs.SampledSoftmaxHead(V, D, path=p, num_sampled=8, overwrite=True)
+    assert (p / "weights" / "mine.txt").exists()
+    os.unlink(p / "weights" / "mine.txt")
+    h = fs.SampledSoftmaxHead(V, D, path=p, num_sampled=8, overwrite=True, optimizer="sgd")
+    assert h.step == 0 and not (p / "opt" / "weights" / "accumulator").exists()
+    h.close()
+
+
+def test_bad_head_arguments_name_the_argument(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ValueError, match="init_scale"):
+        fs.SampledSoftmaxHead(V, D, init_scale=float("nan"))
+    with pytest.raises(TypeError, match="seed"):
+        fs.SampledSoftmaxHead(V, D, seed="x")
+    with pytest.raises(FileExistsError, match="path .* not a directory"):
+        fs.SampledSoftmaxHead(V, D, path=tmp_path / "f")
+    with pytest.raises(ValueError, match="path '/proc/.*cannot create"):
+        fs.SampledSoftmaxHead(V, D, path="/proc/no-such/x")
+    with pytest.raises(ValueError, match="durability"):
+        fs.SampledSoftmaxHead(V, D, durability="sometimes")
+
+
+# ------------------------------------------------------------------ exactly the last checkpoint
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "adam"])
+@pytest.mark.parametrize("shards", [1, 3])
+def test_reopens_exactly_at_the_checkpoint_after_unsaved_steps(tmp_path, optimizer, shards):
+    kw = dict(num_sampled=8, optimizer=optimizer, num_shards=shards,
+              partition_strategy="mod", seed=1)
+    clean = fs.SampledSoftmaxHead(V, D, path=tmp_path / "clean", **kw)
+    head = fs.SampledSoftmaxHead(V, D, path=tmp_path / "h", **kw)
+    for step in range(1, 5):
+        clean.train_step(*_xy(step))
+        head.train_step(*_xy(step))
+    head.checkpoint()
+    at_checkpoint = _state(head)
+    for step in range(5, 8):                 # three steps past the checkpoint, then "crash"
+        head.train_step(*_xy(step))
+    head.close()
+    head = fs.SampledSoftmaxHead.load(tmp_path / "h")
+    assert head.step == 4
+    _same(_state(head), at_checkpoint)
+    for step in range(5, 10):                # and it continues as the clean run does
+        clean.train_step(*_xy(step))
+        head.train_step(*_xy(step))
+    _same(_state(head), _state(clean))
+    head.close()
+    clean.close()
+
+
+def test_a_reader_rolls_back_a_dead_writers_journal(tmp_path):
+    W = ShardedMatrix.create(tmp_path / "W", 20, 3, num_shards=2, init="uniform", seed=2)
+    W.checkpoint(step=1)
+    saved = W.to_numpy()
+    W.assign([3, 17], np.full((2, 3), 9.0, np.float32))
+    W.journal([0])                           # a direct write, saved first with journal()
+    W.shards[0][0] = 5.0
+    assert (tmp_path / "W" / "journal").exists()
+    W.close()
+    with ShardedMatrix.open(tmp_path / "W", "r") as R:
+        np.testing.assert_array_equal(R.to_numpy(), saved)
+        assert R.step == 1
+    assert not (tmp_path / "W" / "journal").exists()
+
+
+def test_a_reader_beside_a_live_writer_leaves_its_journal_alone(tmp_path):
+    W = ShardedMatrix.create(tmp_path / "W", 20, 3, init="uniform")
+    W.assign([3], np.full((1, 3), 9.0, np.float32))
+    with ShardedMatrix.open(tmp_path / "W", "r") as R:
+        assert R.gather([3]).tolist() == [[9.0, 9.0, 9.0]]   # live rows, as documented
+    assert (tmp_path / "W" / "journal").exists()
+    W.checkpoint()
+    assert not (tmp_path / "W" / "journal").exists()
+    W.close()
+
+
+def test_durability_none_keeps_no_journal(tmp_path):
+    W = ShardedMatrix.create(tmp_path / "W", 20, 3, durability="none")
+    W.assign([3], np.full((1, 3), 9.0, np.float32))
+    W.close()
+    assert not (tmp_path / "W" / "journal").exists()
+    with ShardedMatrix.open(tmp_path / "W") as R:
+        assert R.gather([3]).tolist() == [[9.0, 9.0, 9.0]]
+
+
+def test_a_group_member_one_epoch_behind_its_record_catches_up(tmp_path, monkeypatch):
+    head = fs.SampledSoftmaxHead(V, D, path=tmp_path / "h", num_sampled=8, optimizer="adam")
+    head.train_step(*_xy(1))
+    real = ShardedMatrix._commit
+    calls = []
+
+    def crash_after_two(self, *args, **kwargs):
+        calls.append(self.path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("simulated crash between two members' commits")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ShardedMatrix, "_commit", crash_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        head.checkpoint()                    # head.json says epoch 2; some stores say 1
+    monkeypatch.undo()
+    state = _state(head)
+    head.close()
+    again = fs.SampledSoftmaxHead.load(tmp_path / "h")
+    assert again.step == 1
+    _same(_state(again), state)
+    again.close()
+
+
+def test_power_durability_syncs_the_journal_before_rows_change(tmp_path, monkeypatch):
+    """The ordering that a power cut relies on, observed at the system calls."""
+    from fastsampled import _optimizer_kernels, _journal
+    events = []
+    for name in ("fsync", "fdatasync", "replace", "write"):
+        real = getattr(os, name)
+
+        def wrapped(*a, _real=real, _name=name, **k):
+            events.append(_name)
+            return _real(*a, **k)
+        monkeypatch.setattr(_journal.os, name, wrapped)
+    real_commit = _optimizer_kernels.commit_rows
+    monkeypatch.setattr(_optimizer_kernels, "commit_rows",
+                        lambda *a: (events.append("rows"), real_commit(*a))[1])
+    head = fs.SampledSoftmaxHead(V, D, path=tmp_path / "h", num_sampled=8,
+                                 optimizer="adam", durability="power")
+    events.clear()
+    head.train_step(*_xy(1))
+    first_rows = events.index("rows")
+    before = events[:first_rows]
+    # every journal block written before any row changed was made durable after it
+    assert "write" in before
+    assert before[-1] == "fdatasync" and before.count("fdatasync") >= 6   # six stores
+    last_write = max(i for i, e in enumerate(before) if e == "write")
+    assert "fdatasync" in before[last_write:]
+    head.close()
+
+
+def test_checkpoint_syncs_every_store_before_its_commit_record(tmp_path, monkeypatch):
+    head = fs.SampledSoftmaxHead(V, D, path=tmp_path / "h", num_sampled=8, optimizer="adam",
+                                 num_shards=2)
+    head.train_step(*_xy(1))
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def replace(a, b):
+        events.append(("replace", str(b)))
+        return real_replace(a, b)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    head.checkpoint()
+    monkeypatch.undo()
+    commit = events.index(("replace", str(tmp_path / "h" / "head.json")))
+    synced = {p for e, p in events[:commit] if e == "fsync" and p.endswith(".npy")}
+    shards = {str(f) for f in (tmp_path / "h").rglob("shard-*.npy")}
+    assert synced == shards                  # 6 stores x 2 shards, all before the commit
+    assert all(not p.endswith(".npy") for e, p in events[commit:] if e == "fsync")
+    head.close()
+
+
+# ------------------------------------------------------------------ loads check what they read
+
+def test_load_refuses_biases_laid_out_unlike_the_weights(tmp_path):
+    for other in ({"num_shards": 3, "partition_strategy": "div"}, {"num_shards": 2}):
+        p = tmp_path / f"h{len(other)}{other['num_shards']}"
+        fs.SampledSoftmaxHead(V, D, path=p, num_shards=3, partition_strategy="mod",
+                              num_sampled=8).close()
+        q = tmp_path / f"o{len(other)}{other['num_shards']}"
+        fs.SampledSoftmaxHead(V, D, path=q, num_sampled=8, **other).close()
+        for f in os.listdir(p / "biases"):
+            os.unlink(p / "biases" / f)
+        for f in os.listdir(q / "biases"):
+            if f != ".lock":
+                os.link(q / "biases" / f, p / "biases" / f)
+        with pytest.raises(StoreError, match="biases are laid out"):
+            fs.SampledSoftmaxHead.load(p, "r")
+        with pytest.raises(StoreError, match="biases are laid out"):
+            fs.SampledSoftmaxHead.load(p)
+        fs.SampledSoftmaxHead.load(q).close()      # the failed load released every lock
+
+
+def test_a_closed_head_refuses_every_call(tmp_path):
+    head = fs.SampledSoftmaxHead(V, D, path=tmp_path / "h", num_sampled=8)
+    x, y = _xy(1)
+    head.close()
+    for call in (lambda: head.predict(x), lambda: head.evaluate(x, y),
+                 lambda: head.train_step(x, y), lambda: head.loss(x, y),
+                 lambda: head.checkpoint()):
+        with pytest.raises(ValueError, match="closed"):
+            call()
+
+
+def _edit(path, **changes):
+    cfg = json.loads((path / "head.json").read_text())
+    for k, v in changes.items():
+        if v is KeyError:
+            del cfg[k]
+        else:
+            cfg[k] = v
+    (path / "head.json").write_text(json.dumps(cfg))
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda p: (p / "head.json").write_text("[1, 2]"), "must hold a JSON object"),
+    (lambda p: (p / "head.json").write_text("{"), "not valid JSON"),
+    (lambda p: _edit(p, num_sampled=KeyError), "missing field 'num_sampled'"),
+    (lambda p: _edit(p, optimizer={"name": "rmsprop"}), "field 'optimizer'"),
+    (lambda p: _edit(p, optimizer={"name": "sgd", "lr": -1}), "field 'optimizer'.*lr"),
+    (lambda p: _edit(p, optimizer={"name": "sgd", "momentum": 1}), "field 'optimizer'"),
+    (lambda p: _edit(p, sampler="unigram"), "counts.npy: missing"),
+    (lambda p: _edit(p, dim="8"), "field 'dim'"),
+    (lambda p: _edit(p, distortion=float("inf")) if False else _edit(p, distortion=None),
+     "field 'distortion'"),
+    (lambda p: _edit(p, num_sampled=10 ** 6), "num_sampled"),
+    (lambda p: _edit(p, epoch="1"), "epoch must be an int"),
+    (lambda p: _edit(p, stores={"weights": -1}), "stores must map"),
+    (lambda p: _edit(p, step=3), "records 3"),
+    (lambda p: _edit(p, remove_accidental_hits="yes"), "remove_accidental_hits"),
+])
+def test_bad_head_json_gives_store_error_naming_the_field(tmp_path, edit, match):
+    p = tmp_path / "h"
+    fs.SampledSoftmaxHead(V, D, path=p, num_sampled=8, optimizer="adam").close()
+    good = (p / "head.json").read_bytes()
+    edit(p)
+    for mode in ("r+", "r"):
+        with pytest.raises(StoreError, match=match) as info:
+            fs.SampledSoftmaxHead.load(p, mode)
+        assert "head.json" in str(info.value) or "counts.npy" in str(info.value)
+    (p / "head.json").write_bytes(good)
+    fs.SampledSoftmaxHead.load(p).close()         # nothing stayed locked
+
+
+def test_bad_counts_are_refused(tmp_path):
+    p = tmp_path / "h"
+    counts = np.arange(1, V + 1)
+    fs.SampledSoftmaxHead(V, D, path=p, num_sampled=8, sampler="unigram",
+                          counts=counts).close()
+    for bad in (np.ones(V - 1), np.full(V, np.nan), -np.ones(V), np.array(["a"] * V)):
+        np.save(p / "counts.npy", bad)
+        with pytest.raises(StoreError, match="counts.npy"):
+            fs.SampledSoftmaxHead.load(p)
+    np.save(p / "counts.npy", counts)
+    fs.SampledSoftmaxHead.load(p).close()
+
+
+def test_missing_optimizer_state_is_refused(tmp_path):
+    p = tmp_path / "h"
+    fs.SampledSoftmaxHead(V, D, path=p, num_sampled=8, optimizer="adam").close()
+    sharding.remove_store(p / "opt" / "weights" / "v")
+    with pytest.raises(StoreError, match="opt/weights/v is missing"):
+        fs.SampledSoftmaxHead.load(p)
+    fs.SampledSoftmaxHead.load(p, "r").close()      # predicting needs no optimizer state
+
+
+def test_a_head_written_before_commit_records_still_loads_and_trains(tmp_path):
+    p = tmp_path / "h"
+    head = fs.SampledSoftmaxHead(V, D, path=p, num_sampled=8, optimizer="adam", num_shards=2)
+    head.train_step(*_xy(1))
+    head.checkpoint()
+    state = _state(head)
+    head.close()
+    # the layout an earlier version wrote: version-1 metas and head.json, no epochs
+    cfg = json.loads((p / "head.json").read_text())
+    for k in ("epoch", "stores", "optimizer_t"):
+        del cfg[k]
+    cfg["version"] = 1
+    (p / "head.json").write_text(json.dumps(cfg))
+    for meta_path in p.rglob("meta.json"):
+        meta = json.loads(meta_path.read_text())
+        for k in sharding._META_KEYS_V2:
+            del meta[k]
+        meta["version"] = 1
+        meta_path.write_text(json.dumps(meta))
+    with fs.SampledSoftmaxHead.load(p, "r") as r:
+        _same(_state(r)[:2], state[:2])
+    head = fs.SampledSoftmaxHead.load(p)
+    _same(_state(head), state)
+    head.train_step(*_xy(2))
+    head.checkpoint()
+    state = _state(head)
+    head.close()
+    with fs.SampledSoftmaxHead.load(p) as again:
+        _same(_state(again), state)
+        assert json.loads((p / "head.json").read_text())["version"] == 2
+
+
+def test_content_checksums(tmp_path):
+    W = ShardedMatrix.create(tmp_path / "W", 50, 4, num_shards=3, init="uniform")
+    with pytest.raises(ValueError, match="no checksums"):
+        W.verify(checksums=True)
+    W.checkpoint(checksums=True)
+    W.verify(checksums=True)
+    W.close()
+    fn = tmp_path / "W" / "shard-00001.npy"
+    data = bytearray(fn.read_bytes())
+    data[-3] ^= 0x10                          # one bit of the last row's value
+    fn.write_bytes(bytes(data))
+    with ShardedMatrix.open(tmp_path / "W") as R:
+        with pytest.raises(StoreError, match="shard-00001.npy: content checksum"):
+            R.verify(checksums=True)
+
+
+def test_atomic_output_keeps_the_old_file_when_writing_fails(tmp_path):
+    fn = tmp_path / "f"
+    fn.write_bytes(b"old")
+    with pytest.raises(OSError):
+        with _files.atomic_output(fn) as f:
+            f.write(b"new, half")
+            raise OSError(28, "No space left on device")
+    assert fn.read_bytes() == b"old" and os.listdir(tmp_path) == ["f"]
+    _files.atomic_write_bytes(fn, b"new")
+    assert fn.read_bytes() == b"new" and os.listdir(tmp_path) == ["f"]
