@@ -3,6 +3,7 @@
 Everything here runs before any kernel: Numba does not bounds-check, so an id that is not
 checked here is memory corruption there. Errors name the argument and the offending value.
 """
+import math
 import numbers
 
 import numpy as np
@@ -121,4 +122,16 @@ def as_int_at_most(value, name, minimum, maximum, why=None):
     if value > maximum:
         raise ValueError(f"{name} must be <= {maximum}{' (' + why + ')' if why else ''}, "
                          f"got {value}")
+    return value
+
+
+def as_real(value, name, minimum=None):
+    """``value`` as a finite Python float, at least ``minimum`` (bools refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value

@@ -20,7 +20,6 @@ On-disk layout of a head at ``path``::
 import contextlib
 import json
 import math
-import numbers
 import os
 import pathlib
 import shutil
@@ -34,7 +33,7 @@ from . import _memory
 from . import _validate_kernels as VK
 from ._blas import single_threaded_blas
 from ._files import atomic_output, atomic_write_bytes, fsync_dir
-from ._validate import as_bool, as_float_array, as_int, check_range
+from ._validate import as_bool, as_float_array, as_int, as_real, check_range
 from .losses import SparseGrads, _Rows, _run_step, _sampled_values
 from .optimizers import SGD, Adagrad, Adam
 from .samplers import FixedUnigramSampler, LogUniformSampler, UniformSampler, _as_true_classes
@@ -108,8 +107,9 @@ class SampledSoftmaxHead:
     durability : {"process", "power", "none"}
         What the stores' rollback journal protects between checkpoints (memory-mapped heads):
         after a killed process (``"process"``) or also a power cut (``"power"``, an
-        ``fdatasync`` per step) the head reopens exactly at its last :meth:`checkpoint`.
-        ``"none"`` keeps no journal: a crash then leaves rows newer than the checkpoint.
+        ``msync`` of the journal per step) the head reopens exactly at its last
+        :meth:`checkpoint`. ``"none"`` keeps no journal: a crash then leaves rows newer than
+        the checkpoint.
 
     Examples
     --------
@@ -152,7 +152,7 @@ class SampledSoftmaxHead:
         self.sampler_kind = sampler
         self.loss_kind = loss
         self.reduction = reduction
-        self.distortion = _real(distortion, "distortion", 0.0)
+        self.distortion = as_real(distortion, "distortion", 0.0)
         self.remove_accidental_hits = (loss == "sampled_softmax") if remove_accidental_hits is None \
             else as_bool(remove_accidental_hits, "remove_accidental_hits")
         self.subtract_log_q = as_bool(subtract_log_q, "subtract_log_q")
@@ -201,7 +201,7 @@ class SampledSoftmaxHead:
         self.num_shards = as_int(num_shards, "num_shards", 1)
         self.partition_strategy = check_strategy(partition_strategy)
         scale = 1.0 / np.sqrt(self.dim) if init_scale is None else \
-            _real(init_scale, "init_scale", 0.0)
+            as_real(init_scale, "init_scale", 0.0)
         if self.path is None:
             if self.num_shards != 1:
                 raise ValueError("num_shards > 1 needs a path (in-RAM heads use one array)")
@@ -374,7 +374,7 @@ class SampledSoftmaxHead:
 
         Every store's rows are made durable (``msync`` + ``fsync``), then ``head.json`` is
         replaced atomically with the next epoch -- the one commit point of the whole head --
-        and the stores' journals are dropped. After a crash at any instant, :meth:`load`
+        and the stores' journals start over. After a crash at any instant, :meth:`load`
         reopens at this checkpoint or at the previous one, never at a mixture."""
         if self.path is None:
             raise ValueError("this head lives in RAM; use save(path) to write it to disk")
@@ -382,6 +382,34 @@ class SampledSoftmaxHead:
         if getattr(self, "_mode", "r+") == "r":
             raise ValueError("head opened read-only (mode='r')")
         commit_group(self.path / _RECORD, self._members(), self._config())
+
+    def set_durability(self, durability):
+        """Change what the stores' journals protect against, right after a checkpoint.
+
+        Parameters
+        ----------
+        durability : {"process", "power", "none"}
+            See the class.
+
+        Raises
+        ------
+        ValueError
+            The head lives in RAM, or rows changed since the last :meth:`checkpoint`.
+        """
+        if self.path is None:
+            raise ValueError("this head lives in RAM: it keeps no journal")
+        self._check_writable()
+        stores = [store for store, _ in self._members()]
+        if durability not in ("process", "power", "none"):
+            raise ValueError(f"durability must be 'process', 'power' or 'none', got "
+                             f"{durability!r}")
+        changed = [str(store.path) for store in stores if store.journal_rows]
+        if changed:
+            raise ValueError(f"rows of {changed[0]} changed since the last checkpoint; call "
+                             "checkpoint() before changing the durability")
+        for store in stores:
+            store.set_durability(durability)
+        self.durability = durability
 
     def _members(self):
         members = [(self.weights, self.step), (self.biases, self.step)]
@@ -883,17 +911,6 @@ def _copy_to_store(arr, path, group):
         store.close()
         raise
     return store
-
-
-def _real(value, name, minimum=None):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def _check_head_dir(p):

@@ -13,9 +13,7 @@ import contextlib
 import errno
 import hashlib
 import json
-import math
 import mmap
-import numbers
 import os
 import pathlib
 import re
@@ -30,7 +28,7 @@ from ._files import atomic_write_bytes, fsync_dir
 from ._journal import JOURNAL, RollbackJournal, read_journal
 from ._rng import normalize_seed
 from ._validate import (FLOAT_DTYPES, as_bool, as_float_array, as_id_array, as_int,
-                        check_finite, check_range)
+                        as_real, check_finite, check_range)
 
 try:
     import fcntl
@@ -172,29 +170,27 @@ class ShardedMatrix:
 
     Open stores with :meth:`create` (new, opened ``"r+"``), :meth:`open` (``"r"`` or
     ``"r+"``) or :meth:`like` (a new store with the layout of another); ``ShardedMatrix(path,
-    mode)`` is the same as ``ShardedMatrix.open(path, mode)``. At most one writer: mode
-    ``"r+"`` holds an exclusive ``flock`` on ``<path>/.lock`` until :meth:`close` (or until the
-    process dies), and a second writer -- in another process or in this one -- gets
-    :class:`StoreLockedError`. Readers take no lock.
+    mode)`` is the same as ``ShardedMatrix.open(path, mode)``.
 
-    Durability. Writes go straight to the shared memory maps, i.e. to the kernel's page cache,
-    and reach the disk whenever the operating system writes them back. :meth:`checkpoint`
-    forces that (``msync`` + ``fsync`` of every shard) and then atomically replaces
-    ``meta.json`` (temporary file, ``fsync``, ``os.replace``, ``fsync`` of the directory)
-    with the new ``step`` / ``extra``. What survives:
+    Durability. Writes go straight to the shared memory maps, i.e. to the kernel's page cache.
+    Before a row changes for the first time after a commit, its old bytes are appended to
+    ``<path>/journal`` (:meth:`assign` and the optimizers do it; call :meth:`journal` before
+    writing through :attr:`shards` yourself). :meth:`checkpoint` makes every row durable,
+    atomically replaces ``meta.json`` with the next epoch (the commit point) and starts the
+    journal over; opening a store with a journal of its current epoch copies the old rows back
+    first. So after a killed process, at any instant, the store reopens at exactly its last
+    checkpoint. With ``durability="power"`` each journal block is also ``msync``-ed
+    before its rows change, which extends that to a power cut; ``durability="none"`` keeps no
+    journal. The format, the guarantees and the checks made at open are described in
+    ``docs/storage.md``.
 
-    * the process is killed (``SIGKILL``, out-of-memory killer, a crash): nothing written is
-      lost. Dirty pages of a shared file mapping belong to the kernel's page cache, not to the
-      process, and are written back after it dies. The store reopens (the lock dies with the
-      process), passes :meth:`verify`, and ``meta.json`` holds the last *checkpointed* step
-      and extra -- the rows may be newer than that step (they hold every write made before
-      the kill, possibly a row updated only in part if the kill hit during a write).
-    * power loss or an operating-system crash: only what :meth:`checkpoint` made durable is
-      guaranteed; rows written after the last checkpoint may be partly old, partly new.
-      ``meta.json`` is never half-written: it is the old or the new one.
+    At most one writer: mode ``"r+"`` holds an exclusive ``flock`` on ``<path>/.lock`` until
+    :meth:`close` (or until the process dies), and a second writer -- in another process or in
+    this one -- gets :class:`StoreLockedError`. Readers take no lock, except for a moment to
+    roll back a journal a dead writer left.
 
     Neither :meth:`close` nor leaving a ``with`` block checkpoints: call :meth:`checkpoint`
-    to record a step.
+    to record a step (rows changed after it are rolled back at the next open).
 
     Attributes
     ----------
@@ -219,6 +215,13 @@ class ShardedMatrix:
         The step recorded by the last :meth:`checkpoint` (0 for a new store).
     extra : dict
         A JSON object kept in ``meta.json`` for the owner (configuration, counters...).
+    epoch : int
+        Number of the last commit (0 for a new store); a group member's follows its group.
+    group : str or None
+        Path, relative to the store, of the commit record it is checkpointed with (a head's
+        ``head.json``), or None.
+    durability : {"process", "power", "none"} or None
+        The journal's mode (None when open read-only).
     closed : bool
 
     Examples
@@ -332,8 +335,8 @@ class ShardedMatrix:
         durability : {"process", "power", "none"}
             What the rollback journal protects against between checkpoints (see the class
             notes): ``"process"`` a killed process, ``"power"`` also a power cut (an
-            ``fdatasync`` per batch of newly changed rows), ``"none"`` nothing (no journal;
-            a crash leaves rows newer than the last checkpoint).
+            ``msync`` of the journal per batch of newly changed rows), ``"none"`` nothing
+            (no journal; a crash leaves rows newer than the last checkpoint).
         group : str or None
             Path, relative to the store's directory, of the JSON commit record of a group of
             stores checkpointed together by :func:`commit_group` (a head's ``head.json``).
@@ -351,12 +354,12 @@ class ShardedMatrix:
         dtype = _store_dtype(dtype)
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
-        scale = _as_real(scale, "scale", 0.0)
-        std = scale if std is None else _as_real(std, "std", 0.0)
+        scale = as_real(scale, "scale", 0.0)
+        std = scale if std is None else as_real(std, "std", 0.0)
         if init == "constant":
             if fill is None:
                 raise ValueError("init='constant' needs a fill value")
-            fill = _as_real(fill, "fill")
+            fill = as_real(fill, "fill")
         elif fill is not None:
             raise ValueError(f"fill is only used with init='constant', not init={init!r}")
         key = normalize_seed(seed)
@@ -462,6 +465,7 @@ class ShardedMatrix:
         self.shards = []
         self._lock_fd = None
         self._journal = None
+        self._parked_journal = None
         own_lock = lock_fd is None
         if mode not in ("r", "r+"):
             raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
@@ -529,9 +533,11 @@ class ShardedMatrix:
         twice is a no-op.
         """
         self.shards = []
-        journal, self._journal = getattr(self, "_journal", None), None
-        if journal is not None:
-            journal.close()
+        for name in ("_journal", "_parked_journal"):
+            journal = getattr(self, name, None)
+            setattr(self, name, None)
+            if journal is not None:
+                journal.close()
         fd, self._lock_fd = getattr(self, "_lock_fd", None), None
         if fd is not None:
             _unlock(fd)
@@ -545,12 +551,13 @@ class ShardedMatrix:
         return False
 
     def __del__(self):
-        journal = getattr(self, "_journal", None)
-        if journal is not None:
-            try:
-                journal.close()
-            except Exception:
-                pass
+        for name in ("_journal", "_parked_journal"):
+            journal = getattr(self, name, None)
+            if journal is not None:
+                try:
+                    journal.close()
+                except Exception:
+                    pass
         fd = getattr(self, "_lock_fd", None)
         if fd is not None:
             self._lock_fd = None
@@ -593,6 +600,46 @@ class ShardedMatrix:
             s.flush()
             _fsync_file(self.path / shard_file_name(p))
 
+    @property
+    def journal_rows(self):
+        """Rows saved to the journal since the last checkpoint (changed, or about to be)."""
+        return 0 if self._journal is None else self._journal.rows_saved
+
+    def set_durability(self, durability):
+        """Change what the journal protects against, at a checkpoint (mode ``"r+"``).
+
+        Parameters
+        ----------
+        durability : {"process", "power", "none"}
+            As in :meth:`create`.
+
+        Raises
+        ------
+        ValueError
+            Rows were changed since the last checkpoint: half of an interval journalled and
+            half not would reopen as neither state.
+        """
+        self._check_writable("set_durability")
+        durability = _check_durability(durability)
+        if self.journal_rows:
+            raise ValueError(f"{self.path}: rows changed since the last checkpoint; call "
+                             "checkpoint() before changing the durability")
+        # the journal object (and its file, mapped) is kept while the journal is off, so that
+        # turning it on again reuses both
+        keep = self._journal if self._journal is not None else self._parked_journal
+        if durability == "none":
+            self._journal, self._parked_journal = None, keep
+        else:
+            if keep is None:
+                keep = RollbackJournal(self.path / JOURNAL, self.epoch, self.num_rows,
+                                       1 if self.dim is None else self.dim, self.dtype,
+                                       sync=False)
+            elif keep.epoch != self.epoch:
+                keep.committed(self.epoch)
+            keep.sync = durability == "power"
+            self._journal, self._parked_journal = keep, None
+        self.durability = durability
+
     def journal(self, ids):
         """Save rows ``ids`` to the rollback journal before they are changed.
 
@@ -623,7 +670,7 @@ class ShardedMatrix:
 
         ``msync`` + ``fsync`` of every shard file; then ``meta.json`` is replaced atomically
         (temporary file, ``fsync``, rename, ``fsync`` of the directory) with the next epoch --
-        the commit point -- and the journal is deleted. After a crash the store reopens at
+        the commit point -- and the journal is started over. After a crash the store reopens at
         this checkpoint or the previous one, never a mixture.
 
         Parameters
@@ -652,7 +699,7 @@ class ShardedMatrix:
         self._commit(self.epoch + 1, step, extra, sums)
 
     def _commit(self, epoch, step, extra, sums=None):
-        """Record ``epoch`` in ``meta.json`` and drop the journal (rows already synced)."""
+        """Record ``epoch`` in ``meta.json`` and start the journal over (rows already synced)."""
         _write_meta(self.path, self._meta(step, extra, epoch, sums))
         self.step, self.extra, self.epoch = step, extra, epoch
         self._meta_v2["checksums"] = sums
@@ -1076,17 +1123,6 @@ def _store_dtype(dtype):
     return dt.newbyteorder("=")
 
 
-def _as_real(value, name, minimum=None):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
 def _check_extra(extra):
     """A JSON-serialisable dict, returned as it will read back from ``meta.json``."""
     if extra is None:
@@ -1344,7 +1380,7 @@ def commit_group(record_path, members, record):
 
     Every store's rows are made durable first; then ``record`` -- with ``epoch`` and each
     store's ``step`` added -- atomically replaces ``record_path``: that rename is the commit
-    point. Last, each store records the new epoch and drops its journal. A store opened after
+    point. Last, each store records the new epoch and starts its journal over. A store opened after
     a crash reads the record: a journal from before the record's epoch is rolled back, one
     from a commit the record already holds is dropped. So after a crash at any instant every
     store of the group reopens at the same commit.
@@ -1373,8 +1409,8 @@ def commit_group(record_path, members, record):
         st.sync()
     rec = dict(record, epoch=epoch,
                stores={_group_key(st.path, record_path): step for st, step in members})
-    atomic_write_bytes(record_path,
-                       (json.dumps(rec, indent=1, sort_keys=True, allow_nan=False) + "\n").encode())
+    text = json.dumps(rec, indent=1, sort_keys=True, allow_nan=False) + "\n"
+    atomic_write_bytes(record_path, text.encode())
     for st, step in members:
         st._commit(epoch, step, st.extra)
     return rec

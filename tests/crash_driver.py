@@ -1,4 +1,5 @@
-"""Kill a training head with SIGKILL at every commit point and at random moments, and check
+"""Kill a training head with SIGKILL at every file operation of its first step (which creates
+the journals), of a checkpoint and of the step after it, and at random moments; check
 that it reopens at exactly its last checkpoint and then continues as if never killed.
 
 Run by ``tests/test_crash.py`` in a subprocess of its own, with Numba's ``workqueue``
@@ -28,8 +29,8 @@ import fastsampled as fs
 V, D, B, S = 300, 8, 32, 12
 STEPS = 12
 CHECKPOINTS = (4, 8, 12)
-TARGET = 8                       # the checkpoint killed at each of its commit points
-_OPS = ("fsync", "fdatasync", "replace", "rename", "unlink")
+TARGET = 8                       # the checkpoint killed at each of its file operations
+_OPS = ("fsync", "fdatasync", "replace", "rename", "unlink", "open", "ftruncate")
 
 
 def batch(step):
@@ -59,7 +60,11 @@ def state(head):
 
 def train(head, until, dump=None, hook=None):
     while head.step < until:
+        if hook is not None:        # the first step creates the journals
+            hook.armed = head.step == 0
         head.train_step(*batch(head.step + 1))
+        if hook is not None:
+            hook.armed = False
         if head.step in CHECKPOINTS:
             if hook is not None:
                 hook.armed = head.step == TARGET
@@ -136,7 +141,7 @@ def check_recovery(work, label, clean):
         step = int(f["step"])
     if step not in (0,) + CHECKPOINTS:
         return {"label": label, "ok": False, "error": f"reopened at step {step}"}
-    diff = compare(found, os.path.join(clean, f"clean-{step}.npz")) if step else []
+    diff = compare(found, os.path.join(clean, f"clean-{step}.npz"))
     diff_end = compare(final, os.path.join(clean, f"clean-{STEPS}.npz"))
     return {"label": label, "step": step, "ok": not diff and not diff_end,
             "differs_at_reopen": diff, "differs_at_end": diff_end}
@@ -161,6 +166,9 @@ def run_config(root, optimizer, shards, random_kills, rng):
         head = make_head(os.path.join(base, "count"), optimizer, shards)
         t0 = time.perf_counter()
         train(head, TARGET, hook=hook)
+        hook.armed = True
+        head.train_step(*batch(TARGET + 1))
+        hook.armed = False
         seconds = time.perf_counter() - t0
         with open(counted, "w") as f:
             json.dump([hook.count, seconds * STEPS / TARGET], f)
@@ -178,11 +186,12 @@ def run_config(root, optimizer, shards, random_kills, rng):
             hook = Hook(at=k)
             head = make_head(os.path.join(work, "head"), optimizer, shards)
             train(head, TARGET, hook=hook)
+            hook.armed = True
             head.train_step(*batch(TARGET + 1))       # rows changed after the checkpoint
             os.kill(os.getpid(), signal.SIGKILL)
 
         rc = child(killed_run)
-        label = f"{optimizer}/{shards} shard(s): kill at commit operation {k} of {points}"
+        label = f"{optimizer}/{shards} shard(s): kill at file operation {k} of {points}"
         if rc != -signal.SIGKILL:
             results.append({"label": label, "ok": False, "error": f"exit {rc}"})
             continue
