@@ -10,9 +10,13 @@ import contextlib
 import errno
 import os
 import pathlib
+import json
 import secrets
 
-__all__ = ["atomic_output", "atomic_write_bytes", "fsync_dir", "check_writable_target"]
+from ._errors import StoreError
+
+__all__ = ["atomic_output", "atomic_write_bytes", "fsync_dir", "check_writable_target",
+           "read_json_object"]
 
 
 def fsync_dir(path):
@@ -99,3 +103,18 @@ def check_writable_target(path, name="path"):
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"{name} {str(path)!r}: the directory {str(parent)!r} is not writable")
     return path
+
+
+def read_json_object(path, missing):
+    """The JSON object in ``path``; ``StoreError`` naming the file when it is missing
+    (with the message ``missing``), unreadable, not JSON or not an object."""
+    path = pathlib.Path(os.fspath(path))
+    try:
+        obj = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise StoreError(missing) from None
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise StoreError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise StoreError(f"{path}: must hold a JSON object, got {type(obj).__name__}")
+    return obj

@@ -32,7 +32,7 @@ from . import _head_kernels as HK
 from . import _memory
 from . import _validate_kernels as VK
 from ._blas import single_threaded_blas
-from ._files import atomic_output, atomic_write_bytes, fsync_dir
+from ._files import atomic_output, atomic_write_bytes, fsync_dir, read_json_object
 from ._validate import as_bool, as_float_array, as_int, as_real, check_range
 from .losses import SparseGrads, _Rows, _run_step, _sampled_values
 from .optimizers import SGD, Adagrad, Adam
@@ -961,14 +961,7 @@ def _remove_head(p):
 def _read_config(p):
     """``head.json`` checked field by field; returns ``(config, optimizer)``."""
     fn = p / _RECORD
-    if not fn.is_file():
-        raise StoreError(f"{p}: no {_RECORD} (not a SampledSoftmaxHead store)")
-    try:
-        cfg = json.loads(fn.read_bytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise StoreError(f"{fn} is not valid JSON: {e}") from None
-    if not isinstance(cfg, dict):
-        raise StoreError(f"{fn}: must hold a JSON object, got {type(cfg).__name__}")
+    cfg = read_json_object(fn, f"{p}: no {_RECORD} (not a SampledSoftmaxHead store)")
     if cfg.get("format") != _FORMAT or cfg.get("version") not in _READABLE_VERSIONS:
         raise StoreError(f"{fn}: unknown format {cfg.get('format')!r} version "
                          f"{cfg.get('version')!r}")

@@ -24,7 +24,7 @@ import numpy as np
 from . import _loss_kernels as K
 from . import _store_kernels as SK
 from ._errors import StoreError, StoreLockedError
-from ._files import atomic_write_bytes, fsync_dir
+from ._files import atomic_write_bytes, fsync_dir, read_json_object
 from ._journal import JOURNAL, RollbackJournal, read_journal
 from ._rng import normalize_seed
 from ._validate import (FLOAT_DTYPES, as_bool, as_float_array, as_id_array, as_int,
@@ -1357,14 +1357,7 @@ def read_group_record(record_path):
         A missing or unreadable file, or an ``epoch`` / ``stores`` field of the wrong type.
     """
     record_path = pathlib.Path(record_path)
-    try:
-        rec = json.loads(record_path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise StoreError(f"{record_path}: missing commit record") from None
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise StoreError(f"{record_path}: not a readable JSON commit record ({e})") from None
-    if not isinstance(rec, dict):
-        raise StoreError(f"{record_path}: must hold a JSON object, got {type(rec).__name__}")
+    rec = read_json_object(record_path, f"{record_path}: missing commit record")
     ep, stores = rec.get("epoch"), rec.get("stores")
     if not isinstance(ep, int) or isinstance(ep, bool) or ep < 0:
         raise StoreError(f"{record_path}: epoch must be an int >= 0, got {ep!r}")
@@ -1554,15 +1547,8 @@ def _is_v2(meta):
 def _read_store(path):
     """Check ``meta.json`` and every shard file; return (meta, data offset of each shard)."""
     meta_path = path / META
-    if not meta_path.is_file():
-        raise StoreError(f"{path}: missing {META} (not a ShardedMatrix store, or its creation "
-                         "did not finish)")
-    try:
-        meta = json.loads(meta_path.read_bytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise StoreError(f"{meta_path}: not valid JSON ({e})") from None
-    if not isinstance(meta, dict):
-        raise StoreError(f"{meta_path}: must hold a JSON object, got {type(meta).__name__}")
+    meta = read_json_object(meta_path, f"{path}: missing {META} (not a ShardedMatrix store, "
+                            "or its creation did not finish)")
     if meta.get("format") != FORMAT:
         raise StoreError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
     version = meta.get("version")
