@@ -3,7 +3,8 @@
 ``"mod"``: shard ``id % P``, row ``id // P``. ``"div"``: contiguous blocks; with ``N`` the
 total number of rows, ``q, r = divmod(N, P)``, the first ``r`` shards hold ``q + 1`` rows and
 the others ``q``. TensorFlow applies these formulas whatever the shards' real sizes and
-silently mis-maps ids when the sizes do not form that layout; fastsampled raises instead.
+silently mis-maps ids when the sizes do not form that layout; fastsampled raises instead
+(docs/semantics.md#sharded-weights).
 
 :class:`ShardedMatrix` keeps such shards on disk: a directory of memory-mapped ``.npy`` files
 plus ``meta.json``, initialised in parallel, checkpointed atomically, locked against a second
@@ -485,6 +486,10 @@ class ShardedMatrix:
                     fd = _lock(path)
                 except StoreLockedError:
                     pass                    # a live writer: its rows are read as they are
+                except OSError as e:
+                    raise StoreError(f"{path}: a writer stopped with changes to roll back, and "
+                                     f"this process cannot take the store's lock to do it "
+                                     f"({e.strerror}); open it once with write access") from None
                 else:
                     try:
                         meta = _recover(path, meta, offsets)
@@ -905,7 +910,7 @@ class ShardedMatrix:
 
         Stores open with ``"random"``: a training step touches a few thousand scattered rows,
         and the kernel's default read-around would fetch megabytes of neighbours for each page
-        fault (measured at 10^8 x 64: 35 MB read per step instead of ~50 KB, 8 steps/s).
+        fault, far more than the step needs (docs/performance.md#memory-mapped-stores).
         Full scans (``predict``, ``evaluate``, ``verify(values=True)``) switch to
         ``"sequential"`` and back; :meth:`scan` does it for a ``with`` block.
 
@@ -941,9 +946,10 @@ class ShardedMatrix:
         that their page faults overlap instead of waiting for the disk one by one.
 
         For stores larger than RAM: a training step's rows that are not cached otherwise fault
-        in serially, one disk latency each (measured at 10^8 x 64, Zipf labels: ~380 faults
-        and ~19 ms a step). Costs a few microseconds per run of adjacent pages when they are
-        cached already. ``ids`` must be valid row ids (not checked again here).
+        in serially, one disk latency each, hundreds of them a step with Zipf-distributed
+        labels (docs/performance.md#memory-mapped-stores). Costs a few microseconds per run
+        of adjacent pages when they are cached already. ``ids`` must be valid row ids (not
+        checked again here).
 
         Parameters
         ----------
@@ -984,7 +990,7 @@ class ShardedMatrix:
         prefix of every shard. The prefix is read with large sequential reads through a file
         descriptor advised ``POSIX_FADV_RANDOM``, which keeps the page cache in 4 KiB pages
         (sequential read-ahead would build large folios, whose writeback turns every row
-        update into hundreds of KB of disk writes; see :meth:`drop_cache`); then the
+        update into a write of the whole folio; see :meth:`drop_cache`); then the
         process's page tables are filled (``MADV_POPULATE_READ``, Linux 5.14+), so the first
         steps take no page fault on those rows.
 
@@ -1037,8 +1043,9 @@ class ShardedMatrix:
 
         Why: recent kernels keep file pages that were written or read ahead sequentially in
         large folios (up to megabytes). Training then dirties a few bytes of such a folio
-        per row and the whole folio is written back: measured here (Linux 6.18, ext4) at
-        ~320 KB written per 256-byte row update, 400 ms for a step's 1100 rows. Pages faulted
+        per row and the whole folio is written back, so a small row update costs a large
+        write and a step's writeback takes far longer than the step
+        (docs/performance.md#memory-mapped-stores). Pages faulted
         in afterwards under ``advise("random")`` are single 4 KB pages. :meth:`create` drops
         the pages it wrote; full scans of a writable store drop what they read.
         """
@@ -1077,8 +1084,9 @@ def _read_concurrently(fd, end):
     """Read bytes ``0 .. end`` of ``fd`` into the page cache with several reads in flight.
 
     With ``POSIX_FADV_RANDOM`` the kernel reads each request in pieces of its read-ahead
-    size, one after the other (seen here: 0.16 GB/s from one reader); eight readers keep
-    the disk busy. ``os.preadv`` releases the GIL."""
+    size, one after the other, so one reader leaves the disk mostly idle
+    (docs/performance.md#memory-mapped-stores); eight readers keep the disk busy.
+    ``os.preadv`` releases the GIL."""
     import concurrent.futures
 
     def read(lo):
