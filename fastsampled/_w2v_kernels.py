@@ -176,9 +176,9 @@ def _train_block(syn0, syn1, corpus, sent_off, s0, s1, keep, table, logq, key, a
                         else:
                             prod *= e * sig  # 1 - sigmoid(z)
                             G[a, o] = np.float32(-alpha * sig)
-                    if prod < 1e-150:
-                        loss -= math.log(prod)
-                        prod = 1.0
+                        if prod < 1e-150:   # per factor: 1 + negative of them can underflow
+                            loss -= math.log(prod)
+                            prod = 1.0
             loss -= math.log(prod)
             # Input-side error from the pre-update output rows.
             for a in range(nin):

@@ -523,3 +523,343 @@ def sampled_candidates_from_stream(stream, num_sampled, unique):
     if num_sampled == 0:
         num_tries = 0
     return np.array(candidates, dtype=np.int64), num_tries
+
+
+# ---------------------------------------------------------------------------
+# Counter-based random numbers (SplitMix64), as the kernels draw them
+# ---------------------------------------------------------------------------
+#
+# The i-th draw of a stream is SplitMix64's output started at the stream's key:
+# mix64(key + i * GAMMA) mod 2**64. Plain Python integers, masked to 64 bits.
+
+_MASK64 = (1 << 64) - 1
+_GAMMA = 0x9E3779B97F4A7C15
+_STREAM_SALT = 0xD1B54A32D192ED03
+
+
+def _mix64(z):
+    """SplitMix64's finaliser of one 64-bit integer."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def splitmix64_stream_key(seed, stream):
+    """Key of random stream ``stream`` under ``seed`` (both integers in [0, 2**64))."""
+    seed, stream = int(seed), int(stream)
+    return _mix64((_mix64(seed) + (stream + 1) * _STREAM_SALT) & _MASK64)
+
+
+def splitmix64_bits(key, counter):
+    """The ``counter``-th 64 random bits of the stream ``key`` (an integer)."""
+    key, counter = int(key), int(counter)
+    return _mix64((key + counter * _GAMMA) & _MASK64)
+
+
+# ---------------------------------------------------------------------------
+# Alias tables, packed as fastsampled stores them
+# ---------------------------------------------------------------------------
+#
+# One uint64 per column: high 32 bits the acceptance threshold (probability * 2**32),
+# low 32 bits the alias.
+
+def alias_pick(table, r1, r2):
+    """One draw from a packed alias table given two 64-bit random integers.
+
+    Column ``j = floor(u * V)`` with ``u`` the top 53 bits of ``r1`` as a fraction in
+    [0, 1); the column is kept when the top 32 bits of ``r2`` are below its threshold,
+    else its alias is returned.
+    """
+    n = len(table)
+    u = (int(r1) >> 11) / 2.0**53   # exact: a 53-bit integer times a power of two
+    j = min(int(u * float(n)), n - 1)
+    entry = int(table[j])
+    if (int(r2) >> 32) < (entry >> 32):
+        return j
+    return entry & 0xFFFFFFFF
+
+
+def alias_table_probs(table):
+    """Probability of each class under :func:`alias_pick` (float64, shape (V,)).
+
+    Each column is chosen with probability 1/V (up to the 2**-53 granularity of ``u``);
+    it gives itself with probability threshold / 2**32 and its alias otherwise.
+    """
+    n = len(table)
+    mass = np.zeros(n)
+    for j in range(n):
+        entry = int(table[j])
+        accept = (entry >> 32) / 2.0**32
+        mass[j] += accept
+        mass[entry & 0xFFFFFFFF] += 1.0 - accept
+    return mass / n
+
+
+# ---------------------------------------------------------------------------
+# Word2vec training (fastsampled._w2v_kernels, one worker)
+# ---------------------------------------------------------------------------
+#
+# What one block of training does, written out plainly:
+#
+# * One random stream per block, key ``stream_key(seed, stream)``; its counter starts at
+#   0 and every draw takes the next counter value.
+# * Per sentence: one draw per word, in order; the word is kept when the top 32 bits of
+#   the draw are below its keep threshold (subsampling; a threshold of 2**32 always keeps,
+#   but the draw is made all the same). Windows are formed over the kept words only.
+# * Per kept centre word, in order: one draw for the window, ``b = 1 + (top 32 bits) %
+#   window``; the context is the kept words at distance 1 .. b on both sides. Then
+#   ``negative`` candidates, two draws each (column, coin) from the alias table; a
+#   candidate equal to the centre word is dropped. These draws are made even when the
+#   context is empty (a one-word sentence), and that window is then skipped.
+# * One update per window (HogBatch): input rows X (skip-gram: each context word's input
+#   vector; CBOW: one row, their mean) and output rows Y (centre word, then the
+#   candidates, duplicates kept) give logits Z = X Y^T, and the error
+#   E = alpha * (label - prediction), all from the values before the window's update.
+#   Then every output row ``o`` gains ``sum_a E[a, o] X[a]`` and every input row ``a``
+#   gains ``sum_o E[a, o] Y[o]`` (CBOW: every context word gains that row's error,
+#   unscaled, as in word2vec.c). A row listed twice gets both updates.
+# * Losses: "negative_sampling": sigmoid with label 1 for the centre word and 0 for the
+#   candidates; "nce": the same on ``Z - log Q`` with ``Q = num_sampled * p(word)`` (the
+#   ``logq`` argument); "sampled_softmax": softmax over [centre] + candidates of
+#   ``Z - log Q``, target the centre word. Sigmoid logits are clamped to [-50, 50] (the
+#   sigmoid is saturated in float64 beyond that; the loss of a row is then at most 50).
+# * The learning rate is constant within a block; the kernel takes it as float32.
+#
+# Arithmetic: each window's update is computed in float64 from the float32 rows and
+# rounded to float32 once per row written (a row listed twice: its summed update).
+
+W2V_LOSSES = ("negative_sampling", "sampled_softmax", "nce")
+W2V_CLAMP = 50.0
+
+
+def w2v_keep_thresholds(counts, sample):
+    """Subsampling: probability of keeping each word and its uint64 threshold.
+
+    ``t = sample * sum(counts)`` (``sample >= 1``: ``t = sample``); keep probability
+    ``min(1, (sqrt(c / t) + 1) * t / c)``; threshold ``round(p * 2**32)`` (half to even).
+    ``sample == 0``: every word is kept (threshold 2**32).
+    """
+    counts = [int(c) for c in counts]
+    p = np.ones(len(counts))
+    if sample:
+        t = sample * float(sum(counts)) if sample < 1.0 else float(sample)
+        for i, c in enumerate(counts):
+            p[i] = min(1.0, (np.sqrt(c / t) + 1.0) * t / c)
+    thresholds = np.array([round(q * 2.0**32) for q in p], dtype=np.uint64)
+    return p, thresholds
+
+
+def _softplus(z):
+    """log(1 + exp(z)) for a float |z| <= 50 (float64)."""
+    return float(np.log1p(np.exp(z)))
+
+
+def w2v_window_update(syn0, syn1, centre, context, candidates, alpha, sg,
+                      loss="negative_sampling", logq=None):
+    """Apply one window's update to ``syn0`` / ``syn1`` in place.
+
+    Parameters
+    ----------
+    syn0, syn1 : ndarray of float32, shape (V, D)
+        Input and output vectors.
+    centre : int
+        The centre word (label 1 / the softmax target).
+    context : sequence of int
+        Context word ids, non-empty.
+    candidates : sequence of int
+        Sampled candidates, the centre word already removed.
+    alpha : float
+        Learning rate.
+    sg : bool
+        Skip-gram (one input row per context word) or CBOW (one row, their mean).
+    loss : {"negative_sampling", "sampled_softmax", "nce"}
+    logq : ndarray of float64, shape (V,), optional
+        ``log(num_sampled * p(word))``; needed by "sampled_softmax" and "nce".
+
+    Returns
+    -------
+    loss : float
+        Summed over input rows: ``-log p(label)`` per (input row, output row) pair, or
+        the softmax cross-entropy per input row.
+    pairs : int
+        Number of input rows.
+    """
+    if loss not in W2V_LOSSES:
+        raise ValueError(f"loss must be one of {W2V_LOSSES}, got {loss!r}")
+    outputs = [int(centre)] + [int(c) for c in candidates]
+    context = [int(c) for c in context]
+    dim = syn0.shape[1]
+    if sg:
+        x = np.array([syn0[c].astype(np.float64) for c in context])       # (nin, D)
+    else:
+        total = np.zeros(dim)
+        for c in context:
+            total += syn0[c].astype(np.float64)
+        x = (total / len(context))[None, :]                                # (1, D)
+    y = np.array([syn1[o].astype(np.float64) for o in outputs])           # (nout, D)
+    nin, nout = x.shape[0], y.shape[0]
+    shift = np.zeros(nout)
+    if loss != "negative_sampling":
+        shift = np.array([float(logq[o]) for o in outputs])
+
+    err = np.zeros((nin, nout))   # alpha * (label - prediction)
+    total_loss = 0.0
+    for a in range(nin):
+        z = np.array([float(np.dot(x[a], y[o])) - shift[o] for o in range(nout)])
+        if loss == "sampled_softmax":
+            m = z.max()
+            e = np.exp(z - m)
+            prob = e / e.sum()
+            total_loss += float(np.log(e.sum()) + m - z[0])
+            for o in range(nout):
+                err[a, o] = alpha * ((1.0 if o == 0 else 0.0) - prob[o])
+        else:
+            for o in range(nout):
+                zo = min(max(z[o], -W2V_CLAMP), W2V_CLAMP)
+                sig = 1.0 / (1.0 + np.exp(-zo))
+                if o == 0:
+                    total_loss += _softplus(-zo)      # -log sigmoid(z)
+                    err[a, o] = alpha * (1.0 - sig)
+                else:
+                    total_loss += _softplus(zo)       # -log (1 - sigmoid(z))
+                    err[a, o] = -alpha * sig
+
+    # Both updates from the values before the window.
+    d_out = {}
+    for o in range(nout):
+        step = np.zeros(dim)
+        for a in range(nin):
+            step += err[a, o] * x[a]
+        d_out[outputs[o]] = d_out.get(outputs[o], 0.0) + step
+    d_in = {}
+    for a in range(nin):
+        step = np.zeros(dim)
+        for o in range(nout):
+            step += err[a, o] * y[o]
+        if sg:
+            d_in[context[a]] = d_in.get(context[a], 0.0) + step
+        else:
+            for c in context:
+                d_in[c] = d_in.get(c, 0.0) + step
+    for row, step in d_out.items():
+        syn1[row] = (syn1[row].astype(np.float64) + step).astype(np.float32)
+    for row, step in d_in.items():
+        syn0[row] = (syn0[row].astype(np.float64) + step).astype(np.float32)
+    return total_loss, nin
+
+
+def w2v_train_block(syn0, syn1, sentences, keep_thresholds, alias_table, seed, stream, alpha,
+                    window, negative, sg, loss="negative_sampling", logq=None,
+                    bits=splitmix64_bits, stream_key=splitmix64_stream_key):
+    """Train one block of sentences with one worker; updates ``syn0`` / ``syn1`` in place.
+
+    Parameters
+    ----------
+    syn0, syn1 : ndarray of float32, shape (V, D)
+    sentences : sequence of sequences of int
+        The block's sentences as word ids.
+    keep_thresholds : ndarray of uint64, shape (V,)
+        From :func:`w2v_keep_thresholds` (2**32: always kept).
+    alias_table : ndarray of uint64, shape (V,)
+        Packed alias table of the candidate distribution (see :func:`alias_pick`).
+    seed, stream : int
+        The block's random stream is ``stream_key(seed, stream)``.
+    alpha : float
+        The block's learning rate.
+    window, negative : int
+        Largest window; candidates per centre word.
+    sg : bool
+    loss : {"negative_sampling", "sampled_softmax", "nce"}
+    logq : ndarray of float64, shape (V,), optional
+    bits, stream_key : callables
+        The counter-based generator ``bits(key, counter)`` and ``stream_key(seed,
+        stream)``; by default the SplitMix64 of this module. They are called with numpy
+        uint64 arguments, so the kernels' own functions can be passed.
+
+    Returns
+    -------
+    loss : float
+    effective_words : int
+        Words kept by subsampling.
+    pairs : int
+        (input row, centre word) pairs trained.
+    """
+    alpha = float(np.float32(alpha))
+    key = np.uint64(int(stream_key(np.uint64(seed), np.uint64(stream))))
+    counter = 0
+
+    def draw():
+        nonlocal counter
+        r = int(bits(key, np.uint64(counter)))
+        counter += 1
+        return r
+
+    total_loss, effective, pairs = 0.0, 0, 0
+    for sentence in sentences:
+        kept = [int(w) for w in sentence if (draw() >> 32) < int(keep_thresholds[int(w)])]
+        effective += len(kept)
+        for i, centre in enumerate(kept):
+            b = 1 + (draw() >> 32) % window
+            context = [kept[j] for j in range(max(0, i - b), min(len(kept), i + b + 1))
+                       if j != i]
+            candidates = []
+            for _ in range(negative):
+                r1 = draw()
+                r2 = draw()
+                c = alias_pick(alias_table, r1, r2)
+                if c != centre:
+                    candidates.append(c)
+            if not context:
+                continue
+            window_loss, n = w2v_window_update(syn0, syn1, centre, context, candidates,
+                                               alpha, sg, loss, logq)
+            total_loss += window_loss
+            pairs += n
+    return total_loss, effective, pairs
+
+
+def w2v_blocks(sentence_lengths, batch_words):
+    """First sentence of each block (and the number of sentences at the end).
+
+    A block starts at sentence 0 and at every sentence whose start (in words from the
+    beginning of the corpus) is the first at or after a multiple of ``batch_words``.
+    """
+    first_word = [0]
+    for n in sentence_lengths:
+        first_word.append(first_word[-1] + int(n))
+    starts = [s for s in range(len(sentence_lengths))
+              if s == 0 or first_word[s] // batch_words != first_word[s - 1] // batch_words]
+    return starts + [len(sentence_lengths)]
+
+
+def w2v_train(syn0, syn1, sentences, keep_thresholds, alias_table, seed, alpha, min_alpha,
+              epochs, window, negative, sg, batch_words, loss="negative_sampling", logq=None,
+              bits=splitmix64_bits, stream_key=splitmix64_stream_key):
+    """``Word2Vec.train`` with one worker and the linear learning-rate schedule.
+
+    The corpus is cut into blocks (:func:`w2v_blocks`); block ``b`` of epoch ``e`` uses the
+    random stream ``e * num_blocks + b`` and the rate ``max(min_alpha, alpha - (alpha -
+    min_alpha) * (e * N + x) / (epochs * N))``, ``N`` the words of the corpus and ``x``
+    those before the block. Returns the loss of each epoch and the effective words and
+    pairs of all epochs.
+    """
+    lengths = [len(s) for s in sentences]
+    starts = w2v_blocks(lengths, batch_words)
+    nblocks = len(starts) - 1
+    total_words = sum(lengths)
+    epoch_losses, effective, pairs = [], 0, 0
+    for epoch in range(epochs):
+        epoch_loss = 0.0
+        for b in range(nblocks):
+            before = sum(lengths[:starts[b]])
+            progress = (epoch * total_words + before) / (epochs * total_words)
+            rate = max(min_alpha, alpha - (alpha - min_alpha) * progress)
+            block_loss, eff, n = w2v_train_block(
+                syn0, syn1, sentences[starts[b]:starts[b + 1]], keep_thresholds, alias_table,
+                seed, epoch * nblocks + b, rate, window, negative, sg, loss, logq, bits,
+                stream_key)
+            epoch_loss += block_loss
+            effective += eff
+            pairs += n
+        epoch_losses.append(epoch_loss)
+    return epoch_losses, effective, pairs
