@@ -148,8 +148,8 @@ def alias_draw(table, key, start, out):
     """Fill ``out`` with draws ``start .. start+len(out)-1`` of stream ``key``.
 
     Two passes per chunk of 256 draws: first all column indices (pure arithmetic), then all
-    table reads. The second loop is only loads, so the CPU keeps many cache misses in flight;
-    this is 2.5x faster than one fused loop on a 10^7-entry table.
+    table reads. The second loop is only loads, so the CPU keeps many cache misses in flight,
+    which one fused loop over large tables does not (docs/performance.md#alias-draws).
     """
     n = table.size
     nf = np.float64(n)

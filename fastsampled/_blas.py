@@ -2,11 +2,11 @@
 
 Numba's ``np.dot`` calls SciPy's BLAS (``scipy.linalg.cython_blas``). Our kernels already split
 work over Numba's threads; a multi-threaded BLAS inside each of them would oversubscribe the
-cores (seen here: a small sgemm taking 8 ms instead of 0.2 ms). ``single_threaded_blas()`` sets
-that library to one thread for the duration of a kernel call and restores the previous setting
-afterwards; nested and concurrent uses are reference-counted. numpy's own BLAS (a different
-library in the wheels) is left alone. The C entry points are looked up once, so a call costs
-a few ctypes calls (~2 µs).
+cores and make even a small product many times slower (docs/performance.md#blas-threads).
+``single_threaded_blas()`` sets that library to one thread for the duration of a kernel call
+and restores the previous setting afterwards; nested and concurrent uses are
+reference-counted. numpy's own BLAS (a different library in the wheels) is left alone. The C
+entry points are looked up once, so a call costs only a few ctypes calls.
 """
 import os
 import threading

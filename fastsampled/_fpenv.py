@@ -6,10 +6,9 @@ zero (``DAZ``): its threads enter ``port::ScopedFlushDenormal``. Checked against
 gives 5e-38. Besides fidelity it matters for speed: on Intel cores an operation with a
 subnormal operand or result takes a microcode assist (~100+ cycles). A sampled-softmax step of
 a head that has grown confident is full of them (probabilities near 1e-38 times 1/B, and
-their products in the backward matrix products). On an Intel Xeon (Emerald Rapids), two
-V=10^6 lazy-Adam heads trained side by side in one process: without the flush 1.1 ms a step
-over the first 250 steps, then 3.2-4.0 ms; with it 0.94-1.07 ms throughout, and the weights
-after 2,500 steps bit-identical.
+their products in the backward matrix products), so without the flush such a head slows
+down several times as it trains, while with it the step time stays flat (and the trained
+weights were bit-identical either way: docs/performance.md#subnormal-numbers).
 
 :func:`ftz_enter` sets FTZ and DAZ in this thread's MXCSR and returns the previous value;
 :func:`ftz_exit` restores it. A parallel kernel calls both in each task (every worker thread has

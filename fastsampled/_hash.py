@@ -24,7 +24,8 @@ def _fingerprint(data):
 
 
 def fingerprint(data):
-    """64-bit hash of a uint8 array's bytes (not cryptographic; ~GB/s)."""
+    """64-bit hash of a uint8 array's bytes (not cryptographic; one parallel pass over them,
+    see docs/performance.md#small-loops-and-argument-checks)."""
     u8 = np.ascontiguousarray(data).view(np.uint8).reshape(-1)
     pad = (-u8.size) % 8
     if pad:

@@ -2,7 +2,7 @@
 
 Before a row of a store changes for the first time since the store's last commit, its old
 bytes are appended to ``<store>/journal``. A commit (``checkpoint``) makes the rows durable,
-records the new epoch and then deletes the journal. A store opened with a journal left over
+records the new epoch and then starts the journal over. A store opened with a journal left over
 from its current epoch -- a writer that died between two commits -- copies the old rows back
 first, so it reopens exactly as it was at its last commit, as SQLite's rollback journal does.
 

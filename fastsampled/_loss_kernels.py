@@ -48,7 +48,8 @@ FLT_MAX = np.float64(np.finfo(np.float32).max)
 
 @njit(cache=True)
 def accidental_hit_columns(labels, sampled):
-    """``cols[i, j]`` = last position of ``labels[i, j]`` in ``sampled``, or -1 (TF semantics)."""
+    """``cols[i, j]`` = last position of ``labels[i, j]`` in ``sampled``, or -1, as TensorFlow
+    picks the column to mask (docs/semantics.md#accidental-hits)."""
     s = sampled.size
     cap = 16
     while cap < 2 * s:
@@ -96,7 +97,8 @@ def gather_vec(src, idx, pos, out):
 
 @njit(parallel=PRANGE_ONLY, cache=True)
 def shard_map(ids, num_shards, is_div, q, r):
-    """TensorFlow's id -> (shard, row) map (SEMANTICS.md section 4); ids already validated."""
+    """TensorFlow's id -> (shard, row) map (docs/semantics.md#sharded-weights); ids already
+    validated."""
     shard = np.empty(ids.size, np.int64)
     row = np.empty(ids.size, np.int64)
     for t in prange(ids.size):
@@ -147,7 +149,7 @@ def _rowdot(a, b):
 def _vsum(a):
     """``sum(a)`` in float64; reassociation (no NaN/inf assumptions) lets it vectorise."""
     acc = 0.0
-    for i in range(a.size):    # (an iterator loop here is ten times slower)
+    for i in range(a.size):    # (an iterator loop is much slower here: docs/performance.md)
         acc += a[i]
     return acc
 
@@ -463,8 +465,8 @@ def _slab(Zbuf, B, s0, s1, r0, r1):
 def _combine_rows(zt, Mp, Sp, nce, want_grads, gscale, rb, nrb, loss, g_true, F):
     """Phase 2: per example, the chunks' statistics combined into the loss and ``g_true``,
     and ``F[c, i]``, the factor that turns chunk c's shifted exponentials into dL/dz.
-    Serial: ~B * (T + chunks) vectorised exponentials, microseconds (a parallel loop here
-    cost 5 s of compilation per dtype)."""
+    Serial: ~B * (T + chunks) vectorised exponentials, too little work to repay the long
+    compilation of a parallel loop (docs/performance.md#compile-time)."""
     T, B = zt.shape
     nc = Mp.shape[0]
     fpenv = ftz_enter()
@@ -688,8 +690,9 @@ def merge_sparse(labels_flat, sampled, num_true, x, g_true, wpart, bpart):
     sums (over blocks of examples), added here in partial order. Returns ``(ids, dW, db)`` in
     x's dtype: sorted unique ids of ``concat(labels_flat, sampled)``, the weight-gradient rows
     ``sum g_ij x_i`` (labels) + ``sum_p wpart[p, k]`` (samples) and the bias gradients. A
-    stable order by id fixes the order of the sums. Serial: it adds ~(B*T + P*S) rows, a few
-    tens of microseconds, and a parallel version compiled 8 s longer.
+    stable order by id fixes the order of the sums. Serial: it adds ~(B*T + P*S) rows, a small
+    share of a step, and a parallel version compiles much longer
+    (docs/performance.md#compile-time).
     """
     BT = labels_flat.size
     S = sampled.size

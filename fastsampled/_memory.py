@@ -3,12 +3,11 @@ that keep per-step temporaries mapped (private).
 
 A training step reads and writes ~10^3 rows at random places of a weight matrix (and of its
 optimizer slots). With 4 KiB pages every such row costs a TLB miss and a page-table walk that
-itself misses the caches once the matrix is a few GB; with 2 MiB pages the TLB covers it.
-Seen on the reference machine: 1088 random rows of a 10^7 x 128 float32 matrix gathered in
-159 us on 4 KiB pages, 63 us on huge pages. Linux's default THP mode here is "madvise", so
-ordinary numpy allocations do not get huge pages; arrays made by :func:`empty` and
-:func:`full` ask for them (``MADV_HUGEPAGE``) when they are large. Elsewhere (no THP,
-non-Linux) they are ordinary arrays.
+itself misses the caches once the matrix is a few GB; with 2 MiB pages the TLB covers it, and
+a gather of random rows runs several times faster (docs/performance.md#huge-pages-and-malloc).
+Linux's default THP mode here is "madvise", so ordinary numpy allocations do not get huge
+pages; arrays made by :func:`empty` and :func:`full` ask for them (``MADV_HUGEPAGE``) when
+they are large. Elsewhere (no THP, non-Linux) they are ordinary arrays.
 """
 import ctypes
 import mmap
@@ -48,10 +47,10 @@ def full(shape, fill, dtype):
 
     A fresh mapping is already zero; for ``fill == 0`` its pages are only faulted in (one
     write a page, in parallel), so that a training step does not pay for them later: left
-    lazy, an optimizer slot of 10^7 x 128 float32 faulted its 2 MiB pages in during the first
-    few hundred steps of a head, each step then taking 16-50 ms instead of ~1 ms on this
-    project's virtual machines (where first touching guest memory is slow). The memory is
-    resident from the start, as any other framework's optimizer state is.
+    lazy, a large optimizer slot faults its 2 MiB pages in during the first few hundred steps
+    of a head, and those steps run many times slower, most of all on virtual machines where
+    first touching guest memory is slow (docs/performance.md#huge-pages-and-malloc). The
+    memory is resident from the start, as any other framework's optimizer state is.
     """
     arr, zeroed = _alloc(shape, dtype)
     if fill != 0 or not zeroed:
@@ -76,8 +75,8 @@ def tune_malloc():
     A step allocates and frees the same few MB of temporaries every call (gathered rows,
     logits, partial sums). glibc's defaults hand chunks over 128 KiB back to the kernel, or
     trim the heap once 2x the last such chunk is free at its top, so the next step faults
-    every page in again: seen here, 2272 page faults (9 MB) per B=128, S=8192 step, ~4 ms
-    of its ~11 ms, and ~10 % of a B=1024, S=64 step. With the mmap threshold at 32 MiB and
+    every page in again, a sizeable share of a step's time with a large ``num_sampled``
+    (docs/performance.md#huge-pages-and-malloc). With the mmap threshold at 32 MiB and
     the trim threshold at 256 MiB they stay. The cost: up to 256 MiB of freed memory kept by
     the process. Called once on import; left alone when ``FASTSAMPLED_KEEP_MALLOC=1`` or
     when ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` are set (the user's choice

@@ -9,7 +9,7 @@ Two kernels serve SGD, Adagrad and lazy Adam, so a process compiles two function
   layer calls only once every shard's update came back clean.
 
 (Committing inside ``update_rows`` when the count is 0 would save one call per step but a
-second ``prange`` loop there roughly doubles its compile time.)
+second ``prange`` loop there makes it much slower to compile: docs/performance.md#compile-time.)
 
 Arguments are 2-D: a 1-D param (biases) arrives as an ``(n, 1)`` view. ``rows`` index the
 shard, ``pos`` the matching rows of ``grad`` and of the scratch buffers. ``rows`` are unique

@@ -7,7 +7,7 @@ the result does not depend on ``NUMBA_NUM_THREADS``.
 
 ``stream_key(seed, stream)`` derives an independent key per (seed, stream); samplers use
 the stream to count their calls, so an object sampler gives new draws on every call while
-a seed still reproduces the whole sequence.
+a seed still reproduces the whole sequence (docs/architecture.md#randomness).
 """
 import os
 
@@ -31,8 +31,8 @@ _MASK64 = (1 << 64) - 1
 
 # Numba's parallel options for every kernel: explicit ``prange`` loops only. The automatic
 # parallelisation of numpy expressions is off: our array expressions are small, and each
-# one it converts costs compile time (it more than doubled the first-call time of the
-# loss kernels).
+# one it converts costs compile time (a large share of the loss kernels' first call:
+# docs/performance.md#compile-time).
 PRANGE_ONLY = {"prange": True, "comprehension": False, "setitem": False, "reduction": False,
                "numpy": False, "stencil": False, "fusion": False, "inplace_binop": False}
 

@@ -35,7 +35,7 @@ def as_bool(value, name):
 def as_id_array(value, name):
     """An integer array (int32/int64 accepted, returned as int64). Floats and bools rejected."""
     arr = np.asarray(value)
-    if arr.dtype.kind not in "iu":             # (np.issubdtype costs ~5 us a call)
+    if arr.dtype.kind not in "iu":             # (np.issubdtype is slow for a per-call check)
         if arr.size == 0 and arr.dtype == np.float64 and not isinstance(value, np.ndarray):
             arr = arr.astype(np.int64)  # an empty Python list
         else:

@@ -1,8 +1,9 @@
 """Kernels behind the argument checks of ``_validate.py`` (private).
 
 They read, never write, and exist because the equivalent numpy expressions are several
-times slower on the arrays a training step checks (a pairwise ``x.sum()`` over a (1024,
-128) batch costs more than a tenth of the step).
+times slower on the arrays a training step checks: a pairwise ``x.sum()`` over a whole
+(batch, dim) input is a noticeable part of the step
+(docs/performance.md#small-loops-and-argument-checks).
 """
 import numpy as np
 from numba import njit

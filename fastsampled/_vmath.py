@@ -180,7 +180,8 @@ def flush_to(v, like):
 
     Subnormal operands and results make x86 arithmetic take a microcode assist on Intel
     cores (~100 cycles an operation): a softmax gradient full of them (confident examples,
-    probabilities near 1e-38 times 1/B) made a float32 head step about 4x slower there. On
+    probabilities near 1e-38 times 1/B) made a float32 head step several times slower there
+    (docs/performance.md#subnormal-numbers). On
     x86-64 the kernels also run with FTZ/DAZ set (``_fpenv``), which flushes the products of
     the backward pass too; this explicit flush keeps the gradient itself the same elsewhere.
     """

@@ -363,9 +363,10 @@ class _Step:
         return self.quick_s if quick else self.full_s
 
 
-# The suites `fastsampled bench` runs, in order. Expected seconds: measured on the reference
-# machine (2 cores, quiet, Numba cache warm); the full head suite adds ~4 min the first time
-# (it creates a 26 GB memory-mapped store, kept for later runs).
+# The suites `fastsampled bench` runs, in order, with the seconds each script is expected to
+# take on a quiet 2-core machine with Numba's cache warm
+# (docs/performance.md#benchmark-suite-durations); the full head suite takes minutes more the
+# first time, to create its 26 GB memory-mapped store (kept for later runs).
 BENCH_SUITES = {
     "samplers": [_Step("bench_samplers.py", 12, 80)],
     "losses": [_Step("bench_scaling.py", 18, 200), _Step("bench_losses.py", None, 200)],
@@ -559,7 +560,7 @@ def _bench_step(args, ctx, i, suite, step):
     if args.quick and suite == "head":
         extra.append("--skip-mmap")      # the memory suite covers memory maps in --quick
     if args.quick and suite == "samplers":
-        extra.append("--no-tf")          # TF's rows cost ~15 s; full mode has them
+        extra.append("--no-tf")          # TF's rows are slow to run; full mode has them
     if suite == "word2vec":
         extra += _word2vec_bench_args(args, ctx["tmp"], ctx["bench_dir"], say)
     cmd += extra

@@ -8,7 +8,9 @@ parallel kernel computes logits, loss and every gradient. Nothing is O(num_class
 Differences from TensorFlow, all deliberate: bad input raises a clear error instead of a NaN
 loss or a silently wrong lookup (a true expected count of 0, shards that do not form the
 strategy's layout, labels outside the weights); expected counts may be float32 or float64
-whatever the inputs' dtype; ``num_sampled`` must equal ``len(sampled_candidates)``.
+whatever the inputs' dtype; ``num_sampled`` must equal ``len(sampled_candidates)``. The
+full list is in docs/semantics.md#departures-from-tensorflow; the logits and losses follow
+docs/semantics.md#sampled-logits and docs/semantics.md#losses.
 """
 import numpy as np
 

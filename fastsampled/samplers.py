@@ -3,7 +3,8 @@
 Each sampler returns ``(sampled_candidates int64 (S,), true_expected_count float32 (B, T),
 sampled_expected_count float32 (S,))`` with TensorFlow's exact expected counts: ``p * S`` when
 no draw was rejected, else ``-expm1(num_tries * log1p(-p))`` in float32, where ``num_tries`` is
-the number of draws this call needed (``unique=True`` rejects repeats in draw order).
+the number of draws this call needed (``unique=True`` rejects repeats in draw order; see
+docs/semantics.md#candidate-samplers).
 
 Two forms:
 

@@ -76,10 +76,9 @@ symbols to the copy loaded first -- torch's bundled one when torch is imported b
 thread pool starts, as in a training script (checked with ``LD_DEBUG=bindings``: Numba's
 ``omppool`` and ``libtorch_cpu`` both bind ``GOMP_parallel`` to ``torch/lib/libgomp.so.1``). The
 body's ops and the head's kernels take turns on the same cores, and idle workers spin for a
-while after each parallel region. The adapter changes no thread settings: on the
-2-core machine measured (README, "PyTorch and other frameworks") the defaults were the fastest
-of the settings tried; ``OMP_WAIT_POLICY=PASSIVE``, one torch thread, one Numba thread and
-Numba's workqueue layer were all slower.
+while after each parallel region. The adapter changes no thread settings: the defaults were
+the fastest of the settings tried; ``OMP_WAIT_POLICY=PASSIVE``, one torch thread, one Numba
+thread and Numba's workqueue layer were all slower (docs/performance.md#pytorch-adapter).
 
 Importing this module needs torch (``pip install 'fastsampled[torch]'``); nothing else in
 fastsampled imports it.
@@ -160,8 +159,8 @@ def _labels_array(labels):
 
 def _as_tensor(value, dtype):
     """A loss as a tensor: a 0-dim one of numpy ``dtype`` for a float, a zero-copy one for an
-    array (``torch.from_numpy`` of a 0-dim array took ~8 us right after a step's kernels,
-    ``torch.tensor(value)`` ~30 us)."""
+    array (``torch.from_numpy`` of a 0-dim array is several times cheaper than
+    ``torch.tensor(value)`` right after a step's kernels: docs/performance.md#pytorch-adapter)."""
     if isinstance(value, np.ndarray):
         return torch.from_numpy(value)
     return torch.from_numpy(np.array(value, dtype))
@@ -170,8 +169,8 @@ def _as_tensor(value, dtype):
 class _Call:
     """The non-tensor arguments of one forward, passed to ``Function.apply`` as one object:
     every argument of ``apply`` costs something (pytree unwrapping, a gradient slot to fill
-    with None). Together with the cheaper loss tensor this saved up to 0.02 ms a step end to
-    end, within the noise of the adapter's ~0.2 ms overhead on the Xeon measured."""
+    with None). Together with the cheaper loss tensor this trims the adapter's per-step
+    overhead slightly (docs/performance.md#pytorch-adapter)."""
     __slots__ = ("module", "x", "lab", "sampled_values")
 
     def __init__(self, module, x, lab, sampled_values):

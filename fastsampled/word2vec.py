@@ -1,7 +1,7 @@
 """Word2vec (skip-gram and CBOW) with negative sampling, sampled softmax or NCE.
 
 gensim's interface, fastsampled's kernels. A text corpus is read twice by a compiled
-tokeniser that interns the tokens (no Python object per token; about 5 s for 20 M tokens):
+tokeniser that interns the tokens (no Python object per token; docs/performance.md#word2vec):
 once to count, once to encode. It is encoded once, after the vocabulary is fixed, into one
 flat uint16 id stream (ids >= 65535 escaped into three entries: about 2 bytes a token, half
 of an int32 array), written to an anonymous temporary file (``corpus_in_memory=True``:
@@ -13,9 +13,9 @@ Python strings. Training runs a Numba kernel in parallel over fixed blocks of ab
 Memory: what the process holds during training is the two ``(vocabulary, vector_size)``
 float32 matrices, the vocabulary (strings, counts, sampling tables), 4 bytes per sentence
 and a buffer of a few hundred KB; the corpus itself stays in the page cache. The fixed cost
-of Numba comes on top: its import and loading the compiled kernels from its cache take
-0.15-0.2 GiB resident (measured on Linux, llvmlite 0.50), most of it LLVM's code mapped from
-``libllvmlite.so``; compiling them instead, on a cold cache, peaks near 0.26 GiB.
+of Numba comes on top: its import and loading the compiled kernels from its cache take a
+fixed amount of resident memory, most of it LLVM's code mapped from ``libllvmlite.so``, and
+compiling them instead, on a cold cache, takes more (docs/performance.md#word2vec).
 
 Corpus rules (documented decisions)
 -----------------------------------
@@ -45,16 +45,15 @@ Training (what is computed; see ``_w2v_kernels`` for the kernel)
     threads. Each of its threads reads ``1/W`` of the file and advances the rate by its own
     sentences only, so within an epoch the rate falls just ``1/W`` of the way to the next
     epoch's start, then steps down when the epoch ends: progress ``(e + x / (W * N)) / E``.
-    Its average rate is higher; at 3 epochs that scores better on analogies (CBOW on the
-    evaluation corpus, 2 workers: 0.31-0.33 against 0.30 with "linear"; gensim itself,
-    2 workers: 0.31-0.32, one worker, where its schedule is the linear one: 0.30). With one
-    worker both schedules are the same.
+    Its average rate is higher, which with few epochs scored better on analogies, as gensim
+    itself does with several workers (docs/performance.md#word2vec). With one worker both
+    schedules are the same.
 * Candidates: ``negative`` (or ``num_sampled``) ids drawn once per centre word from an
   alias table over ``count ** ns_exponent`` and shared by the window's pairs; a draw equal
   to the centre word is dropped.
 * Initialisation: input vectors uniform in ``[-1/dim, 1/dim)`` (gensim's; word2vec.c uses
-  half that, which costs CBOW about 0.008 analogy accuracy at 3 epochs on the evaluation
-  corpus), a pure function of ``(seed, word index)``; output vectors zero.
+  half that, which cost CBOW some analogy accuracy: docs/performance.md#word2vec), a pure
+  function of ``(seed, word index)``; output vectors zero.
 * Loss: per epoch the sum over (input row, output row) pairs of ``-log p(label)``
   (negative sampling / NCE), or of the sampled-softmax cross-entropy per input row;
   :meth:`Word2Vec.get_latest_training_loss` gives the last epoch's sum.
