@@ -10,6 +10,7 @@ entry points are looked up once, so a call costs only a few ctypes calls.
 """
 import os
 import threading
+import warnings
 
 _lock = threading.Lock()
 _depth = 0
@@ -49,8 +50,14 @@ def _numba_blas_funcs():
                 funcs.append((get, put))
             else:  # MKL, BLIS, ...: go through threadpoolctl's generic controller
                 funcs.append((lambda lib=lib: lib.num_threads, lib.set_num_threads))
-    except Exception:  # threadpoolctl missing or unable to inspect: leave BLAS alone
+    except Exception as e:  # threadpoolctl missing or unable to inspect: leave BLAS alone
         funcs = []
+        warnings.warn(
+            f"fastsampled cannot limit the BLAS that Numba calls to one thread inside its "
+            f"parallel kernels ({type(e).__name__}: {e}); each kernel thread may then start "
+            "a full set of BLAS threads, and a training step can be many times slower. "
+            "Install threadpoolctl (a declared dependency) to avoid it.",
+            RuntimeWarning, stacklevel=3)
     _funcs = funcs
     return funcs
 

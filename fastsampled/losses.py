@@ -20,7 +20,7 @@ from ._blas import single_threaded_blas
 from ._validate import (FLOAT_DTYPES, as_bool, as_float_array, as_id_array, as_int,
                         check_finite, check_range)
 from .samplers import _as_true_classes, log_uniform_candidate_sampler
-from .sharding import check_layout, check_strategy, split_by_shard
+from .sharding import check_layout, check_strategy, is_store, split_by_shard, store_shards
 
 __all__ = ["sampled_softmax_loss", "nce_loss", "sampled_softmax_loss_and_grads",
            "nce_loss_and_grads", "SparseGrads"]
@@ -70,9 +70,8 @@ class _Rows:
             self.dim = value.shape[1] if ndim == 2 else None
             return
         strategy = partition_strategy
-        if hasattr(value, "shards") and hasattr(value, "partition_strategy"):
-            strategy = value.partition_strategy  # a ShardedMatrix knows its own layout
-            value = value.shards
+        if is_store(value):             # a ShardedMatrix knows its own layout
+            value, strategy = store_shards(value, name)
         if isinstance(value, (list, tuple)):
             if len(value) == 0:
                 raise ValueError(f"{name} must not be an empty list of shards")

@@ -45,7 +45,8 @@ import numpy as np
 from . import _memory
 from . import _optimizer_kernels as K
 from ._validate import FLOAT_DTYPES, as_id_array
-from .sharding import ShardedMatrix, StoreError, check_layout, check_strategy, split_by_shard
+from .sharding import (ShardedMatrix, StoreError, check_layout, check_strategy, is_store,
+                       split_by_shard, store_shards)
 
 __all__ = ["SGD", "Adagrad", "Adam", "OptimizerState"]
 
@@ -102,10 +103,6 @@ class _Hyper:
 
 # ---------------------------------------------------------------- parameters
 
-def _is_store(value):
-    return hasattr(value, "shards") and hasattr(value, "partition_strategy")
-
-
 def _as_rows(shard):
     """A 2-D view of a C-contiguous shard as an exact ``np.ndarray`` (1-D becomes ``(n, 1)``).
 
@@ -123,12 +120,9 @@ class _Param:
 
     def __init__(self, value, partition_strategy, name, writeable=True):
         strategy = partition_strategy
-        self.store = value if _is_store(value) and hasattr(value, "journal") else None
-        if _is_store(value):
-            if getattr(value, "closed", False):
-                raise ValueError(f"{name}: the ShardedMatrix is closed")
-            strategy = value.partition_strategy
-            shards = value.shards
+        self.store = value if is_store(value) and hasattr(value, "journal") else None
+        if is_store(value):
+            shards, strategy = store_shards(value, name)
         elif isinstance(value, (list, tuple)):
             shards = value
             if not shards:
@@ -430,7 +424,7 @@ class _SparseOptimizer:
                     self._check_store(store, p, n)
                 else:
                     path.mkdir(parents=True, exist_ok=True)
-                    strategy = None if _is_store(param) else p.strategy
+                    strategy = None if is_store(param) else p.strategy
                     rel = None if group is None else os.path.relpath(
                         os.path.abspath(group), os.path.abspath(d))
                     stores.append(ShardedMatrix.like(param, d, fill=self._slot_fill(n),
@@ -460,7 +454,7 @@ class _SparseOptimizer:
         fill = self._slot_fill(name)
         shards = [_memory.full(v.shape[:1] + ((p.dim,) if p.dim is not None else ()), fill,
                                p.dtype) for v in p.views]
-        if not _is_store(param) and not isinstance(param, (list, tuple)):
+        if not is_store(param) and not isinstance(param, (list, tuple)):
             return shards[0]
         return shards
 

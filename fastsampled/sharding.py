@@ -132,6 +132,28 @@ def _map(ids_flat, num_shards, num_rows, partition_strategy):
     return K.shard_map(ids_flat, num_shards, partition_strategy == "div", q, r)
 
 
+def is_store(value):
+    """Whether ``value`` is a store-like parameter (a :class:`ShardedMatrix`, or any object
+    with ``shards`` and ``partition_strategy``) rather than an array or a list of shards."""
+    return hasattr(value, "shards") and hasattr(value, "partition_strategy")
+
+
+def store_shards(value, name):
+    """``(shards, partition_strategy)`` of a store-like parameter, refusing a closed store.
+
+    The one place where the losses, the optimizers and :meth:`ShardedMatrix.like` take a
+    store apart, so that a closed store gets the same error from all of them.
+
+    Raises
+    ------
+    ValueError
+        ``value`` is closed: ``"<name>: ShardedMatrix(...) is closed"``.
+    """
+    if getattr(value, "closed", False):
+        raise ValueError(f"{name}: {value!r} is closed")
+    return value.shards, value.partition_strategy
+
+
 # --------------------------------------------------------------------------------------------
 # ShardedMatrix: a matrix (or vector) stored as memory-mapped .npy shards on disk
 # --------------------------------------------------------------------------------------------
@@ -1066,7 +1088,7 @@ class ShardedMatrix:
 
     def _check_open(self):
         if self.closed:
-            raise ValueError(f"{self!r} is closed")
+            raise ValueError(f"{self!r} is closed")  # the wording of store_shards
 
     def _check_writable(self, what):
         self._check_open()
@@ -1146,15 +1168,15 @@ def _check_extra(extra):
 def _layout_of(other, partition_strategy):
     """(num_rows, dim, num_shards, strategy, dtype) of a store, an array or a shard list."""
     if isinstance(other, ShardedMatrix):
+        store_shards(other, "other")
         if partition_strategy is not None and partition_strategy != other.partition_strategy \
                 and other.num_shards > 1:
             raise ValueError(f"partition_strategy {partition_strategy!r} disagrees with the "
                              f"store's own {other.partition_strategy!r}")
         return (other.num_rows, other.dim, other.num_shards, other.partition_strategy,
                 other.dtype)
-    if hasattr(other, "shards") and hasattr(other, "partition_strategy"):
-        partition_strategy = other.partition_strategy
-        other = other.shards
+    if is_store(other):
+        other, partition_strategy = store_shards(other, "other")
     shards = list(other) if isinstance(other, (list, tuple)) else [other]
     if not shards:
         raise ValueError("other must not be an empty list of shards")

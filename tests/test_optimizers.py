@@ -657,7 +657,7 @@ def test_sgd_state_and_store_params(tmp_path):
 
     store = store_from(tmp_path / "w", np.zeros((5, 2), np.float32), 2, "div")
     store.close()
-    with pytest.raises(ValueError, match="ShardedMatrix is closed"):
+    with pytest.raises(ValueError, match=r"param: ShardedMatrix\(.*\) is closed"):
         opt.apply(store, [0], np.ones((1, 2), np.float32))
     ro = fs.ShardedMatrix.open(tmp_path / "w", "r")
     with pytest.raises(ValueError, match=r"param\[0\] is read-only"):

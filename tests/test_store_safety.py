@@ -614,3 +614,39 @@ def test_a_journal_killed_before_its_header_rolls_back_nothing(tmp_path):
     (tmp_path / "W" / "journal").write_bytes(b"not a journal" * 10)
     with pytest.raises(StoreError, match="not a fastsampled journal"):
         ShardedMatrix.open(tmp_path / "W")
+
+
+def test_a_closed_store_gets_one_clear_error_from_every_entry_point(tmp_path):
+    """Losses, optimizers, the store's own methods and ShardedMatrix.like all say that the
+    store is closed, naming the argument, before any kernel runs."""
+    W = ShardedMatrix.create(tmp_path / "W", 50, 4, init="uniform")
+    b = ShardedMatrix.create(tmp_path / "b", 50, None)
+    state_w = fs.Adagrad().init_state(W)
+    W.close()
+    x = np.ones((3, 4), np.float32)
+    y = np.array([[1], [2], [3]])
+    grads = fs.sampled_softmax_loss_and_grads(np.zeros((50, 4), np.float32),
+                                              np.zeros(50, np.float32), y, x, 5, 50,
+                                              seed=0)[1]
+    calls = {
+        "sampled_softmax_loss": lambda: fs.sampled_softmax_loss(W, b, y, x, 5, 50),
+        "nce_loss": lambda: fs.nce_loss(W, b, y, x, 5, 50),
+        "sampled_softmax_loss_and_grads":
+            lambda: fs.sampled_softmax_loss_and_grads(W, b, y, x, 5, 50),
+        "nce_loss_and_grads": lambda: fs.nce_loss_and_grads(W, b, y, x, 5, 50),
+        "SGD.apply": lambda: fs.SGD().apply(W, grads.ids, grads.weights),
+        "SGD.apply_grads": lambda: fs.SGD().apply_grads(W, b, grads),
+        "Adagrad.apply_grads": lambda: fs.Adagrad().apply_grads(W, b, grads, (state_w, None)),
+        "init_state": lambda: fs.Adam().init_state(W),
+        "ShardedMatrix.like": lambda: ShardedMatrix.like(W, tmp_path / "L"),
+        "gather": lambda: W.gather([1]),
+        "assign": lambda: W.assign([1], np.ones((1, 4), np.float32)),
+        "journal": lambda: W.journal([1]),
+        "checkpoint": lambda: W.checkpoint(),
+        "verify": lambda: W.verify(),
+        "to_numpy": lambda: W.to_numpy(),
+    }
+    for what, call in calls.items():
+        with pytest.raises(ValueError, match=r"ShardedMatrix\(.*closed\)? is closed"):
+            call()
+    b.close()

@@ -116,3 +116,18 @@ def test_boundscheck_is_really_on():
     counts = np.zeros(4, np.int64)
     with pytest.raises(IndexError):
         _sampler_kernels.fenwick_add(tree, counts, np.array([4], np.int64))
+
+
+def test_a_missing_threadpoolctl_is_said_once_not_silently_slow(monkeypatch):
+    """Without threadpoolctl the BLAS inside the kernels cannot be limited: a warning says
+    so (once: the lookup is cached), instead of a silent slowdown."""
+    import sys
+    import warnings
+    from fastsampled import _blas
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)     # import fails
+    monkeypatch.setattr(_blas, "_funcs", None)
+    with pytest.warns(RuntimeWarning, match="threadpoolctl"):
+        assert _blas._numba_blas_funcs() == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _blas._numba_blas_funcs() == []                  # cached, no second warning
