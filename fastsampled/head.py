@@ -32,13 +32,15 @@ from . import _head_kernels as HK
 from . import _memory
 from . import _validate_kernels as VK
 from ._blas import single_threaded_blas
+from ._errors import StoreError
 from ._files import atomic_output, atomic_write_bytes, fsync_dir, read_json_object
+from ._layout import check_strategy
 from ._validate import as_bool, as_float_array, as_int, as_real, check_range
 from .losses import SparseGrads, _Rows, _run_step, _sampled_values
 from .optimizers import SGD, Adagrad, Adam
 from .samplers import FixedUnigramSampler, LogUniformSampler, UniformSampler, _as_true_classes
-from .sharding import (ShardedMatrix, StoreError, check_strategy, commit_group, join_group,
-                       lock_directory, read_group_record, remove_store, unlock_directory)
+from .sharding import (ShardedMatrix, commit_group, join_group, lock_directory,
+                       read_group_record, remove_store, unlock_directory)
 
 __all__ = ["SampledSoftmaxHead"]
 

@@ -20,7 +20,7 @@ from ._blas import single_threaded_blas
 from ._validate import (FLOAT_DTYPES, as_bool, as_float_array, as_id_array, as_int,
                         check_finite, check_range)
 from .samplers import _as_true_classes, log_uniform_candidate_sampler
-from .sharding import check_layout, check_strategy, is_store, split_by_shard, store_shards
+from ._layout import check_layout, check_strategy, is_store, split_by_shard, store_shards
 
 __all__ = ["sampled_softmax_loss", "nce_loss", "sampled_softmax_loss_and_grads",
            "nce_loss_and_grads", "SparseGrads"]

@@ -44,9 +44,10 @@ import numpy as np
 
 from . import _memory
 from . import _optimizer_kernels as K
+from ._errors import StoreError
+from ._layout import check_layout, check_strategy, is_store, split_by_shard, store_shards
 from ._validate import FLOAT_DTYPES, as_id_array
-from .sharding import (ShardedMatrix, StoreError, check_layout, check_strategy, is_store,
-                       split_by_shard, store_shards)
+from .sharding import ShardedMatrix
 
 __all__ = ["SGD", "Adagrad", "Adam", "OptimizerState"]
 

@@ -1,184 +1,69 @@
-"""Weights split into shards, mapped exactly as TensorFlow's ``embedding_lookup`` maps ids.
+"""Weights split into shards, and :class:`ShardedMatrix`: such shards kept on disk.
 
-``"mod"``: shard ``id % P``, row ``id // P``. ``"div"``: contiguous blocks; with ``N`` the
-total number of rows, ``q, r = divmod(N, P)``, the first ``r`` shards hold ``q + 1`` rows and
-the others ``q``. TensorFlow applies these formulas whatever the shards' real sizes and
-silently mis-maps ids when the sizes do not form that layout; fastsampled raises instead
-(docs/semantics.md#sharded-weights).
-
-:class:`ShardedMatrix` keeps such shards on disk: a directory of memory-mapped ``.npy`` files
-plus ``meta.json``, initialised in parallel, checkpointed atomically, locked against a second
-writer, and accepted wherever the losses and optimizers take weights or biases.
+The shard layouts (``"mod"`` / ``"div"``, exactly TensorFlow's ``embedding_lookup`` maps) live
+in ``_layout.py`` and are re-exported here. :class:`ShardedMatrix` keeps a matrix as a
+directory of memory-mapped ``.npy`` files plus ``meta.json``, initialised in parallel, locked
+against a second writer, journalled so that it reopens at exactly its last checkpoint, and
+accepted wherever the losses and optimizers take weights or biases. Its on-disk format and
+recovery live in ``_storefile.py``, its page-cache management in ``_pagecache.py``;
+:func:`commit_group` checkpoints several stores as one commit (``docs/storage.md``).
 """
 import contextlib
-import errno
-import hashlib
 import json
-import mmap
 import os
 import pathlib
-import re
 import uuid as _uuid
 
 import numpy as np
 
 from . import _loss_kernels as K
+from . import _pagecache
 from . import _store_kernels as SK
 from ._errors import StoreError, StoreLockedError
-from ._files import atomic_write_bytes, fsync_dir, read_json_object
-from ._journal import JOURNAL, RollbackJournal, read_journal
+from ._files import atomic_write_bytes
+from ._journal import JOURNAL, RollbackJournal
+from ._layout import (STRATEGIES, check_layout, check_strategy, is_store, layout_sizes,
+                      shard_ids, split_by_shard, store_shards)
 from ._rng import normalize_seed
+from ._storefile import (FORMAT, LOCK, VERSION, check_group, check_replaceable,
+                         fsync_file, group_key, lock, needs_recovery, npy_header,
+                         read_group_record, read_store, recover, remove_store_files, reserve,
+                         shard_file_name, unlock, write_meta)
 from ._validate import (FLOAT_DTYPES, as_bool, as_float_array, as_id_array, as_int,
                         as_real, check_finite, check_range)
 
-try:
-    import fcntl
-except ImportError:  # Windows: no flock
-    fcntl = None
-
-STRATEGIES = ("mod", "div")
+__all__ = ["ShardedMatrix", "StoreError", "StoreLockedError", "commit_group", "join_group",
+           "read_group_record", "remove_store", "lock_directory", "unlock_directory",
+           "STRATEGIES", "check_strategy", "layout_sizes", "check_layout", "shard_ids",
+           "split_by_shard", "is_store", "store_shards", "shard_file_name"]
 
 
-def check_strategy(partition_strategy):
-    if partition_strategy not in STRATEGIES:
-        raise ValueError(f"partition_strategy must be 'mod' or 'div', got {partition_strategy!r}")
-    return partition_strategy
 
 
-def layout_sizes(num_rows, num_shards, partition_strategy):
-    """Rows per shard of the consistent layout of ``num_rows`` ids over ``num_shards`` shards.
-
-    Examples
-    --------
-    >>> from fastsampled.sharding import layout_sizes
-    >>> layout_sizes(13, 3, "mod"), layout_sizes(13, 3, "div")
-    ([5, 4, 4], [5, 4, 4])
-    >>> layout_sizes(10, 4, "div")
-    [3, 3, 2, 2]
-    """
-    check_strategy(partition_strategy)
-    q, r = divmod(int(num_rows), int(num_shards))
-    return [q + 1 if p < r else q for p in range(num_shards)]
 
 
-def check_layout(shard_sizes, partition_strategy, name="weights"):
-    """Raise ``ValueError`` unless ``shard_sizes`` form TensorFlow's layout for the strategy."""
-    check_strategy(partition_strategy)
-    sizes = [int(s) for s in shard_sizes]
-    if len(sizes) == 1:
-        return
-    expected = layout_sizes(sum(sizes), len(sizes), partition_strategy)
-    if sizes != expected:
-        raise ValueError(
-            f"{name}: shard sizes {sizes} do not form a valid {partition_strategy!r} layout of "
-            f"{sum(sizes)} rows over {len(sizes)} shards (expected {expected}); TensorFlow would "
-            "silently read the wrong rows or fail on some ids")
 
 
-def shard_ids(ids, shard_sizes, partition_strategy):
-    """Map global ids to ``(shard, row_in_shard)`` as TensorFlow does.
-
-    Parameters
-    ----------
-    ids : array_like of int
-        Global ids in ``[0, sum(shard_sizes))``.
-    shard_sizes : sequence of int
-        Rows of each shard (must form a valid layout, see :func:`check_layout`).
-    partition_strategy : {"mod", "div"}
-
-    Returns
-    -------
-    shard, row : ndarray of int64, shape of ``ids``
-
-    Examples
-    --------
-    >>> from fastsampled.sharding import shard_ids
-    >>> [a.tolist() for a in shard_ids([0, 4, 5, 12], [5, 4, 4], "div")]
-    [[0, 0, 1, 2], [0, 4, 0, 3]]
-    """
-    check_layout(shard_sizes, partition_strategy)
-    ids = as_id_array(ids, "ids")
-    n = int(sum(shard_sizes))
-    check_range(ids, 0, n, "ids", f"{n} rows")
-    shard, row = _map(ids.reshape(-1), len(shard_sizes), n, partition_strategy)
-    return shard.reshape(ids.shape), row.reshape(ids.shape)
 
 
-def split_by_shard(ids_flat, shard_sizes, partition_strategy):
-    """Group already range-checked global ids by shard.
-
-    Returns a list with one ``(p, positions, rows)`` per non-empty shard ``p``: ``positions``
-    index into ``ids_flat`` (ascending), ``rows`` are the rows of those ids inside shard ``p``.
-    One shard costs nothing; several cost one stable argsort of ``ids_flat``.
-    """
-    num_shards = len(shard_sizes)
-    if num_shards == 1:
-        return [(0, np.arange(ids_flat.size, dtype=np.int64), ids_flat)]
-    shard, row = _map(ids_flat, num_shards, int(sum(shard_sizes)), partition_strategy)
-    order = np.argsort(shard, kind="stable")
-    bounds = np.searchsorted(shard[order], np.arange(num_shards + 1))
-    groups = []
-    for p in range(num_shards):
-        sel = order[bounds[p]:bounds[p + 1]]
-        if sel.size:
-            groups.append((p, sel, row[sel]))
-    return groups
 
 
-def _map(ids_flat, num_shards, num_rows, partition_strategy):
-    if num_shards == 1:
-        return np.zeros(ids_flat.size, np.int64), ids_flat
-    q, r = divmod(num_rows, num_shards)
-    return K.shard_map(ids_flat, num_shards, partition_strategy == "div", q, r)
 
 
-def is_store(value):
-    """Whether ``value`` is a store-like parameter (a :class:`ShardedMatrix`, or any object
-    with ``shards`` and ``partition_strategy``) rather than an array or a list of shards."""
-    return hasattr(value, "shards") and hasattr(value, "partition_strategy")
 
 
-def store_shards(value, name):
-    """``(shards, partition_strategy)`` of a store-like parameter, refusing a closed store.
 
-    The one place where the losses, the optimizers and :meth:`ShardedMatrix.like` take a
-    store apart, so that a closed store gets the same error from all of them.
-
-    Raises
-    ------
-    ValueError
-        ``value`` is closed: ``"<name>: ShardedMatrix(...) is closed"``.
-    """
-    if getattr(value, "closed", False):
-        raise ValueError(f"{name}: {value!r} is closed")
-    return value.shards, value.partition_strategy
 
 
 # --------------------------------------------------------------------------------------------
 # ShardedMatrix: a matrix (or vector) stored as memory-mapped .npy shards on disk
 # --------------------------------------------------------------------------------------------
 
-FORMAT = "fastsampled.ShardedMatrix"
-VERSION = 2
-_READABLE_VERSIONS = (1, 2)    # version 1: no epoch, identity, digest or group
-META = "meta.json"
-LOCK = ".lock"
 INITS = ("zeros", "uniform", "normal", "constant")
 DURABILITY = ("process", "power", "none")
-_META_KEYS = ("format", "version", "num_rows", "dim", "dtype", "num_shards",
-              "partition_strategy", "shard_rows", "step", "extra")
-_META_KEYS_V2 = ("epoch", "uuid", "group", "shard_bytes", "checksums", "digest")
-_LAYOUT_KEYS = ("num_rows", "dim", "dtype", "num_shards", "partition_strategy", "shard_rows",
-                "uuid", "group", "shard_bytes")
-_SHARD_NAME = re.compile(r"shard-\d{5,}\.npy")
-_IDENTITY = re.compile(r"# fastsampled ([0-9a-f]{32}) shard (\d+) of (\d+)")
 _CHUNK_BYTES = 2 << 20  # rows per parallel task: about 2 MiB, so each task streams its own pages
-_NO_FALLOCATE = {errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS}
 
 
-def shard_file_name(p):
-    """File name of shard ``p`` inside a store directory (``shard-00000.npy``, ...)."""
-    return f"shard-{p:05d}.npy"
 
 
 class ShardedMatrix:
@@ -391,7 +276,7 @@ class ShardedMatrix:
 
         durability = _check_durability(durability)
         if group is not None:
-            group = _check_group(group)
+            group = check_group(group)
 
         if path.exists() and not path.is_dir():
             raise FileExistsError(f"{path} exists and is not a directory")
@@ -399,13 +284,13 @@ class ShardedMatrix:
             if not overwrite:
                 raise FileExistsError(f"{path} is not empty; pass overwrite=True to replace a "
                                       "store there")
-            _check_replaceable(path)
+            check_replaceable(path)
         path.mkdir(parents=True, exist_ok=True)
-        lock_fd = _lock(path)
+        lock_fd = lock(path)
         try:
             if overwrite:
-                _check_replaceable(path)      # again, under the lock
-                _remove_store_files(path)
+                check_replaceable(path)      # again, under the lock
+                remove_store_files(path)
             sizes = layout_sizes(num_rows, num_shards, partition_strategy)
             kind = {"zeros": SK.INIT_ZEROS, "uniform": SK.INIT_UNIFORM,
                     "normal": SK.INIT_NORMAL, "constant": SK.INIT_CONSTANT}[init]
@@ -418,12 +303,12 @@ class ShardedMatrix:
             for p, n in enumerate(sizes):
                 fn = path / shard_file_name(p)
                 shape = (n,) if dim is None else (n, dim)
-                header = _npy_header(dtype, shape, ident, p, num_shards)
+                header = npy_header(dtype, shape, ident, p, num_shards)
                 size = len(header) + n * width * dtype.itemsize
                 with open(fn, "wb") as f:
                     f.write(header)
                     f.truncate(size)
-                _reserve(fn)  # real blocks now: a full disk fails here, not as SIGBUS later
+                reserve(fn)  # real blocks now: a full disk fails here, not as SIGBUS later
                 if kind != SK.INIT_ZEROS and n:
                     mm = np.memmap(fn, dtype=dtype, mode="r+", offset=len(header), shape=shape)
                     if num_shards > 1 and partition_strategy == "mod":
@@ -433,7 +318,7 @@ class ShardedMatrix:
                     SK.init_rows(_as2d(np.asarray(mm)), stride, first, kind, a, key, chunk)
                     mm.flush()
                     del mm
-                _fsync_file(fn, drop_cache=True)  # see drop_cache()
+                fsync_file(fn, drop_cache=True)  # see drop_cache()
                 shard_bytes.append(size)
                 offset += n
             meta = {"format": FORMAT, "version": VERSION, "num_rows": num_rows, "dim": dim,
@@ -441,11 +326,11 @@ class ShardedMatrix:
                     "partition_strategy": partition_strategy, "shard_rows": sizes, "step": 0,
                     "extra": extra, "epoch": 0, "uuid": ident, "group": group,
                     "shard_bytes": shard_bytes, "checksums": None}
-            _write_meta(path, meta)
+            write_meta(path, meta)
             self = cls.__new__(cls)
             self._init(path, "r+", lock_fd, durability, created=True)
         except BaseException:
-            _unlock(lock_fd)
+            unlock(lock_fd)
             raise
         return self
 
@@ -497,15 +382,15 @@ class ShardedMatrix:
             if not path.is_dir():
                 raise StoreError(f"{path}: no such directory (not a ShardedMatrix store)")
             if mode == "r+" and lock_fd is None:
-                lock_fd = _lock(path)
-            meta, offsets = _read_store(path)
+                lock_fd = lock(path)
+            meta, offsets = read_store(path)
             if created:
                 pass                        # consistent by construction; no record yet
             elif mode == "r+":
-                meta = _recover(path, meta, offsets)
-            elif _needs_recovery(path, meta):
+                meta = recover(path, meta, offsets)
+            elif needs_recovery(path, meta):
                 try:
-                    fd = _lock(path)
+                    fd = lock(path)
                 except StoreLockedError:
                     pass                    # a live writer: its rows are read as they are
                 except OSError as e:
@@ -514,9 +399,9 @@ class ShardedMatrix:
                                      f"({e.strerror}); open it once with write access") from None
                 else:
                     try:
-                        meta = _recover(path, meta, offsets)
+                        meta = recover(path, meta, offsets)
                     finally:
-                        _unlock(fd)
+                        unlock(fd)
             shards = []
             for p, n in enumerate(meta["shard_rows"]):
                 shape = (n,) if meta["dim"] is None else (n, meta["dim"])
@@ -524,7 +409,7 @@ class ShardedMatrix:
                                         mode=mode, offset=offsets[p], shape=shape))
         except BaseException:
             if lock_fd is not None and own_lock:
-                _unlock(lock_fd)
+                unlock(lock_fd)
             raise
         self.path = path
         self.mode = mode
@@ -567,7 +452,7 @@ class ShardedMatrix:
                 journal.close()
         fd, self._lock_fd = getattr(self, "_lock_fd", None), None
         if fd is not None:
-            _unlock(fd)
+            unlock(fd)
         self.closed = True
 
     def __enter__(self):
@@ -625,7 +510,7 @@ class ShardedMatrix:
         self._check_writable("sync")
         for p, s in enumerate(self.shards):
             s.flush()
-            _fsync_file(self.path / shard_file_name(p))
+            fsync_file(self.path / shard_file_name(p))
 
     @property
     def journal_rows(self):
@@ -727,7 +612,7 @@ class ShardedMatrix:
 
     def _commit(self, epoch, step, extra, sums=None):
         """Record ``epoch`` in ``meta.json`` and start the journal over (rows already synced)."""
-        _write_meta(self.path, self._meta(step, extra, epoch, sums))
+        write_meta(self.path, self._meta(step, extra, epoch, sums))
         self.step, self.extra, self.epoch = step, extra, epoch
         self._meta_v2["checksums"] = sums
         if self._journal is not None:
@@ -785,7 +670,7 @@ class ShardedMatrix:
             ``checksums=True`` but none were recorded at the last checkpoint.
         """
         self._check_open()
-        meta, _ = _read_store(self.path)
+        meta, _ = read_store(self.path)
         for key in ("num_rows", "dim", "dtype", "num_shards", "partition_strategy"):
             mine = self.dtype.name if key == "dtype" else getattr(self, key)
             if meta[key] != mine:
@@ -941,11 +826,7 @@ class ShardedMatrix:
         pattern : {"random", "sequential", "normal"}
             The expected access pattern of every shard.
         """
-        flag = {"random": "MADV_RANDOM", "sequential": "MADV_SEQUENTIAL",
-                "normal": "MADV_NORMAL"}.get(pattern)
-        if flag is None:
-            raise ValueError(f"pattern must be 'random', 'sequential' or 'normal', got {pattern!r}")
-        _madvise(self.shards, flag)
+        _pagecache.advise(self, pattern)
         self._advice = pattern
 
     @contextlib.contextmanager
@@ -979,29 +860,7 @@ class ShardedMatrix:
             Global row ids in ``[0, num_rows)``, any shape; duplicates are fine.
         """
         self._check_open()
-        advice = getattr(mmap, "MADV_WILLNEED", None)
-        if advice is None:
-            return
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        width = (1 if self.dim is None else self.dim) * self.dtype.itemsize
-        page = mmap.PAGESIZE
-        for p, _, rows in split_by_shard(ids, self.shard_sizes, self.partition_strategy):
-            shard = self.shards[p]
-            m = getattr(shard, "_mmap", None)
-            if m is None:
-                continue
-            start = shard.offset % mmap.ALLOCATIONGRANULARITY   # array start inside the map
-            first = (start + rows * width) // page
-            last = (start + (rows + 1) * width - 1) // page
-            pages = np.unique(np.concatenate([first, last]))
-            cut = np.flatnonzero(np.diff(pages) != 1) + 1
-            run_lo = pages[np.r_[0, cut]].tolist()
-            run_hi = pages[np.r_[cut - 1, pages.size - 1]].tolist()
-            for a, b in zip(run_lo, run_hi):
-                try:
-                    m.madvise(advice, a * page, (b - a + 1) * page)
-                except (OSError, ValueError):
-                    return  # a hint: never fail on it
+        _pagecache.prefetch(self, ids)
 
     def warm(self, num_rows=None):
         """Bring rows ``0 .. num_rows - 1`` into the page cache and map them, so that training
@@ -1028,37 +887,7 @@ class ShardedMatrix:
             Bytes read.
         """
         self._check_open()
-        n = self.num_rows if num_rows is None else int(num_rows)
-        if not 0 <= n <= self.num_rows:
-            raise ValueError(f"num_rows must lie in [0, {self.num_rows}], got {num_rows}")
-        width = (1 if self.dim is None else self.dim) * self.dtype.itemsize
-        total = 0
-        for p, size in enumerate(self.shard_sizes):
-            if self.num_shards > 1 and self.partition_strategy == "mod":
-                rows = min(size, (n + self.num_shards - 1 - p) // self.num_shards)
-            else:
-                start = sum(self.shard_sizes[:p])
-                rows = min(size, max(0, n - start))
-            if rows == 0:
-                continue
-            shard = self.shards[p]
-            end = shard.offset + rows * width          # the .npy header is read too
-            fd = os.open(self.path / shard_file_name(p), os.O_RDONLY)
-            try:
-                if hasattr(os, "posix_fadvise"):
-                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
-                _read_concurrently(fd, end)
-            finally:
-                os.close(fd)
-            total += rows * width
-            m = getattr(shard, "_mmap", None)
-            start = shard.offset % mmap.ALLOCATIONGRANULARITY
-            if m is not None:
-                try:
-                    m.madvise(_MADV_POPULATE_READ, 0, start + rows * width)
-                except (OSError, ValueError):
-                    pass                               # older kernels: faults map them later
-        return total
+        return _pagecache.warm(self, num_rows)
 
     def drop_cache(self):
         """Drop the shards' clean pages from the kernel's page cache (dirty pages stay).
@@ -1072,12 +901,7 @@ class ShardedMatrix:
         the pages it wrote; full scans of a writable store drop what they read.
         """
         self._check_open()
-        for p in range(self.num_shards):
-            fd = os.open(self.path / shard_file_name(p), os.O_RDONLY)
-            try:
-                _drop_cached_pages(fd)
-            finally:
-                os.close(fd)
+        _pagecache.drop_cache(self)
 
     # ---------------------------------------------------------------- helpers
 
@@ -1097,45 +921,10 @@ class ShardedMatrix:
                              "read-only")
 
 
-_MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)   # Linux 5.14+
-_WARM_CHUNK = 8 << 20
-_WARM_THREADS = 8
 
 
-def _read_concurrently(fd, end):
-    """Read bytes ``0 .. end`` of ``fd`` into the page cache with several reads in flight.
-
-    With ``POSIX_FADV_RANDOM`` the kernel reads each request in pieces of its read-ahead
-    size, one after the other, so one reader leaves the disk mostly idle
-    (docs/performance.md#memory-mapped-stores); eight readers keep the disk busy.
-    ``os.preadv`` releases the GIL."""
-    import concurrent.futures
-
-    def read(lo):
-        buf = bytearray(min(_WARM_CHUNK, end - lo))
-        view = memoryview(buf)
-        pos = 0
-        while pos < len(buf):
-            got = os.preadv(fd, [view[pos:]], lo + pos)
-            if got <= 0:
-                break
-            pos += got
-
-    with concurrent.futures.ThreadPoolExecutor(_WARM_THREADS) as pool:
-        list(pool.map(read, range(0, end, _WARM_CHUNK)))
 
 
-def _madvise(arrays, flag):
-    advice = getattr(mmap, flag, None)
-    if advice is None:
-        return
-    for a in arrays:
-        m = getattr(a, "_mmap", None)
-        if m is not None and len(m):
-            try:
-                m.madvise(advice)
-            except (OSError, ValueError):  # advice is a hint: never fail on it
-                pass
 
 
 def _as2d(a):
@@ -1207,127 +996,26 @@ def _layout_of(other, partition_strategy):
 
 # ---------------------------------------------------------------- files
 
-def _lock(path):
-    """Open ``<path>/.lock`` and take an exclusive non-blocking flock; return the fd."""
-    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    if fcntl is None:  # no flock on this platform: a single writer is the caller's job
-        return fd
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        os.close(fd)
-        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise StoreLockedError(
-                f"{path} is already open for writing (mode 'r+') by another ShardedMatrix in "
-                "this or another process; close it first, or open with mode 'r'") from None
-        raise
-    return fd
 
 
-def _unlock(fd):
-    try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
-def _fsync_file(fn, drop_cache=False):
-    fd = os.open(fn, os.O_RDWR)  # some platforms refuse fsync on a read-only descriptor
-    try:
-        os.fsync(fd)
-        if drop_cache:
-            _drop_cached_pages(fd)
-    finally:
-        os.close(fd)
 
 
-def _drop_cached_pages(fd):
-    """Ask the kernel to forget the file's clean cached pages (a hint; dirty pages stay)."""
-    if hasattr(os, "posix_fadvise"):
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        except OSError:
-            pass
 
 
-def _reserve(fn):
-    """Allocate the whole file (``posix_fallocate``) where the filesystem supports it."""
-    if not hasattr(os, "posix_fallocate"):
-        return
-    fd = os.open(fn, os.O_RDWR)
-    try:
-        size = os.fstat(fd).st_size
-        if size:
-            os.posix_fallocate(fd, 0, size)
-    except OSError as e:
-        if e.errno not in _NO_FALLOCATE:
-            raise
-    finally:
-        os.close(fd)
 
 
-def _digest(meta):
-    """sha256 of every field of ``meta`` but ``digest``, canonically encoded."""
-    body = {k: v for k, v in meta.items() if k != "digest"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
-def _write_meta(path, meta):
-    """Atomically replace ``meta.json`` (temporary file, fsync, rename, fsync of the dir)."""
-    meta = dict(meta, digest=None)
-    meta["digest"] = _digest(meta)
-    atomic_write_bytes(path / META, (json.dumps(meta, indent=1, allow_nan=False) + "\n").encode())
 
 
-def _is_store_file(name):
-    return (name in (META, LOCK, JOURNAL) or _SHARD_NAME.fullmatch(name) is not None
-            or (name.startswith("." + META + ".") and name.endswith(".tmp"))
-            or name == META + ".tmp")
 
 
-def _check_replaceable(path):
-    """Refuse to empty a directory that is not a store: anything but a store's own files."""
-    names = sorted(n for n in os.listdir(path) if n != LOCK)
-    if not names:
-        return
-    if META not in names and not _interrupted_creation(path, names):
-        raise FileExistsError(f"{path} is not empty and is not a ShardedMatrix store (no "
-                              f"{META}); refusing to delete anything there")
-    others = [n for n in names if not _is_store_file(n)]
-    if others:
-        raise FileExistsError(f"{path} holds files that are not part of a store "
-                              f"({others[:5]}); refusing to replace it")
 
 
-def _interrupted_creation(path, names):
-    """A store's files without its ``meta.json``, every shard carrying a store identity: what
-    a creation cut short leaves (``meta.json`` is written last)."""
-    shards = [n for n in names if _SHARD_NAME.fullmatch(n)]
-    if not shards or not all(_is_store_file(n) for n in names):
-        return False
-    for name in shards:
-        try:
-            with open(path / name, "rb") as f:
-                head = f.read(4096).decode("latin1")
-        except OSError:
-            return False
-        if _IDENTITY.search(head) is None:
-            return False
-    return True
 
 
-def _remove_store_files(path):
-    """Delete a previous store's files (meta.json first, so no half-deleted store is valid)."""
-    for name in (META, META + ".tmp", JOURNAL):
-        try:
-            os.unlink(path / name)
-        except FileNotFoundError:
-            pass
-    fsync_dir(path)
-    for name in os.listdir(path):
-        if _is_store_file(name) and name != LOCK:
-            os.unlink(path / name)
 
 
 def _check_durability(durability):
@@ -1336,31 +1024,8 @@ def _check_durability(durability):
     return durability
 
 
-def _check_group(group):
-    if not isinstance(group, str) or not group or os.path.isabs(group):
-        raise ValueError(f"group must be a relative path (str) to a commit record, got "
-                         f"{group!r}")
-    return group
 
 
-def _npy_header(dtype, shape, ident, p, num_shards):
-    """A ``.npy`` header whose padding carries the shard's identity as a comment.
-
-    ``np.load`` parses the header as a Python literal, which ignores the comment; the store
-    checks it at open, so shards swapped within a store or taken from another store are
-    refused.
-    """
-    text = (f"{{'descr': {np.lib.format.dtype_to_descr(dtype)!r}, 'fortran_order': False, "
-            f"'shape': {tuple(shape)!r}, }} # fastsampled {ident} shard {p} of {num_shards}")
-    for version, prefix in (((1, 0), 10), ((2, 0), 12)):
-        total = prefix + len(text) + 1
-        text_padded = text + " " * (-total % 64) + "\n"
-        n = len(text_padded)
-        if version == (1, 0) and n >= 1 << 16:
-            continue
-        size = n.to_bytes(2 if version == (1, 0) else 4, "little")
-        return np.lib.format.magic(*version) + size + text_padded.encode("latin1")
-    raise AssertionError("not reached")
 
 
 def _content_checksum(raw):
@@ -1368,34 +1033,8 @@ def _content_checksum(raw):
     return int(SK.checksum64(raw[:n8].view(np.uint64), raw[n8:]))
 
 
-def _group_key(store_path, record_path):
-    rel = os.path.relpath(os.path.abspath(store_path), os.path.abspath(record_path.parent))
-    return rel.replace(os.sep, "/")
 
 
-def read_group_record(record_path):
-    """Read and check the commit record of a group of stores (see :func:`commit_group`).
-
-    Returns
-    -------
-    dict
-        The record, with ``epoch`` (int >= 0) and ``stores`` (name -> step) checked.
-
-    Raises
-    ------
-    StoreError
-        A missing or unreadable file, or an ``epoch`` / ``stores`` field of the wrong type.
-    """
-    record_path = pathlib.Path(record_path)
-    rec = read_json_object(record_path, f"{record_path}: missing commit record")
-    ep, stores = rec.get("epoch"), rec.get("stores")
-    if not isinstance(ep, int) or isinstance(ep, bool) or ep < 0:
-        raise StoreError(f"{record_path}: epoch must be an int >= 0, got {ep!r}")
-    if not isinstance(stores, dict) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in stores.values()):
-        raise StoreError(f"{record_path}: stores must map store names to steps (ints >= 0), "
-                         f"got {stores!r}")
-    return rec
 
 
 def commit_group(record_path, members, record):
@@ -1431,7 +1070,7 @@ def commit_group(record_path, members, record):
     for st, _ in members:
         st.sync()
     rec = dict(record, epoch=epoch,
-               stores={_group_key(st.path, record_path): step for st, step in members})
+               stores={group_key(st.path, record_path): step for st, step in members})
     text = json.dumps(rec, indent=1, sort_keys=True, allow_nan=False) + "\n"
     atomic_write_bytes(record_path, text.encode())
     for st, step in members:
@@ -1450,13 +1089,13 @@ def join_group(store, record_path):
     if store.group is not None:
         raise ValueError(f"{store.path} already belongs to the group of {store.group!r}")
     rec = read_group_record(record_path)
-    key = _group_key(store.path, record_path)
+    key = group_key(store.path, record_path)
     if rec["epoch"] != store.epoch or rec["stores"].get(key) != store.step:
         raise StoreError(f"{record_path}: records {key!r} at epoch {rec['epoch']} step "
                          f"{rec['stores'].get(key)}, but the store is at epoch {store.epoch} "
                          f"step {store.step}")
     store.group = os.path.relpath(os.path.abspath(record_path), os.path.abspath(store.path))
-    _write_meta(store.path, store._meta(store.step, store.extra, store.epoch,
+    write_meta(store.path, store._meta(store.step, store.extra, store.epoch,
                                         store._meta_v2["checksums"]))
 
 
@@ -1474,12 +1113,12 @@ def lock_directory(path):
     StoreLockedError
         Another writer holds it, in this or another process.
     """
-    return _lock(pathlib.Path(os.fspath(path)))
+    return lock(pathlib.Path(os.fspath(path)))
 
 
 def unlock_directory(fd):
     """Release a lock taken by :func:`lock_directory`."""
-    _unlock(fd)
+    unlock(fd)
 
 
 def remove_store(path):
@@ -1492,204 +1131,26 @@ def remove_store(path):
     path = pathlib.Path(os.fspath(path))
     if not path.is_dir() or path.is_symlink():
         raise FileExistsError(f"{path} is not a store directory; refusing to delete it")
-    _check_replaceable(path)
-    fd = _lock(path)
+    check_replaceable(path)
+    fd = lock(path)
     try:
-        _check_replaceable(path)
-        _remove_store_files(path)
+        check_replaceable(path)
+        remove_store_files(path)
     finally:
-        _unlock(fd)
+        unlock(fd)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path / LOCK)
     with contextlib.suppress(OSError):
         os.rmdir(path)
 
 
-def _committed(path, meta):
-    """``(epoch, step)`` of the last commit that covers this store: its own, or its group's."""
-    if meta.get("group") is None:
-        return meta.get("epoch", 0), meta["step"]
-    record_path = path / meta["group"]
-    rec = read_group_record(record_path)
-    key = _group_key(path, record_path)
-    if key not in rec["stores"]:
-        raise StoreError(f"{path}: its commit record {record_path} does not list it as {key!r}")
-    return rec["epoch"], rec["stores"][key]
 
 
-def _needs_recovery(path, meta):
-    return (path / JOURNAL).exists() or _committed(path, meta)[0] != meta.get("epoch", 0)
 
 
-def _recover(path, meta, offsets):
-    """Bring a store to its last commit (the caller holds the lock); return its meta.
-
-    A journal of the current epoch is rolled back (rows copied back, fsynced); a journal of
-    an earlier epoch, left by a crash after its commit, is dropped. A group member one epoch
-    behind its record (a crash between the record's commit and the member's own) records
-    the group's epoch: its rows were made durable before that commit.
-    """
-    committed, step = _committed(path, meta)
-    epoch = meta.get("epoch", 0)
-    jpath = path / JOURNAL
-    if jpath.is_symlink():
-        raise StoreError(f"{jpath}: is a symbolic link; refusing to roll back from it")
-    if jpath.exists():
-        width = 1 if meta["dim"] is None else meta["dim"]
-        jepoch, blocks = read_journal(jpath, meta["num_rows"], width, meta["dtype"])
-        if jepoch is not None and jepoch > committed:
-            raise StoreError(f"{jpath}: journal of epoch {jepoch}, but the store's last commit "
-                             f"is epoch {committed}")
-        if jepoch == committed == epoch:
-            _roll_back(path, meta, offsets, blocks)
-    if epoch != committed:
-        if meta.get("group") is None or epoch != committed - 1:
-            raise StoreError(f"{path}: at epoch {epoch} but its commit record "
-                             f"{meta.get('group')!r} is at epoch {committed}")
-        meta = dict(meta, epoch=committed, step=step)
-        _write_meta(path, meta)
-    if jpath.exists():
-        os.unlink(jpath)
-        fsync_dir(path)
-    return meta
 
 
-def _roll_back(path, meta, offsets, blocks):
-    sizes, strategy = meta["shard_rows"], meta["partition_strategy"]
-    maps = {}
-    for ids, rows in blocks:
-        for p, pos, local in split_by_shard(ids, sizes, strategy):
-            if p not in maps:
-                shape = (sizes[p],) if meta["dim"] is None else (sizes[p], meta["dim"])
-                maps[p] = np.memmap(path / shard_file_name(p), dtype=meta["dtype"], mode="r+",
-                                    offset=offsets[p], shape=shape)
-            maps[p][local] = rows[pos].reshape((pos.size,) + maps[p].shape[1:])
-    for p, mm in maps.items():
-        mm.flush()
-        del mm
-        _fsync_file(path / shard_file_name(p))
 
 
-def _is_v2(meta):
-    return meta.get("version", 1) >= 2
 
 
-def _read_store(path):
-    """Check ``meta.json`` and every shard file; return (meta, data offset of each shard)."""
-    meta_path = path / META
-    meta = read_json_object(meta_path, f"{path}: missing {META} (not a ShardedMatrix store, "
-                            "or its creation did not finish)")
-    if meta.get("format") != FORMAT:
-        raise StoreError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
-    version = meta.get("version")
-    if version not in _READABLE_VERSIONS or isinstance(version, bool):
-        raise StoreError(f"{meta_path}: unsupported version {version!r} (this fastsampled "
-                         f"reads versions {list(_READABLE_VERSIONS)})")
-    if meta_path.is_symlink():
-        raise StoreError(f"{meta_path}: is a symbolic link; a store's files must be its own")
-    missing = [k for k in _META_KEYS + (_META_KEYS_V2 if version >= 2 else ()) if k not in meta]
-    if missing:
-        raise StoreError(f"{meta_path}: missing keys {missing}")
-    if version >= 2 and meta["digest"] != _digest(meta):
-        raise StoreError(f"{meta_path}: its digest does not match its content (edited by hand, "
-                         "or damaged); refusing to guess which field is wrong")
-
-    def bad(key, what):
-        raise StoreError(f"{meta_path}: {key} must be {what}, got {meta[key]!r}")
-
-    def is_int(v, minimum):
-        return isinstance(v, int) and not isinstance(v, bool) and v >= minimum
-
-    if not is_int(meta["num_rows"], 1):
-        bad("num_rows", "an int >= 1")
-    if meta["dim"] is not None and not is_int(meta["dim"], 1):
-        bad("dim", "an int >= 1 or null")
-    if meta["dtype"] not in ("float32", "float64"):
-        bad("dtype", "'float32' or 'float64'")
-    if not is_int(meta["num_shards"], 1):
-        bad("num_shards", "an int >= 1")
-    if meta["partition_strategy"] not in STRATEGIES:
-        bad("partition_strategy", "'mod' or 'div'")
-    if not is_int(meta["step"], 0):
-        bad("step", "an int >= 0")
-    if not isinstance(meta["extra"], dict):
-        bad("extra", "a JSON object")
-    rows = meta["shard_rows"]
-    if not isinstance(rows, list) or not all(is_int(n, 0) for n in rows):
-        bad("shard_rows", "a list of ints >= 0")
-    if len(rows) != meta["num_shards"]:
-        raise StoreError(f"{meta_path}: shard_rows has {len(rows)} entries but num_shards is "
-                         f"{meta['num_shards']}")
-    expected = layout_sizes(meta["num_rows"], meta["num_shards"], meta["partition_strategy"])
-    if rows != expected:
-        raise StoreError(f"{meta_path}: shard_rows {rows} is not the "
-                         f"{meta['partition_strategy']!r} layout of {meta['num_rows']} rows over "
-                         f"{meta['num_shards']} shards (expected {expected})")
-
-    if version >= 2:
-        if not is_int(meta["epoch"], 0):
-            bad("epoch", "an int >= 0")
-        if meta["uuid"] is not None and not (isinstance(meta["uuid"], str)
-                                             and re.fullmatch("[0-9a-f]{32}", meta["uuid"])):
-            bad("uuid", "32 hexadecimal digits or null")
-        if meta["group"] is not None:
-            try:
-                _check_group(meta["group"])
-            except ValueError:
-                bad("group", "a relative path or null")
-        sb = meta["shard_bytes"]
-        if not isinstance(sb, list) or len(sb) != len(rows) or not all(is_int(n, 0) for n in sb):
-            bad("shard_bytes", f"a list of {len(rows)} ints >= 0")
-        cs = meta["checksums"]
-        if cs is not None and not (isinstance(cs, list) and len(cs) == len(rows) and all(
-                isinstance(c, str) and re.fullmatch("[0-9a-f]{16}", c) for c in cs)):
-            bad("checksums", f"null or a list of {len(rows)} 16-digit hexadecimal strings")
-
-    dtype = np.dtype(meta["dtype"])
-    offsets = []
-    for p, n in enumerate(rows):
-        fn = path / shard_file_name(p)
-        shape = (n,) if meta["dim"] is None else (n, meta["dim"])
-        if fn.is_symlink():
-            raise StoreError(f"{fn}: is a symbolic link; a store's shards must be its own files "
-                             "(copy the file there instead)")
-        if not fn.is_file():
-            raise StoreError(f"{fn}: missing shard file ({p} of {len(rows)})")
-        with open(fn, "rb") as f:
-            try:
-                version = np.lib.format.read_magic(f)
-                start = f.tell()
-                if version == (1, 0):
-                    hshape, fortran, hdtype = np.lib.format.read_array_header_1_0(f)
-                elif version == (2, 0):
-                    hshape, fortran, hdtype = np.lib.format.read_array_header_2_0(f)
-                else:
-                    raise ValueError(f"unsupported .npy format version {version}")
-            except (ValueError, OSError, SyntaxError) as e:
-                raise StoreError(f"{fn}: not a readable .npy file ({e})") from None
-            offset = f.tell()
-            size = os.fstat(f.fileno()).st_size
-            f.seek(start)
-            header_text = f.read(offset - start).decode("latin1")
-        if hshape != shape or hdtype != dtype or fortran:
-            raise StoreError(
-                f"{fn}: .npy header says shape {hshape}, dtype {hdtype}, fortran_order "
-                f"{fortran}; meta.json needs shape {shape}, dtype {dtype}, fortran_order False")
-        want = offset + int(np.prod(shape)) * dtype.itemsize
-        if size != want:
-            what = "truncated" if size < want else "padded"
-            raise StoreError(f"{fn}: {size} bytes, expected {want} (header {offset} + data "
-                             f"{want - offset}): the file is {what}")
-        if meta.get("uuid") is not None:
-            m = _IDENTITY.search(header_text)
-            ident = (m.group(1), int(m.group(2)), int(m.group(3))) if m else None
-            if ident != (meta["uuid"], p, len(rows)):
-                what = ("has no shard identity" if ident is None else
-                        f"is shard {ident[1]} of {ident[2]} of store {ident[0]}")
-                raise StoreError(f"{fn}: {what}, but {META} needs shard {p} of {len(rows)} of "
-                                 f"store {meta['uuid']} (files swapped, or copied in from "
-                                 "another store)")
-        if _is_v2(meta) and size != meta["shard_bytes"][p]:
-            raise StoreError(f"{fn}: {size} bytes, but {META} records {meta['shard_bytes'][p]}")
-        offsets.append(offset)
-    return meta, offsets

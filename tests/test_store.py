@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import fastsampled as fs
-from fastsampled import sharding
+from fastsampled import _storefile, sharding
 from fastsampled.sharding import ShardedMatrix, StoreError, StoreLockedError, shard_ids
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -368,7 +368,7 @@ def _meta_edit(**changes):
                 del meta[k]
             else:
                 meta[k] = v
-        meta["digest"] = sharding._digest(meta)   # a consistent edit: the deeper checks
+        meta["digest"] = _storefile.digest(meta)   # a consistent edit: the deeper checks
         (path / "meta.json").write_text(json.dumps(meta))
     return corrupt
 
@@ -398,8 +398,7 @@ def _symlink_shard(path):
 
 def _foreign_shard(path):
     # shard 2 of another store with the same layout, copied in
-    with ShardedMatrix.create(path.parent / "twin", 13, 3, num_shards=3) as T:
-        pass
+    ShardedMatrix.create(path.parent / "twin", 13, 3, num_shards=3).close()
     shutil.copy(path.parent / "twin" / "shard-00002.npy", path / "shard-00002.npy")
 
 
@@ -482,7 +481,7 @@ def test_open_refuses_corrupt_store(tmp_path, name, corrupt, msg):
             ShardedMatrix.open(path, mode)
         assert isinstance(info.value, ValueError)
     if path.exists():  # a failed "r+" open released its lock
-        sharding._unlock(sharding._lock(path))
+        sharding.unlock_directory(sharding.lock_directory(path))
 
 
 def test_verify_on_open_store(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastsampled as fs
-from fastsampled import _files, _journal, cli, sharding
+from fastsampled import _files, _journal, _storefile, cli, sharding
 from fastsampled.sharding import ShardedMatrix, StoreError, StoreLockedError
 
 pytestmark = pytest.mark.kernel
@@ -399,7 +399,7 @@ def test_a_head_written_before_commit_records_still_loads_and_trains(tmp_path):
     (p / "head.json").write_text(json.dumps(cfg))
     for meta_path in p.rglob("meta.json"):
         meta = json.loads(meta_path.read_text())
-        for k in sharding._META_KEYS_V2:
+        for k in _storefile.META_KEYS_V2:
             del meta[k]
         meta["version"] = 1
         meta_path.write_text(json.dumps(meta))
