@@ -37,8 +37,8 @@ def _cpu_model():
 def _cpu_family_model():
     """``"family F model M stepping S"`` from /proc/cpuinfo (identifies the core generation when
     a hypervisor shortens the model name, e.g. family 25 model 1 = AMD Zen 3 "Milan")."""
-    from fastsampled._info import _cpuinfo
-    fields = _cpuinfo()
+    from fastsampled._info import cpuinfo
+    fields = cpuinfo()
     if "cpu family" not in fields:
         return None
     return (f"family {fields.get('cpu family')} model {fields.get('model')} "
@@ -191,8 +191,8 @@ def wait_for_quiet(max_wait, threshold=0.15):
 
 def mem_available():
     """Bytes of memory available to new allocations (/proc/meminfo MemAvailable), or None."""
-    from fastsampled.head import _available_memory
-    return _available_memory() or None
+    from fastsampled._memory import available_memory
+    return available_memory() or None
 
 
 # --------------------------------------------------------------------------- timing

@@ -15,9 +15,9 @@ V = 10^4, 10^5, 10^6, 10^7 (``--quick``: up to 10^6):
   own child process (its import, threads and memory stay out of ours), on the same batches.
   Skipped with a note when ``import tensorflow`` fails.
 * full softmax: every class's logit, forward and backward. ``numpy``: fastsampled's
-  ``fastsampled.cli.full_softmax_step_time`` (two chunked passes over the classes with BLAS,
-  memory O(rows x chunk)), measured on the first ``rows`` examples of the batch and scaled to
-  B linearly; ``TensorFlow``: ``matmul`` + ``sparse_softmax_cross_entropy_with_logits`` +
+  ``fastsampled.baselines.full_softmax_step_time`` (two chunked passes over the classes with
+  BLAS, memory O(rows x chunk)), measured on the first ``rows`` examples of the batch and
+  scaled to B linearly; ``TensorFlow``: ``matmul`` + ``sparse_softmax_cross_entropy_with_logits`` +
   dense SGD under ``tf.function``, only where the (B, V) logits and their gradient fit in
   the memory available (10^5 in ``--quick``, 10^6 in full mode).
 
@@ -204,7 +204,7 @@ def _row(impl, V, st, method, fs_ms=None):
 
 def bench_V(V, cfg, tfw, tmp, rows, notes):
     import fastsampled as fs
-    from fastsampled.cli import full_softmax_step_time
+    from fastsampled.baselines import full_softmax_step_time
     section(f"V={V:.0e}: B={B}, D={D}, S={S}, float32")
     labels, inputs = make_pool(V)
     t0 = time.perf_counter()
@@ -347,8 +347,8 @@ def main(argv=None):
         "median of the timed steps, warm-up steps (compilation, tracing) excluded",
         f"fastsampled and TensorFlow alternate in {cfg['rounds']} block(s) of up to "
         f"{cfg['reps']} steps at each V (blocks in the JSON); TensorFlow in its own process",
-        "numpy full softmax = fastsampled.cli.full_softmax_step_time: forward and backward over "
-        f"all classes on {cfg['full_rows']} examples, scaled to B={B}",
+        "numpy full softmax = fastsampled.baselines.full_softmax_step_time: forward and backward "
+        f"over all classes on {cfg['full_rows']} examples, scaled to B={B}",
         f"others_cpu = cores used by other processes while timing (worst block); above "
         f"{BUSY_OTHERS} a row does not measure the library alone",
         f"wall time {time.perf_counter() - t_start:.1f} s; CPUs busy before: {busy}",

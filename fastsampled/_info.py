@@ -18,8 +18,17 @@ PEERS = {"tensorflow": ("tensorflow", "tensorflow-cpu", "tf-nightly"),
          "tqdm": ("tqdm",)}
 
 
-def _cpuinfo():
-    """``{field: value}`` of the first processor in /proc/cpuinfo (empty elsewhere)."""
+def cpuinfo():
+    """The fields of the first processor in ``/proc/cpuinfo``.
+
+    Shared by :func:`collect` and the machine description of the benchmarks in ``bench/``.
+
+    Returns
+    -------
+    dict of str to str
+        ``{field: value}`` (``"model name"``, ``"flags"``, ``"cpu family"``, ...); empty
+        where ``/proc/cpuinfo`` cannot be read (not Linux).
+    """
     fields = {}
     try:
         with open("/proc/cpuinfo") as f:
@@ -117,7 +126,7 @@ def collect():
     except Exception as e:
         info["numba"] = f"unavailable ({type(e).__name__}: {e})"
     info["blas"] = _blas_pools()
-    cpu = _cpuinfo()
+    cpu = cpuinfo()
     flags = cpu.get("flags", "").split()
     info["cpu"] = {
         "model": cpu.get("model name") or platform.processor() or platform.machine(),

@@ -61,6 +61,28 @@ def full(shape, fill, dtype):
     return arr
 
 
+def available_memory():
+    """Bytes the kernel reports as available for new allocations without swapping.
+
+    Used by :meth:`SampledSoftmaxHead.warm` to size what it makes resident, and by the
+    benchmarks in ``bench/`` to skip sizes that would not fit.
+
+    Returns
+    -------
+    int
+        ``MemAvailable`` of ``/proc/meminfo`` in bytes; 0 where it is unknown (not Linux,
+        or an old kernel).
+    """
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 # glibc mallopt parameters
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3

@@ -45,6 +45,15 @@ def mix64(z):
     return z ^ (z >> _S31)
 
 
+def mix64_array(z):
+    """:func:`mix64` on a numpy uint64 array, with wrapping arithmetic (for numpy code that
+    must draw the same numbers as the kernels)."""
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> _S30)) * _M1
+        z = (z ^ (z >> _S27)) * _M2
+        return z ^ (z >> _S31)
+
+
 @njit(cache=True, inline="always")
 def stream_key(seed, stream):
     """Key of stream ``stream`` (uint64) under ``seed`` (uint64)."""

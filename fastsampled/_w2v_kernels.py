@@ -1,4 +1,4 @@
-"""Word2vec training kernels (private).
+"""Word2vec kernels (private): training, and the tokeniser and encoder of the corpus.
 
 One compiled driver, :func:`train_blocks`, runs a ``prange`` over fixed corpus blocks (about
 ``batch_words`` words each, cut at sentence boundaries). Every block has its own counter-based
@@ -14,11 +14,42 @@ updates are applied from the pre-update values. Compared with word2vec.c's pair-
 the candidates are shared by the window's pairs and every pair of the window sees the output
 rows as they were before the window; quality is the same (pWord2Vec; our benchmark).
 
-``mode``: 0 negative sampling (label 1 for the centre word, 0 for each negative, logits
-``x . w``), 1 sampled softmax and 2 NCE (TensorFlow semantics: logits ``x . w - log Q`` with
-``Q = num_sampled * p(word)`` the expected count of sampling with replacement, no biases).
+The training objective, ``mode`` of :func:`train_blocks`, is one of three constants:
+
+``LOSS_NEGATIVE_SAMPLING`` (0)
+    Negative sampling: label 1 for the centre word, 0 for each negative, logits ``x . w``.
+``LOSS_SAMPLED_SOFTMAX`` (1)
+    Sampled softmax over the centre word and the candidates, TensorFlow semantics: logits
+    ``x . w - log Q`` with ``Q = num_sampled * p(word)`` the expected count of sampling with
+    replacement, no biases.
+``LOSS_NCE`` (2)
+    NCE, TensorFlow semantics: a logistic loss per logit, as in negative sampling, on the
+    logits of sampled softmax (``x . w - log Q``).
+
 In every mode a candidate equal to the centre word is dropped (gensim's rule for negatives,
 TensorFlow's ``remove_accidental_hits``).
+
+The corpus kernels (:func:`scan_tokens`, :func:`rehash`, :func:`encode_part`, driven by
+``fastsampled._corpus``) tokenise text into provisional ids and encode them into the uint16
+stream that training reads. ``ESCAPE`` (0xFFFF) is the stream entry that announces a
+vocabulary id too large for one entry, followed by its high and low 16 bits. The tokeniser
+keeps its position across calls in an int64 array of ``SCAN_STATE_SIZE`` (6) entries, read
+and updated in place; its indices:
+
+``SCAN_POS`` (0)
+    Next byte of the chunk to read.
+``SCAN_UNIQUE`` (1)
+    Distinct tokens interned so far (the next provisional id).
+``SCAN_ARENA_USED`` (2)
+    Bytes of the token arena in use.
+``SCAN_OUT`` (3)
+    Token ids written to ``out_ids`` for this chunk.
+``SCAN_LINES`` (4)
+    Line lengths written to ``out_lens`` for this chunk.
+``SCAN_LINE_LEN`` (5)
+    Tokens of the current line so far (carried over from one chunk to the next).
+
+Numba compiles these module-level integers into the kernels as literals.
 """
 import math
 
@@ -36,7 +67,22 @@ _S32 = np.uint64(32)
 _ONE = np.uint64(1)
 _TWO = np.uint64(2)
 _CLAMP = 50.0  # |logit| beyond this: sigmoid/softmax saturated in float64 anyway
+
+# Training objectives (``mode`` of train_blocks; see the module docstring).
+LOSS_NEGATIVE_SAMPLING = 0
+LOSS_SAMPLED_SOFTMAX = 1
+LOSS_NCE = 2
+
 ESCAPE = 0xFFFF  # corpus stream escape, see encode_part
+
+# Indices of scan_tokens' state array (see the module docstring).
+SCAN_POS = 0
+SCAN_UNIQUE = 1
+SCAN_ARENA_USED = 2
+SCAN_OUT = 3
+SCAN_LINES = 4
+SCAN_LINE_LEN = 5
+SCAN_STATE_SIZE = 6
 
 
 @njit(cache=True, inline="always")
@@ -106,7 +152,7 @@ def _train_block(syn0, syn1, corpus, sent_off, s0, s1, keep, table, logq, key, a
                     nout += 1
             if nctx == 0:
                 continue
-            if mode != 0:
+            if mode != LOSS_NEGATIVE_SAMPLING:
                 for o in range(nout):
                     olq[o] = logq[outid[o]]
             if sg:
@@ -132,7 +178,7 @@ def _train_block(syn0, syn1, corpus, sent_off, s0, s1, keep, table, logq, key, a
                 for o in range(nout):
                     G[a, o] = _dot(x, syn1[outid[o]])
             prod = 1.0
-            if mode == 1:
+            if mode == LOSS_SAMPLED_SOFTMAX:
                 for a in range(nin):
                     # sampled softmax over [centre] + candidates
                     m = -1e300
@@ -156,7 +202,7 @@ def _train_block(syn0, syn1, corpus, sent_off, s0, s1, keep, table, logq, key, a
                 for a in range(nin):
                     for o in range(nout):
                         z = np.float64(G[a, o])
-                        if mode == 2:
+                        if mode == LOSS_NCE:
                             z -= olq[o]
                         zb[m] = -min(max(z, -_CLAMP), _CLAMP)
                         m += 1
@@ -218,6 +264,9 @@ def _train_block(syn0, syn1, corpus, sent_off, s0, s1, keep, table, logq, key, a
 def train_blocks(syn0, syn1, corpus, sent_off, block_sent, first_block, alphas, keep, table,
                  logq, seed, stream_base, window, nneg, sg, mode, loss_out, eff_out, pairs_out):
     """Train ``alphas.size`` consecutive blocks in parallel.
+
+    ``mode`` is the objective: ``LOSS_NEGATIVE_SAMPLING``, ``LOSS_SAMPLED_SOFTMAX`` or
+    ``LOSS_NCE``; ``nneg`` the candidates drawn per centre word.
 
     ``corpus`` holds the stream of these blocks' sentences only, ``sent_off`` (int64) their
     offsets in it (one entry more than sentences); block ``i`` is sentences
@@ -302,16 +351,17 @@ def scan_tokens(data, st, slots, hashes, arena, arena_off, counts, out_ids, out_
     FNV-1a hash to its provisional id (first-occurrence order); the token bytes live in
     ``arena[arena_off[u]:arena_off[u + 1]]``. Appends each token's id to ``out_ids`` and the
     length of each non-empty line to ``out_lens`` (a line reaching ``max_line`` tokens is cut
-    there). ``st`` = [pos, n_unique, arena_used, n_out, n_lines, current_line_len] is read
-    and updated. Returns False when done, True when it stopped early at a token boundary
+    there). ``st`` (int64, ``SCAN_STATE_SIZE`` entries: ``SCAN_POS``, ``SCAN_UNIQUE``,
+    ``SCAN_ARENA_USED``, ``SCAN_OUT``, ``SCAN_LINES``, ``SCAN_LINE_LEN``) is read and
+    updated. Returns False when done, True when it stopped early at a token boundary
     because the table or the arena is full (grow them and call again).
     """
-    pos = st[0]
-    nuniq = st[1]
-    aused = st[2]
-    nout = st[3]
-    nlines = st[4]
-    cur = st[5]
+    pos = st[SCAN_POS]
+    nuniq = st[SCAN_UNIQUE]
+    aused = st[SCAN_ARENA_USED]
+    nout = st[SCAN_OUT]
+    nlines = st[SCAN_LINES]
+    cur = st[SCAN_LINE_LEN]
     n = data.size
     mask = np.uint64(slots.size - 1)
     limit = min(slots.size // 2, hashes.size)
@@ -377,12 +427,12 @@ def scan_tokens(data, st, slots, hashes, arena, arena_off, counts, out_ids, out_
             out_lens[nlines] = cur
             nlines += 1
             cur = 0
-    st[0] = pos
-    st[1] = nuniq
-    st[2] = aused
-    st[3] = nout
-    st[4] = nlines
-    st[5] = cur
+    st[SCAN_POS] = pos
+    st[SCAN_UNIQUE] = nuniq
+    st[SCAN_ARENA_USED] = aused
+    st[SCAN_OUT] = nout
+    st[SCAN_LINES] = nlines
+    st[SCAN_LINE_LEN] = cur
     return full
 
 

@@ -3,6 +3,7 @@
 Also ``python -m fastsampled ...``.
 """
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -49,49 +50,6 @@ class _Progress:
             self._tqdm.close()
 
 
-def full_softmax_step_time(W, b, x, labels, rows=128, chunk=1 << 15):
-    """Seconds of one full-softmax train step (forward and backward over every class) for the
-    batch ``x``, in float32 with numpy's BLAS, measured on ``rows`` of it and scaled linearly.
-
-    Two passes over the classes in chunks (a running log-sum-exp, then the gradients), so
-    memory stays O(rows x chunk) instead of the (batch, num_classes) logits a framework
-    materialises; the price is one extra product (the logits are computed twice)."""
-    V, D = W.shape
-    xs = np.ascontiguousarray(x[:rows], np.float32)
-    ys = np.asarray(labels).reshape(-1)[:rows]
-    n = xs.shape[0]
-    z = np.empty((n, min(chunk, V)), np.float32)
-    dx = np.zeros_like(xs)
-    dW = np.empty((min(chunk, V), D), np.float32)
-    t0 = time.perf_counter()
-    m = np.full(n, -np.inf, np.float32)
-    acc = np.zeros(n, np.float32)
-    for c0 in range(0, V, chunk):
-        wc = W[c0:c0 + chunk]
-        zc = z[:, :wc.shape[0]]
-        np.matmul(xs, wc.T, out=zc)
-        zc += b[c0:c0 + chunk]
-        m_new = np.maximum(m, zc.max(axis=1))
-        acc *= np.exp(m - m_new)
-        zc -= m_new[:, None]
-        np.exp(zc, out=zc)
-        acc += zc.sum(axis=1)
-        m = m_new
-    lse = m + np.log(acc)
-    for c0 in range(0, V, chunk):
-        wc = W[c0:c0 + chunk]
-        zc = z[:, :wc.shape[0]]
-        np.matmul(xs, wc.T, out=zc)
-        zc += b[c0:c0 + chunk]
-        zc -= lse[:, None]
-        np.exp(zc, out=zc)                               # softmax
-        hit = (ys >= c0) & (ys < c0 + wc.shape[0])
-        zc[np.nonzero(hit)[0], ys[hit] - c0] -= 1.0      # minus the one-hot target
-        dx += zc @ wc
-        np.matmul(zc.T, xs, out=dW[:wc.shape[0]])        # a real step would apply it to W
-    return (time.perf_counter() - t0) * x.shape[0] / n
-
-
 def demo(num_classes=10**6, dim=128, batch=1024, num_sampled=64, steps=4000, path=None,
          optimizer="adam", lr=None, eval_examples=1000, full_softmax=True, seed=0,
          out=None, overwrite=False, resume=False):
@@ -104,6 +62,7 @@ def demo(num_classes=10**6, dim=128, batch=1024, num_sampled=64, steps=4000, pat
     replaced), or -- with ``resume`` -- the head stored there, trained further from its last
     checkpoint."""
     import fastsampled as fs
+    from fastsampled.baselines import full_softmax_step_time
     from fastsampled.datasets import SyntheticXC
 
     out = sys.stdout if out is None else out
@@ -132,7 +91,7 @@ def demo(num_classes=10**6, dim=128, batch=1024, num_sampled=64, steps=4000, pat
     first = head.step
     where = "in RAM" if path is None else f"memory-mapped under {path}"
     say(f"  head: {head.weights.shape[0]:,} x {D} float32 weights {where}, "
-        f"{head._opt_config['name']} optimizer")
+        f"{type(head.optimizer).__name__.lower()} optimizer")
     x_test, y_test = task.batch(eval_examples, 0, split="test")
     before = head.evaluate(x_test, y_test)
 
@@ -352,39 +311,122 @@ def _word2vec(parser, args):
 
 # --------------------------------------------------------------------------- bench
 
-class _Step:
-    """One script of a benchmark suite: what to run and how long it takes on a quiet 2-core
-    machine with Numba's cache warm (quick, full seconds; None: not run in that mode)."""
+@dataclasses.dataclass(frozen=True)
+class BenchScript:
+    """One script in ``bench/`` and how ``fastsampled bench`` runs it.
 
-    def __init__(self, script, quick_s, full_s, args=()):
-        self.script, self.quick_s, self.full_s, self.args = script, quick_s, full_s, list(args)
+    The script is run as ``python SCRIPT --out DIR [--quick] [--wait-quiet S]``, then
+    ``args``, then ``quick_args`` (with ``--quick`` only), then ``--corpus`` and the
+    evaluation files when ``corpus`` is set.
+
+    Parameters
+    ----------
+    script : str
+        File name in ``bench/``.
+    quick_s, full_s : int or None
+        Seconds it is expected to take with ``--quick`` and in full mode, on a quiet 2-core
+        machine with Numba's cache warm (docs/performance.md#benchmark-suite-durations).
+        None: not run in that mode; a script with both None is listed with its suite and
+        run by hand only.
+    args : tuple of str
+        Arguments it gets in both modes.
+    quick_args : tuple of str
+        Arguments it gets with ``--quick`` only.
+    requires : tuple of (str, str)
+        ``(module, how to install it)`` for every module it cannot run without; a missing
+        one skips it with a note instead of a failure.
+    corpus : bool
+        Whether it gets ``--corpus``: the user's ``--corpus`` file, else a synthetic corpus
+        with planted analogies and its question and word-pair files.
+    """
+
+    script: str
+    quick_s: int | None
+    full_s: int | None
+    args: tuple[str, ...] = ()
+    quick_args: tuple[str, ...] = ()
+    requires: tuple[tuple[str, str], ...] = ()
+    corpus: bool = False
 
     def expected(self, quick):
+        """Expected seconds in the given mode (None: not run in it).
+
+        Parameters
+        ----------
+        quick : bool
+            ``--quick`` mode, else full mode.
+
+        Returns
+        -------
+        int or None
+        """
         return self.quick_s if quick else self.full_s
 
+    def arguments(self, quick):
+        """The arguments of :attr:`args` and, with ``quick``, :attr:`quick_args`.
 
-# The suites `fastsampled bench` runs, in order, with the seconds each script is expected to
-# take on a quiet 2-core machine with Numba's cache warm
-# (docs/performance.md#benchmark-suite-durations); the full head suite takes minutes more the
-# first time, to create its 26 GB memory-mapped store (kept for later runs).
+        Parameters
+        ----------
+        quick : bool
+            ``--quick`` mode, else full mode.
+
+        Returns
+        -------
+        list of str
+        """
+        return list(self.args) + (list(self.quick_args) if quick else [])
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchSuite:
+    """A named group of benchmark scripts, run in order by ``fastsampled bench SUITE``.
+
+    Parameters
+    ----------
+    description : str
+        What the suite measures (``--list`` and ``--help``).
+    scripts : tuple of BenchScript
+        Its scripts, in the order they run.
+    """
+
+    description: str
+    scripts: tuple[BenchScript, ...]
+
+
+# Every benchmark script in bench/, by suite, with the seconds it is expected to take
+# (docs/performance.md#benchmark-suite-durations). A new script is added here, as one
+# BenchScript, and described in bench/README.md. `fastsampled bench` runs the suites in this
+# order, and of each suite the scripts whose time for the mode (quick_s / full_s) is set. The
+# full head suite takes minutes more the first time, to create its 26 GB memory-mapped store
+# (kept for later runs).
 BENCH_SUITES = {
-    "samplers": [_Step("bench_samplers.py", 12, 80)],
-    "losses": [_Step("bench_scaling.py", 18, 200), _Step("bench_losses.py", None, 200)],
-    "head": [_Step("bench_head.py", 22, 420)],
-    "word2vec": [_Step("bench_word2vec.py", 25, 480)],
-    "torch": [_Step("bench_torch.py", 25, 250)],
-    "memory": [_Step("bench_memory.py", 20, 200)],
-}
-BENCH_DESCRIPTIONS = {
-    "samplers": "alias-table build rate against V, draw rates (TensorFlow's when installed)",
-    "losses": "train-step time against V: fastsampled, TensorFlow, full softmax (full mode "
-              "also: the step variants, FLOP rate, under load)",
-    "head": "SampledSoftmaxHead train_step and memory against V, optimizers, memory-mapped, "
-            "predict",
-    "word2vec": "words/s and quality, fastsampled beside gensim (when installed)",
-    "torch": "PyTorch adapter (bench/bench_torch.py, when present and torch is installed)",
-    "memory": "peak and anonymous RSS of a training process against V: fastsampled in RAM, "
-              "memory-mapped, TensorFlow",
+    "samplers": BenchSuite(
+        "alias-table build rate against V, draw rates (TensorFlow's when installed)",
+        # TensorFlow's rows are slow to run; full mode has them
+        (BenchScript("bench_samplers.py", 12, 80, quick_args=("--no-tf",)),)),
+    "losses": BenchSuite(
+        "train-step time against V: fastsampled, TensorFlow, full softmax (full mode also: "
+        "the step variants, FLOP rate, under load)",
+        (BenchScript("bench_scaling.py", 18, 200), BenchScript("bench_losses.py", None, 200))),
+    "head": BenchSuite(
+        "SampledSoftmaxHead train_step and memory against V, optimizers, memory-mapped, "
+        "predict",
+        # --quick: the memory suite covers memory maps
+        (BenchScript("bench_head.py", 22, 420, quick_args=("--skip-mmap",)),
+         # the journal's cost; it needs a 26 GB store of its own (made on its first run),
+         # so it is run by hand, never by `fastsampled bench`
+         BenchScript("bench_journal.py", None, None))),
+    "word2vec": BenchSuite(
+        "words/s and quality, fastsampled beside gensim (when installed)",
+        (BenchScript("bench_word2vec.py", 25, 480, corpus=True),)),
+    "torch": BenchSuite(
+        "PyTorch adapter (bench/bench_torch.py, when present and torch is installed)",
+        (BenchScript("bench_torch.py", 25, 250,
+                     requires=(("torch", "pip install torch==2.13.0 for the CPU build"),)),)),
+    "memory": BenchSuite(
+        "peak and anonymous RSS of a training process against V: fastsampled in RAM, "
+        "memory-mapped, TensorFlow",
+        (BenchScript("bench_memory.py", 20, 200),)),
 }
 COMPILE_S = 90      # first run in a fresh checkout: Numba compiles every kernel once
 
@@ -422,7 +464,8 @@ def _bench_parser(sub):
         "bench", help="run the benchmark suites: JSON, markdown tables and PNG plots",
         description="Run benchmark suites (scripts in bench/ of a source checkout), each in its "
                     "own process, then write markdown tables and PNG plots of their JSON. "
-                    "Suites: " + "; ".join(f"{k}: {v}" for k, v in BENCH_DESCRIPTIONS.items()))
+                    "Suites: " + "; ".join(f"{k}: {v.description}"
+                                           for k, v in BENCH_SUITES.items()))
     b.add_argument("suites", nargs="*", metavar="SUITE", choices=[[]] + list(BENCH_SUITES),
                    help="which suites (default: all): " + ", ".join(BENCH_SUITES))
     b.add_argument("--quick", action="store_true",
@@ -446,15 +489,17 @@ def _bench_plan(args, bench_dir):
     import importlib.util
     plan = []
     for suite in dict.fromkeys(args.suites or BENCH_SUITES):    # in the order given, once
-        for step in BENCH_SUITES[suite]:
+        for step in BENCH_SUITES[suite].scripts:
             if step.expected(args.quick) is None:
                 continue
             path = os.path.join(bench_dir, step.script)
+            missing = [(module, how) for module, how in step.requires
+                       if importlib.util.find_spec(module) is None]
             if not os.path.isfile(path):
                 plan.append((suite, None, f"{step.script} not found in {bench_dir}: skipped"))
-            elif suite == "torch" and importlib.util.find_spec("torch") is None:
-                plan.append((suite, None, "torch not installed: skipped "
-                                          "(pip install torch==2.13.0 for the CPU build)"))
+            elif missing:
+                module, how = missing[0]
+                plan.append((suite, None, f"{module} not installed: skipped ({how})"))
             else:
                 plan.append((suite, step, None))
     return plan
@@ -485,11 +530,14 @@ def _bench(parser, args, out=None):
         print(msg, file=out, flush=True)
 
     if args.list:
-        for name, steps in BENCH_SUITES.items():
-            q = sum(s.quick_s or 0 for s in steps)
-            f = sum(s.full_s or 0 for s in steps)
-            say(f"{name:9s} ~{_fmt_s(q)} quick, ~{_fmt_s(f)} full: {BENCH_DESCRIPTIONS[name]} "
-                f"({', '.join(s.script for s in steps)})")
+        for name, suite in BENCH_SUITES.items():
+            q = sum(s.quick_s or 0 for s in suite.scripts)
+            f = sum(s.full_s or 0 for s in suite.scripts)
+            run = [s.script for s in suite.scripts if (s.quick_s, s.full_s) != (None, None)]
+            by_hand = [s.script for s in suite.scripts if (s.quick_s, s.full_s) == (None, None)]
+            scripts = ", ".join(run) + ("; by hand: " + ", ".join(by_hand) if by_hand else "")
+            say(f"{name:9s} ~{_fmt_s(q)} quick, ~{_fmt_s(f)} full: {suite.description} "
+                f"({scripts})")
         return 0
     bench_dir = find_bench_dir(args.bench_dir)
     if bench_dir is None:
@@ -556,14 +604,9 @@ def _bench_step(args, ctx, i, suite, step):
         cmd.append("--quick")
     if args.wait_quiet:
         cmd += ["--wait-quiet", str(args.wait_quiet)]
-    extra = list(step.args)
-    if args.quick and suite == "head":
-        extra.append("--skip-mmap")      # the memory suite covers memory maps in --quick
-    if args.quick and suite == "samplers":
-        extra.append("--no-tf")          # TF's rows are slow to run; full mode has them
-    if suite == "word2vec":
-        extra += _word2vec_bench_args(args, ctx["tmp"], ctx["bench_dir"], say)
-    cmd += extra
+    cmd += step.arguments(args.quick)
+    if step.corpus:
+        cmd += _word2vec_bench_args(args, ctx["tmp"], ctx["bench_dir"], say)
     elapsed = time.perf_counter() - ctx["t_all"]
     say(f"[{i}/{ctx['n']}] {suite}: {step.script} {' '.join(cmd[2:])} "
         f"(~{_fmt_s(step.expected(args.quick))}; elapsed {_fmt_s(elapsed)} of "
@@ -581,8 +624,9 @@ def _bench_step(args, ctx, i, suite, step):
 
 
 def _word2vec_bench_args(args, tmp, bench_dir, say):
-    """``--corpus`` (and evaluation files) for bench_word2vec.py: the user's file, else a
-    synthetic corpus with planted analogies written under ``tmp``."""
+    """``--corpus`` (and evaluation files) for a script listed with ``corpus=True``
+    (bench_word2vec.py): the user's file, else a synthetic corpus with planted analogies
+    written under ``tmp``."""
     if args.corpus:
         return ["--corpus", os.path.abspath(args.corpus)]
     sys.path.insert(0, bench_dir)

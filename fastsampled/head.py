@@ -501,7 +501,8 @@ class SampledSoftmaxHead:
         matrices = [st for st in stores if st.dim is not None]
         nv = None
         if num_rows is None:
-            budget = max(0, _available_memory() // 2 if max_bytes is None else int(max_bytes))
+            budget = max(0, _memory.available_memory() // 2 if max_bytes is None
+                         else int(max_bytes))
             # the per-class vectors cost 4 bytes a class: all of them, when they take at most a
             # quarter of the budget, save a second page read for every row outside the rest
             vec_bytes = self.num_classes * sum(st.dtype.itemsize for st in vectors)
@@ -869,18 +870,6 @@ class SampledSoftmaxHead:
         zt = (np.einsum("bd,btd->bt", x.astype(np.float64), wl.reshape(lab.shape + (-1,))
                         .astype(np.float64)) + bl.reshape(lab.shape))
         return lse - zt.mean(axis=1), ids
-
-
-def _available_memory():
-    """Bytes the kernel reports as available (``MemAvailable``), or 0 where unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def _init_ram_weights(V, D, dtype, init, scale, seed, chunk=1 << 22):

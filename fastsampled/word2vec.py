@@ -1,14 +1,13 @@
 """Word2vec (skip-gram and CBOW) with negative sampling, sampled softmax or NCE.
 
-gensim's interface, fastsampled's kernels. A text corpus is read twice by a compiled
-tokeniser that interns the tokens (no Python object per token; docs/performance.md#word2vec):
-once to count, once to encode. It is encoded once, after the vocabulary is fixed, into one
-flat uint16 id stream (ids >= 65535 escaped into three entries: about 2 bytes a token, half
-of an int32 array), written to an anonymous temporary file (``corpus_in_memory=True``:
-kept in RAM) and streamed back block group by block group while training, plus two uint16
-numbers per sentence (its words and stream entries). Only the vocabulary's tokens become
-Python strings. Training runs a Numba kernel in parallel over fixed blocks of about
-``batch_words`` words.
+gensim's interface, fastsampled's kernels. This module holds the :class:`Word2Vec` model
+(vocabulary, training loop, vectors, save and load) and its training helpers (subsampling
+tables, blocks, learning rates). ``fastsampled._corpus`` reads the corpus: a compiled
+tokeniser counts it (no Python object per token) and, once the vocabulary is fixed, encodes
+it into one flat uint16 id stream (about 2 bytes a token) kept in an anonymous temporary file
+(``corpus_in_memory=True``: in RAM) and streamed back block group by block group while
+training. Only the vocabulary's tokens become Python strings. ``fastsampled._w2v_kernels``
+trains, in parallel over fixed blocks of about ``batch_words`` words.
 
 Memory: what the process holds during training is the two ``(vocabulary, vector_size)``
 float32 matrices, the vocabulary (strings, counts, sampling tables), 4 bytes per sentence
@@ -17,18 +16,10 @@ of Numba comes on top: its import and loading the compiled kernels from its cach
 fixed amount of resident memory, most of it LLVM's code mapped from ``libllvmlite.so``, and
 compiling them instead, on a cold cache, takes more (docs/performance.md#word2vec).
 
-Corpus rules (documented decisions)
------------------------------------
-* A text file holds one sentence per line, tokens separated by ASCII whitespace, UTF-8. A
-  token that is not valid UTF-8 raises ``ValueError`` naming the file and the line.
-* Lines (or token lists) longer than 10 000 tokens are split into pieces of 10 000 tokens
-  (gensim's ``MAX_WORDS_IN_BATCH``; gensim's ``LineSentence`` splits the same way), before
-  rare words are dropped.
-* Words below ``min_count`` are dropped from the corpus (windows reach over them), as gensim.
-  ``max_final_vocab`` raises ``min_count`` until the vocabulary fits, as gensim.
-* The vocabulary is sorted by descending count; ties keep first-occurrence order.
-* Tokens are split on ASCII whitespace (``bytes.split``); other Unicode spaces stay inside
-  tokens.
+Corpus rules (documented decisions) are in ``fastsampled._corpus``: one sentence per line of
+UTF-8, tokens split on ASCII whitespace, sentences cut into pieces of 10 000 tokens, words
+below ``min_count`` dropped (``max_final_vocab`` raises it as gensim does), the vocabulary
+sorted by descending count with ties in first-occurrence order.
 
 Training (what is computed; see ``_w2v_kernels`` for the kernel)
 ---------------------------------------------------------------
@@ -63,19 +54,20 @@ Training (what is computed; see ``_w2v_kernels`` for the kernel)
 """
 import json
 import os
-import tempfile
 import time
 
 import numpy as np
 
+from . import _w2v_kernels as w2v_kernels
+from ._corpus import MAX_WORDS_IN_BATCH, encode_corpus, scan_corpus, select_vocab
 from ._rng import normalize_seed
 from ._validate import as_int
-from .keyedvectors import _NpzReader, _replacing
+from ._modelfiles import NpzReader, replacing
 from .sharding import StoreError
 
-MAX_WORDS_IN_BATCH = 10000
-_LOSSES = {"negative_sampling": 0, "sampled_softmax": 1, "nce": 2}
-_CHUNK_BYTES = 1 << 20
+_LOSSES = {"negative_sampling": w2v_kernels.LOSS_NEGATIVE_SAMPLING,
+           "sampled_softmax": w2v_kernels.LOSS_SAMPLED_SOFTMAX,
+           "nce": w2v_kernels.LOSS_NCE}
 _FORMAT = "fastsampled.word2vec/1"
 # Upper limits of the sizes the training kernel allocates its per-block buffers from
 # (2 * window context rows by 1 + negative candidates): far above any useful value, low enough
@@ -91,351 +83,7 @@ _PARAM_KINDS = {"vector_size": "int", "window": "int", "min_count": "int",
                 "corpus_in_memory": "bool", "lr_schedule": "str"}
 
 
-# --------------------------------------------------------------------------- corpus
-def _iter_file_chunks(path):
-    """Yield uint8 views of chunks of ``path`` that end at a line boundary.
-
-    One buffer is reused for every chunk (a view is valid until the next one is yielded), so
-    reading allocates nothing per chunk.
-    """
-    buf = bytearray(_CHUNK_BYTES)
-    view = memoryview(buf)
-    with open(path, "rb") as f:
-        have = 0
-        while True:
-            if have == len(buf):  # a line longer than the buffer: grow it
-                buf = buf + bytearray(len(buf))
-                view = memoryview(buf)
-            got = f.readinto(view[have:])
-            if not got:
-                if have:
-                    yield np.frombuffer(buf, np.uint8, count=have)
-                return
-            end = have + got
-            cut = buf.rfind(b"\n", have, end)
-            if cut < 0:
-                have = end
-                continue
-            yield np.frombuffer(buf, np.uint8, count=cut + 1)
-            rest = end - cut - 1
-            buf[:rest] = buf[cut + 1:end]
-            have = rest
-
-
-def _check_file(corpus_file):
-    path = os.fspath(corpus_file)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"corpus_file {path!r} does not exist")
-    if os.path.isdir(path):
-        raise ValueError(f"corpus_file {path!r} is a directory, not a text file")
-    return path
-
-
-def _find_bad_line(path, token):
-    """1-based line number of the first line containing the byte token ``token``."""
-    with open(path, "rb") as f:
-        for lineno, line in enumerate(f, 1):
-            if token in line.split():
-                return lineno
-    return None
-
-
-def _decode_keys(keys, path):
-    out = []
-    for k in keys:
-        try:
-            out.append(k.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            line = _find_bad_line(path, k)
-            raise ValueError(f"corpus_file {path!r}: line {line} is not valid UTF-8 "
-                             f"(token {k!r}: {exc.reason})") from None
-    return out
-
-
-class _FileScan:
-    """Token table of a text file, built by a compiled tokeniser (no Python object a token).
-
-    ``scan()`` counts (first pass); ``parts()`` re-reads the file with the frozen table and
-    yields each chunk's provisional ids and line lengths (second pass), so the provisional
-    ids of the whole corpus are never held at once.
-    """
-
-    def __init__(self, path):
-        self.path = path
-        cap = 1 << 16
-        self.slots = np.full(2 * cap, -1, np.int64)
-        self.hashes = np.empty(cap, np.uint64)
-        self.counts = np.zeros(cap, np.int64)
-        self.arena_off = np.zeros(cap + 1, np.int64)
-        self.arena = np.empty(1 << 20, np.uint8)
-        self.st = np.zeros(6, np.int64)
-        self.out_ids = np.empty(_CHUNK_BYTES // 2 + 1, np.int32)
-        self.out_lens = np.empty(_CHUNK_BYTES // 2 + 1, np.int64)
-
-    def _grow(self, nbytes):
-        nuniq = int(self.st[1])
-        if nuniq >= min(self.slots.size // 2, self.hashes.size):
-            cap = 2 * self.hashes.size
-            self.hashes = np.concatenate((self.hashes, np.empty(cap - self.hashes.size,
-                                                                np.uint64)))
-            self.counts = np.concatenate((self.counts, np.zeros(cap - self.counts.size,
-                                                                np.int64)))
-            self.arena_off = np.concatenate((self.arena_off, np.zeros(
-                cap + 1 - self.arena_off.size, np.int64)))
-            self.slots = np.full(2 * cap, -1, np.int64)
-            from . import _w2v_kernels as K
-            K.rehash(self.hashes, nuniq, self.slots)
-        else:
-            self.arena = np.concatenate((self.arena, np.empty(max(self.arena.size, nbytes),
-                                                              np.uint8)))
-
-    def _chunks(self):
-        """Run the tokeniser over the file; yield (ids, lens) of each chunk (views)."""
-        from . import _w2v_kernels as K
-
-        st = self.st
-        st[5] = 0
-        for data in _iter_file_chunks(self.path):
-            if self.out_ids.size < data.size // 2 + 1:
-                self.out_ids = np.empty(data.size // 2 + 1, np.int32)
-                self.out_lens = np.empty(data.size // 2 + 1, np.int64)
-            st[0] = st[3] = st[4] = 0
-            while K.scan_tokens(data, st, self.slots, self.hashes, self.arena, self.arena_off,
-                                self.counts, self.out_ids, self.out_lens, MAX_WORDS_IN_BATCH):
-                self._grow(data.size)
-            nl = int(st[4])
-            if st[5] > 0 and st[0] == data.size and data[-1] != 10:
-                self.out_lens[nl] = st[5]  # last line without a newline
-                nl += 1
-                st[5] = 0
-            yield self.out_ids[:st[3]], self.out_lens[:nl]
-
-    def scan(self):
-        """First pass: returns ``(keys_of, counts)``: int64 counts of the distinct tokens
-        (first-occurrence order) and ``keys_of(indices)``, their text as str.
-
-        Every token is checked to be UTF-8 here; only the tokens asked for (the vocabulary,
-        a fraction of the distinct tokens) become Python strings.
-        """
-        for _ in self._chunks():
-            pass
-        nuniq = int(self.st[1])
-        counts = self.counts[:nuniq].copy()
-        arena, off = self.arena, self.arena_off
-        try:
-            # Valid as a whole and no token starting inside a character: every token is.
-            arena[:off[nuniq]].tobytes().decode("utf-8")
-            ok = not np.any(arena[off[:nuniq]] & 0xC0 == 0x80)
-        except UnicodeDecodeError:
-            ok = False
-        if not ok:  # find the first bad token to name it
-            _decode_keys([arena[off[u]:off[u + 1]].tobytes() for u in range(nuniq)],
-                         self.path)
-
-        def keys_of(which=None):
-            which = range(nuniq) if which is None else np.asarray(which).tolist()
-            return [arena[off[u]:off[u + 1]].tobytes().decode("utf-8") for u in which]
-
-        return keys_of, counts
-
-    def parts(self):
-        """Second pass over the (unchanged) file: (provisional ids, line lengths) per chunk."""
-        saved = self.counts
-        nuniq = int(self.st[1])
-        self.counts = np.zeros_like(saved)  # counting again must not double the counts
-        try:
-            for part in self._chunks():
-                if self.st[1] != nuniq:  # new tokens: their ids are outside the remap
-                    raise RuntimeError(f"corpus_file {self.path!r} changed while it was read")
-                yield part
-        finally:
-            self.counts = saved
-
-
-def _split_lengths(lengths):
-    """Split sentence lengths above MAX_WORDS_IN_BATCH into 10 000-token pieces."""
-    lengths = np.asarray(lengths, np.int64)
-    if lengths.size == 0 or lengths.max() <= MAX_WORDS_IN_BATCH:
-        return lengths
-    out = []
-    for n in lengths.tolist():
-        while n > MAX_WORDS_IN_BATCH:
-            out.append(MAX_WORDS_IN_BATCH)
-            n -= MAX_WORDS_IN_BATCH
-        out.append(n)
-    return np.asarray(out, np.int64)
-
-
-def _readinto(f, pos, out):
-    """Fill ``out`` (a numpy array) from byte ``pos`` of the unbuffered file ``f``."""
-    view = memoryview(out).cast("B")
-    f.seek(pos)
-    got = 0
-    while got < len(view):
-        n = f.readinto(view[got:])
-        if not n:
-            raise RuntimeError("the encoded corpus file is shorter than expected")
-        got += n
-
-
-def _write_all(f, arr):
-    view = memoryview(arr).cast("B")
-    while len(view):
-        view = view[f.write(view):]
-
-
-class _EncodedCorpus:
-    """A corpus encoded with a fixed vocabulary, as the training kernel reads it.
-
-    One flat uint16 id stream (ids >= 65535 escaped into three entries, see
-    ``_w2v_kernels.encode_part``), held either in RAM or in an anonymous temporary file
-    (``tempfile.TemporaryFile``: on POSIX already unlinked when created, so nothing is left
-    behind even after a crash; freed when the model drops the corpus) that training reads
-    back block group by block group into one reused buffer. Reading with ``readinto`` rather than mapping the file keeps its pages out
-    of the process's resident set. Per sentence, ``words`` and ``units`` (uint16; a sentence
-    holds at most 10 000 words) give its number of words and of stream entries.
-    """
-
-    def __init__(self, size, in_memory):
-        self.size = int(size)
-        self.in_memory = bool(in_memory)
-        self.words = self.units = None
-        self.total_words = 0
-        self.max_id = -1   # the largest vocabulary id in the stream (set by _apply_vocab)
-        self._stream = np.empty(self.size, np.uint16) if self.in_memory else None
-        self._file = None if self.in_memory else tempfile.TemporaryFile(buffering=0)
-        self._pos = 0
-        self._buf = np.empty(0, np.uint16)
-
-    def writable(self, n):
-        """Array to encode up to ``n`` entries into, and the position to start at."""
-        if self.in_memory:
-            return self._stream, self._pos
-        if self._buf.size < n:
-            self._buf = np.empty(n, np.uint16)
-        return self._buf, 0
-
-    def wrote(self, n):
-        """``n`` entries were encoded into the array :meth:`writable` gave."""
-        if not self.in_memory:
-            _write_all(self._file, self._buf[:n])
-        self._pos += n
-
-    def finish(self, words, units):
-        if self._pos != self.size:
-            raise RuntimeError(f"corpus changed while it was read ({self._pos} != "
-                               f"{self.size} ids)")
-        self.words = np.concatenate(words) if words else np.empty(0, np.uint16)
-        self.units = np.concatenate(units) if units else np.empty(0, np.uint16)
-        self.total_words = int(self.words.sum(dtype=np.int64))
-        self._buf = np.empty(0, np.uint16)
-        return self
-
-    def read(self, lo, hi, buf=None):
-        """Stream entries ``lo .. hi - 1``: a view of the RAM copy, or read into ``buf``."""
-        if self.in_memory:
-            return self._stream[lo:hi]
-        out = buf[:hi - lo]
-        _readinto(self._file, 2 * lo, out)
-        return out
-
-    def close(self):
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        self._stream = None
-
-
-def _apply_vocab(counts, parts, remap, in_memory):
-    """Encode the scanned corpus with the final vocabulary into an :class:`_EncodedCorpus`.
-
-    ``counts`` are the provisional ids' counts, ``parts`` yields (provisional ids, line
-    lengths) pairs, ``remap`` maps provisional ids to vocabulary ids (-1: dropped).
-    """
-    from . import _w2v_kernels as K
-
-    remap = np.ascontiguousarray(remap, np.int32)
-    size = int(counts[remap >= 0].sum()) + 2 * int(counts[remap >= K.ESCAPE].sum())
-    corpus = _EncodedCorpus(size, in_memory)
-    try:
-        words, units = [], []
-        for ids, lens in parts:
-            out, pos = corpus.writable(3 * ids.size)
-            swords = np.empty(lens.size, np.uint16)
-            sunits = np.empty(lens.size, np.uint16)
-            end, nsent = K.encode_part(ids, lens, remap, out, pos, swords, sunits)
-            corpus.wrote(end - pos)
-            words.append(swords[:nsent].copy())
-            units.append(sunits[:nsent].copy())
-        corpus.max_id = int(remap.max()) if remap.size else -1
-        return corpus.finish(words, units)
-    except BaseException:
-        corpus.close()
-        raise
-
-
-def _scan(sentences, corpus_file):
-    """Count a corpus given either way: ``(keys_of, counts, parts, what)``.
-
-    ``keys_of(indices)`` gives the tokens of those provisional ids (all with None), ``parts``
-    is an iterable of (provisional ids, line lengths) for :func:`_apply_vocab`.
-    """
-    if (sentences is None) == (corpus_file is None):
-        raise ValueError("give exactly one of sentences or corpus_file")
-    if corpus_file is not None:
-        path = _check_file(corpus_file)
-        scan = _FileScan(path)
-        keys_of, counts = scan.scan()
-        return keys_of, counts, scan.parts(), f"corpus_file {path!r}"
-    keys, counts, ids, lens = _scan_sentences(sentences)
-
-    def keys_of(which=None):
-        return list(keys) if which is None else [keys[i] for i in np.asarray(which).tolist()]
-
-    return keys_of, counts, [(ids, lens)], "sentences"
-
-
-def _scan_sentences(sentences):
-    """One pass over token lists: provisional ids (first-occurrence order), lengths, counts."""
-    if isinstance(sentences, (str, bytes)):
-        raise TypeError("sentences must be an iterable of token lists, got a single string")
-    index = {}
-    setdefault = index.setdefault
-    parts, lens = [], []
-    for s in sentences:
-        if isinstance(s, (str, bytes)):
-            raise TypeError("sentences must be an iterable of token lists (lists of str); "
-                            f"got a {type(s).__name__} element {s[:40]!r}")
-        ids = [setdefault(w, len(index)) for w in s]
-        if ids:
-            parts.append(np.asarray(ids, np.int32))
-            lens.append(len(ids))
-    for w in index:
-        if not isinstance(w, str):
-            raise TypeError(f"sentences must hold str tokens; found {type(w).__name__} {w!r}")
-    ids = np.concatenate(parts) if parts else np.empty(0, np.int32)
-    counts = np.bincount(ids, minlength=len(index)).astype(np.int64)
-    return list(index), counts, ids, _split_lengths(lens)
-
-
-# --------------------------------------------------------------------------- vocabulary
-def _select_vocab(counts, min_count, max_final_vocab):
-    """Apply min_count / max_final_vocab; return (order, effective_min_count).
-
-    ``order`` indexes ``counts``: retained words by descending count, ties in their given
-    (first-occurrence) order -- a stable sort, as gensim's.
-    """
-    counts = np.asarray(counts, np.int64)
-    eff_min = min_count
-    if max_final_vocab is not None:
-        srt = np.sort(counts[counts >= min_count])[::-1]
-        if srt.size > max_final_vocab:
-            eff_min = max(min_count, int(srt[max_final_vocab]) + 1)
-    retained = np.flatnonzero(counts >= eff_min)
-    order = retained[np.argsort(-counts[retained], kind="stable")]
-    return order, eff_min
-
-
+# --------------------------------------------------------------------------- training tables
 def keep_probabilities(counts, sample):
     """word2vec's subsampling: probability of keeping each word, and uint64 thresholds.
 
@@ -462,11 +110,9 @@ def block_boundaries(words, units, batch_words):
     (sentences are at most 10 000 words). ``words`` / ``units`` are each sentence's words
     and stream entries.
     """
-    from . import _w2v_kernels as K
-
     cap = min(words.size, int(words.sum(dtype=np.int64)) // batch_words + 1) + 1
     bsent, bword, bunit = (np.empty(cap, np.int64) for _ in range(3))
-    nb = K.block_table(words, units, batch_words, bsent, bword, bunit)
+    nb = w2v_kernels.block_table(words, units, batch_words, bsent, bword, bunit)
     return bsent[:nb + 1].copy(), bword[:nb + 1].copy(), bunit[:nb + 1].copy()
 
 
@@ -488,6 +134,7 @@ def block_alphas(block_word_start, total_words, epoch, epochs, alpha, min_alpha,
     return np.maximum(min_alpha, alpha - (alpha - min_alpha) * progress)
 
 
+# --------------------------------------------------------------------------- checks
 def _at_most(value, name, maximum, why=""):
     if value > maximum:
         raise ValueError(f"{name} must be <= {maximum}{' (' + why + ')' if why else ''}, "
@@ -580,7 +227,7 @@ def _init_vectors(n, dim, seed):
 
     SplitMix64 in numpy (same construction as ``_rng.bits``), no compiled kernel needed.
     """
-    from ._rng import GAMMA, _M1, _M2, stream_key
+    from ._rng import GAMMA, mix64_array, stream_key
 
     key = np.uint64(stream_key(np.uint64(seed), np.uint64(0x5EED)))
     out = np.empty((n, dim), np.float32)
@@ -590,10 +237,7 @@ def _init_vectors(n, dim, seed):
         for lo in range(0, n, step):
             hi = min(n, lo + step)
             rows = np.arange(lo, hi, dtype=np.uint64)[:, None]
-            z = key + (rows * np.uint64(dim) + cols) * GAMMA
-            z = (z ^ (z >> np.uint64(30))) * _M1
-            z = (z ^ (z >> np.uint64(27))) * _M2
-            z = z ^ (z >> np.uint64(31))
+            z = mix64_array(key + (rows * np.uint64(dim) + cols) * GAMMA)
             u = (z >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
             out[lo:hi] = ((2.0 * u - 1.0) / dim).astype(np.float32)
     return out
@@ -741,17 +385,17 @@ class Word2Vec:
         """
         self._drop_corpus()
         self.syn0 = self.syn1neg = self._wv = None  # free before reading
-        keys_of, counts, parts, what = _scan(sentences, corpus_file)
+        keys_of, counts, parts, what = scan_corpus(sentences, corpus_file)
         raw_total = int(counts.sum())
         if raw_total == 0:
             raise ValueError(f"{what} holds no tokens")
-        order, eff_min = _select_vocab(counts, self.min_count, self.max_final_vocab)
+        order, eff_min = select_vocab(counts, self.min_count, self.max_final_vocab)
         if order.size == 0:
             raise ValueError(f"no word of {what} reaches min_count={self.min_count} "
                              f"(most frequent: {int(counts.max())} occurrences)")
         remap = np.full(counts.size, -1, np.int64)
         remap[order] = np.arange(order.size)
-        corpus = _apply_vocab(counts, parts, remap, self.corpus_in_memory)
+        corpus = encode_corpus(counts, parts, remap, self.corpus_in_memory)
         words = keys_of(order)
         vcounts = counts[order]
         del keys_of, parts, remap
@@ -799,7 +443,6 @@ class Word2Vec:
             ``effective_words`` (kept after subsampling), ``raw_words``, ``seconds``,
             ``words_per_s`` (effective) and ``loss`` (summed over the epochs of this call).
         """
-        from . import _w2v_kernels as K
         import numba
 
         if sentences is not None or corpus_file is not None:
@@ -818,7 +461,7 @@ class Word2Vec:
         bsent, bword, bunit = block_boundaries(corpus.words, corpus.units, self.batch_words)
         nblocks = bsent.size - 1
         mode = _LOSSES[self.loss]
-        nneg = self.negative if mode == 0 else self.num_sampled
+        nneg = self.negative if mode == w2v_kernels.LOSS_NEGATIVE_SAMPLING else self.num_sampled
         chunk = max(4 * self.workers, 32)
         starts = np.arange(0, nblocks, chunk)
         ends = np.minimum(starts + chunk, nblocks)
@@ -845,11 +488,11 @@ class Word2Vec:
                     loss_out = np.zeros(b1 - b0, np.float64)
                     eff_out = np.zeros(b1 - b0, np.int64)
                     pairs_out = np.zeros(b1 - b0, np.int64)
-                    K.train_blocks(self.syn0, self.syn1neg, stream, sent_off,
-                                   bsent[b0:b1 + 1] - s0, b0, alphas[b0:b1], self._keep_thr,
-                                   self._alias.table, self._logq, self._seed64,
-                                   np.uint64(epoch * nblocks), self.window, nneg, self.sg,
-                                   mode, loss_out, eff_out, pairs_out)
+                    w2v_kernels.train_blocks(
+                        self.syn0, self.syn1neg, stream, sent_off, bsent[b0:b1 + 1] - s0, b0,
+                        alphas[b0:b1], self._keep_thr, self._alias.table, self._logq,
+                        self._seed64, np.uint64(epoch * nblocks), self.window, nneg, self.sg,
+                        mode, loss_out, eff_out, pairs_out)
                     loss_e += float(loss_out.sum())
                     eff_total += int(eff_out.sum())
                     if bar is not None:
@@ -914,21 +557,7 @@ class Word2Vec:
 
     def _decoded_corpus(self):
         """The encoded corpus as a list of id lists (for tests and inspection)."""
-        corpus = self._corpus
-        stream = corpus.read(0, corpus.size, np.empty(corpus.size, np.uint16))
-        stream = stream.astype(np.int64).tolist()
-        out, i = [], 0
-        for n in corpus.units.tolist():
-            end, ids = i + n, []
-            while i < end:
-                if stream[i] == 0xFFFF:
-                    ids.append((stream[i + 1] << 16) | stream[i + 2])
-                    i += 3
-                else:
-                    ids.append(stream[i])
-                    i += 1
-            out.append(ids)
-        return out
+        return self._corpus.decoded()
 
     def _drop_corpus(self):
         if self._corpus is not None:
@@ -937,14 +566,14 @@ class Word2Vec:
 
     def _encode_new(self, sentences, corpus_file):
         self._drop_corpus()
-        keys_of, counts, parts, _ = _scan(sentences, corpus_file)
+        keys_of, counts, parts, _ = scan_corpus(sentences, corpus_file)
         get = self.key_to_index.get
         remap = np.fromiter((get(k, -1) for k in keys_of()), np.int64, count=counts.size)
         if remap.size and remap.max() >= len(self.index_to_key):
             raise ValueError(f"key_to_index maps a word to {int(remap.max())}, beyond the "
                              f"{len(self.index_to_key)} words of index_to_key")
         self.corpus_total_words = int(counts.sum())
-        self._corpus = _apply_vocab(counts, parts, remap, self.corpus_in_memory)
+        self._corpus = encode_corpus(counts, parts, remap, self.corpus_in_memory)
 
     def _progress_bar(self, total):
         if not self.progress:
@@ -994,7 +623,7 @@ class Word2Vec:
                 "running_training_loss": self.running_training_loss,
                 "epoch_losses": self.epoch_losses}
         blob = np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8)
-        with _replacing(path) as f:
+        with replacing(path) as f:
             np.savez(f, meta=blob, syn0=self.syn0, syn1neg=self.syn1neg, counts=self.counts)
 
     @classmethod
@@ -1029,7 +658,7 @@ class Word2Vec:
             If ``path`` does not exist.
         """
         path_str = os.fspath(path)
-        with _NpzReader(path_str, "Word2Vec.save") as npz:
+        with NpzReader(path_str, "Word2Vec.save") as npz:
             meta = npz.read_json("meta")
             params, seed, keys, key_to_index = _check_meta(meta, path_str)
             try:

@@ -85,6 +85,46 @@ def test_find_bench_dir_finds_the_checkout():
     assert cli.find_bench_dir(str(BENCH)) == str(BENCH)
 
 
+def test_every_bench_script_is_listed_once_and_described():
+    """BENCH_SUITES lists every bench/bench_*.py (the one place a script is added), and
+    bench/README.md describes each in its own section."""
+    listed = [s.script for suite in cli.BENCH_SUITES.values() for s in suite.scripts]
+    assert len(listed) == len(set(listed))
+    assert sorted(listed) == sorted(p.name for p in BENCH.glob("bench_*.py"))
+    readme = (BENCH / "README.md").read_text()
+    for script in listed:
+        assert f"## {script}" in readme, script
+
+
+def _planned(suites, quick):
+    args = cli.argparse.Namespace(suites=suites, quick=quick)
+    return [(suite, step.script) for suite, step, _ in cli._bench_plan(args, str(BENCH))
+            if step is not None]
+
+
+def test_the_journal_benchmark_is_run_by_hand_only(capsys):
+    """bench_journal.py needs a 26 GB store: listed with the head suite, never run by
+    ``fastsampled bench``, with or without --quick."""
+    quick = _planned([], True)
+    assert ("head", "bench_head.py") in quick and ("losses", "bench_scaling.py") in quick
+    assert ("losses", "bench_losses.py") not in quick            # full mode only
+    for quick_mode in (True, False):
+        assert "bench_journal.py" not in {s for _, s in _planned([], quick_mode)}
+        assert "bench_journal.py" not in {s for _, s in _planned(["head"], quick_mode)}
+    assert cli.main(["bench", "--list"]) == 0
+    head = [line for line in capsys.readouterr().out.splitlines() if line.startswith("head")]
+    assert "(bench_head.py; by hand: bench_journal.py)" in head[0]
+
+
+def test_bench_scripts_get_their_mode_arguments():
+    by_name = {s.script: s for suite in cli.BENCH_SUITES.values() for s in suite.scripts}
+    assert by_name["bench_head.py"].arguments(True) == ["--skip-mmap"]
+    assert by_name["bench_head.py"].arguments(False) == []
+    assert by_name["bench_samplers.py"].arguments(True) == ["--no-tf"]
+    assert by_name["bench_word2vec.py"].corpus
+    assert [m for m, _ in by_name["bench_torch.py"].requires] == ["torch"]
+
+
 FAKE_SUITE = '''
 import os, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -58,3 +58,22 @@ def test_malloc_thresholds_set_on_import_unless_the_user_says_otherwise():
     assert _tuned_in_child({**env, **base}) == "True"
     assert _tuned_in_child({**env, "FASTSAMPLED_KEEP_MALLOC": "1"}) == "False"
     assert _tuned_in_child({**env, **base, "MALLOC_TRIM_THRESHOLD_": "131072"}) == "False"
+
+
+def test_available_memory_is_memavailable_in_bytes():
+    avail = _memory.available_memory()
+    assert isinstance(avail, int) and avail >= 0
+    if os.path.exists("/proc/meminfo"):
+        with open("/proc/meminfo") as f:
+            kib = {line.split(":")[0]: int(line.split()[1]) for line in f}
+        if "MemAvailable" in kib:          # it moves between the two reads: same order only
+            assert 0 < avail <= kib["MemTotal"] * 1024
+            assert abs(avail - kib["MemAvailable"] * 1024) < kib["MemTotal"] * 1024 // 4
+
+
+def test_available_memory_is_0_where_unknown(monkeypatch):
+    def no_proc(path, *args, **kwargs):
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(_memory, "open", no_proc, raising=False)   # found before the builtin
+    assert _memory.available_memory() == 0

@@ -7,6 +7,7 @@ import tempfile
 import numpy as np
 import pytest
 
+from fastsampled import _corpus
 from fastsampled import word2vec as W
 from fastsampled.word2vec import Word2Vec
 
@@ -279,7 +280,7 @@ def test_encoded_corpus_file_leaves_nothing_behind(tmp_path, monkeypatch):
     def broken(*args):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(W, "_write_all", broken)
+    monkeypatch.setattr(_corpus, "_write_all", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         Word2Vec(min_count=1, progress=False).build_vocab(corpus_file=path)
     gc.collect()

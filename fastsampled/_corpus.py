@@ -1,0 +1,404 @@
+"""Corpus ingestion for word2vec (private): text in, counted vocabulary and encoded id stream out.
+
+A corpus comes either as a text file (``corpus_file``) or as an iterable of token lists
+(``sentences``). :func:`scan_corpus` reads it once and counts it: a text file through a
+compiled tokeniser that interns the tokens (``_w2v_kernels.scan_tokens``: no Python object a
+token, docs/performance.md#word2vec), token lists through a dict. :func:`select_vocab` fixes the
+vocabulary from the counts, and :func:`encode_corpus` then reads the corpus a second time and
+encodes it with that vocabulary into an :class:`EncodedCorpus`, the id stream the training
+kernel reads. Only the vocabulary's tokens become Python strings.
+
+The encoded corpus is one flat uint16 id stream (ids >= 65535 escaped into three entries, see
+``_w2v_kernels.encode_part``: about 2 bytes a token, half of an int32 array), written to an
+anonymous temporary file (``corpus_in_memory=True``: kept in RAM) and read back block group by
+block group while training, plus two uint16 numbers per sentence (its words and stream
+entries).
+
+Corpus rules (documented decisions)
+-----------------------------------
+* A text file holds one sentence per line, tokens separated by ASCII whitespace, UTF-8. A
+  token that is not valid UTF-8 raises ``ValueError`` naming the file and the line.
+* Lines (or token lists) longer than 10 000 tokens are split into pieces of 10 000 tokens
+  (gensim's ``MAX_WORDS_IN_BATCH``; gensim's ``LineSentence`` splits the same way), before
+  rare words are dropped.
+* Words below ``min_count`` are dropped from the corpus (windows reach over them), as gensim.
+  ``max_final_vocab`` raises ``min_count`` until the vocabulary fits, as gensim.
+* The vocabulary is sorted by descending count; ties keep first-occurrence order.
+* Tokens are split on ASCII whitespace (``bytes.split``); other Unicode spaces stay inside
+  tokens.
+"""
+import os
+import tempfile
+
+import numpy as np
+
+from . import _w2v_kernels as w2v_kernels
+
+MAX_WORDS_IN_BATCH = 10000
+_CHUNK_BYTES = 1 << 20
+
+
+# --------------------------------------------------------------------------- text files
+def _iter_file_chunks(path):
+    """Yield uint8 views of chunks of ``path`` that end at a line boundary.
+
+    One buffer is reused for every chunk (a view is valid until the next one is yielded), so
+    reading allocates nothing per chunk.
+    """
+    buf = bytearray(_CHUNK_BYTES)
+    view = memoryview(buf)
+    with open(path, "rb") as f:
+        have = 0
+        while True:
+            if have == len(buf):  # a line longer than the buffer: grow it
+                buf = buf + bytearray(len(buf))
+                view = memoryview(buf)
+            got = f.readinto(view[have:])
+            if not got:
+                if have:
+                    yield np.frombuffer(buf, np.uint8, count=have)
+                return
+            end = have + got
+            cut = buf.rfind(b"\n", have, end)
+            if cut < 0:
+                have = end
+                continue
+            yield np.frombuffer(buf, np.uint8, count=cut + 1)
+            rest = end - cut - 1
+            buf[:rest] = buf[cut + 1:end]
+            have = rest
+
+
+def _check_file(corpus_file):
+    path = os.fspath(corpus_file)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"corpus_file {path!r} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"corpus_file {path!r} is a directory, not a text file")
+    return path
+
+
+def _find_bad_line(path, token):
+    """1-based line number of the first line containing the byte token ``token``."""
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            if token in line.split():
+                return lineno
+    return None
+
+
+def _decode_keys(keys, path):
+    out = []
+    for k in keys:
+        try:
+            out.append(k.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            line = _find_bad_line(path, k)
+            raise ValueError(f"corpus_file {path!r}: line {line} is not valid UTF-8 "
+                             f"(token {k!r}: {exc.reason})") from None
+    return out
+
+
+class _FileScan:
+    """Token table of a text file, built by a compiled tokeniser (no Python object a token).
+
+    ``scan()`` counts (first pass); ``parts()`` re-reads the file with the frozen table and
+    yields each chunk's provisional ids and line lengths (second pass), so the provisional
+    ids of the whole corpus are never held at once.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        cap = 1 << 16
+        self.slots = np.full(2 * cap, -1, np.int64)
+        self.hashes = np.empty(cap, np.uint64)
+        self.counts = np.zeros(cap, np.int64)
+        self.arena_off = np.zeros(cap + 1, np.int64)
+        self.arena = np.empty(1 << 20, np.uint8)
+        self.st = np.zeros(w2v_kernels.SCAN_STATE_SIZE, np.int64)
+        self.out_ids = np.empty(_CHUNK_BYTES // 2 + 1, np.int32)
+        self.out_lens = np.empty(_CHUNK_BYTES // 2 + 1, np.int64)
+
+    def _grow(self, nbytes):
+        nuniq = int(self.st[w2v_kernels.SCAN_UNIQUE])
+        if nuniq >= min(self.slots.size // 2, self.hashes.size):
+            cap = 2 * self.hashes.size
+            self.hashes = np.concatenate((self.hashes, np.empty(cap - self.hashes.size,
+                                                                np.uint64)))
+            self.counts = np.concatenate((self.counts, np.zeros(cap - self.counts.size,
+                                                                np.int64)))
+            self.arena_off = np.concatenate((self.arena_off, np.zeros(
+                cap + 1 - self.arena_off.size, np.int64)))
+            self.slots = np.full(2 * cap, -1, np.int64)
+            w2v_kernels.rehash(self.hashes, nuniq, self.slots)
+        else:
+            self.arena = np.concatenate((self.arena, np.empty(max(self.arena.size, nbytes),
+                                                              np.uint8)))
+
+    def _chunks(self):
+        """Run the tokeniser over the file; yield (ids, lens) of each chunk (views)."""
+        st = self.st
+        st[w2v_kernels.SCAN_LINE_LEN] = 0
+        for data in _iter_file_chunks(self.path):
+            if self.out_ids.size < data.size // 2 + 1:
+                self.out_ids = np.empty(data.size // 2 + 1, np.int32)
+                self.out_lens = np.empty(data.size // 2 + 1, np.int64)
+            st[w2v_kernels.SCAN_POS] = 0
+            st[w2v_kernels.SCAN_OUT] = 0
+            st[w2v_kernels.SCAN_LINES] = 0
+            while w2v_kernels.scan_tokens(data, st, self.slots, self.hashes, self.arena,
+                                          self.arena_off, self.counts, self.out_ids,
+                                          self.out_lens, MAX_WORDS_IN_BATCH):
+                self._grow(data.size)
+            nl = int(st[w2v_kernels.SCAN_LINES])
+            line_len = st[w2v_kernels.SCAN_LINE_LEN]
+            if line_len > 0 and st[w2v_kernels.SCAN_POS] == data.size and data[-1] != 10:
+                self.out_lens[nl] = line_len  # last line without a newline
+                nl += 1
+                st[w2v_kernels.SCAN_LINE_LEN] = 0
+            yield self.out_ids[:st[w2v_kernels.SCAN_OUT]], self.out_lens[:nl]
+
+    def scan(self):
+        """First pass: returns ``(keys_of, counts)``: int64 counts of the distinct tokens
+        (first-occurrence order) and ``keys_of(indices)``, their text as str.
+
+        Every token is checked to be UTF-8 here; only the tokens asked for (the vocabulary,
+        a fraction of the distinct tokens) become Python strings.
+        """
+        for _ in self._chunks():
+            pass
+        nuniq = int(self.st[w2v_kernels.SCAN_UNIQUE])
+        counts = self.counts[:nuniq].copy()
+        arena, off = self.arena, self.arena_off
+        try:
+            # Valid as a whole and no token starting inside a character: every token is.
+            arena[:off[nuniq]].tobytes().decode("utf-8")
+            ok = not np.any(arena[off[:nuniq]] & 0xC0 == 0x80)
+        except UnicodeDecodeError:
+            ok = False
+        if not ok:  # find the first bad token to name it
+            _decode_keys([arena[off[u]:off[u + 1]].tobytes() for u in range(nuniq)],
+                         self.path)
+
+        def keys_of(which=None):
+            which = range(nuniq) if which is None else np.asarray(which).tolist()
+            return [arena[off[u]:off[u + 1]].tobytes().decode("utf-8") for u in which]
+
+        return keys_of, counts
+
+    def parts(self):
+        """Second pass over the (unchanged) file: (provisional ids, line lengths) per chunk."""
+        saved = self.counts
+        nuniq = int(self.st[w2v_kernels.SCAN_UNIQUE])
+        self.counts = np.zeros_like(saved)  # counting again must not double the counts
+        try:
+            for part in self._chunks():
+                # new tokens: their ids are outside the remap
+                if self.st[w2v_kernels.SCAN_UNIQUE] != nuniq:
+                    raise RuntimeError(f"corpus_file {self.path!r} changed while it was read")
+                yield part
+        finally:
+            self.counts = saved
+
+
+# --------------------------------------------------------------------------- token lists
+def _scan_sentences(sentences):
+    """One pass over token lists: provisional ids (first-occurrence order), lengths, counts."""
+    if isinstance(sentences, (str, bytes)):
+        raise TypeError("sentences must be an iterable of token lists, got a single string")
+    index = {}
+    setdefault = index.setdefault
+    parts, lens = [], []
+    for s in sentences:
+        if isinstance(s, (str, bytes)):
+            raise TypeError("sentences must be an iterable of token lists (lists of str); "
+                            f"got a {type(s).__name__} element {s[:40]!r}")
+        ids = [setdefault(w, len(index)) for w in s]
+        if ids:
+            parts.append(np.asarray(ids, np.int32))
+            lens.append(len(ids))
+    for w in index:
+        if not isinstance(w, str):
+            raise TypeError(f"sentences must hold str tokens; found {type(w).__name__} {w!r}")
+    ids = np.concatenate(parts) if parts else np.empty(0, np.int32)
+    counts = np.bincount(ids, minlength=len(index)).astype(np.int64)
+    return list(index), counts, ids, _split_lengths(lens)
+
+
+def _split_lengths(lengths):
+    """Split sentence lengths above MAX_WORDS_IN_BATCH into 10 000-token pieces."""
+    lengths = np.asarray(lengths, np.int64)
+    if lengths.size == 0 or lengths.max() <= MAX_WORDS_IN_BATCH:
+        return lengths
+    out = []
+    for n in lengths.tolist():
+        while n > MAX_WORDS_IN_BATCH:
+            out.append(MAX_WORDS_IN_BATCH)
+            n -= MAX_WORDS_IN_BATCH
+        out.append(n)
+    return np.asarray(out, np.int64)
+
+
+# --------------------------------------------------------------------------- counting
+def scan_corpus(sentences, corpus_file):
+    """Count a corpus given either way: ``(keys_of, counts, parts, what)``.
+
+    ``keys_of(indices)`` gives the tokens of those provisional ids (all with None), ``parts``
+    is an iterable of (provisional ids, line lengths) for :func:`encode_corpus`.
+    """
+    if (sentences is None) == (corpus_file is None):
+        raise ValueError("give exactly one of sentences or corpus_file")
+    if corpus_file is not None:
+        path = _check_file(corpus_file)
+        scan = _FileScan(path)
+        keys_of, counts = scan.scan()
+        return keys_of, counts, scan.parts(), f"corpus_file {path!r}"
+    keys, counts, ids, lens = _scan_sentences(sentences)
+
+    def keys_of(which=None):
+        return list(keys) if which is None else [keys[i] for i in np.asarray(which).tolist()]
+
+    return keys_of, counts, [(ids, lens)], "sentences"
+
+
+# --------------------------------------------------------------------------- vocabulary
+def select_vocab(counts, min_count, max_final_vocab):
+    """Apply min_count / max_final_vocab; return (order, effective_min_count).
+
+    ``order`` indexes ``counts``: retained words by descending count, ties in their given
+    (first-occurrence) order -- a stable sort, as gensim's.
+    """
+    counts = np.asarray(counts, np.int64)
+    eff_min = min_count
+    if max_final_vocab is not None:
+        srt = np.sort(counts[counts >= min_count])[::-1]
+        if srt.size > max_final_vocab:
+            eff_min = max(min_count, int(srt[max_final_vocab]) + 1)
+    retained = np.flatnonzero(counts >= eff_min)
+    order = retained[np.argsort(-counts[retained], kind="stable")]
+    return order, eff_min
+
+
+# --------------------------------------------------------------------------- encoding
+def _readinto(f, pos, out):
+    """Fill ``out`` (a numpy array) from byte ``pos`` of the unbuffered file ``f``."""
+    view = memoryview(out).cast("B")
+    f.seek(pos)
+    got = 0
+    while got < len(view):
+        n = f.readinto(view[got:])
+        if not n:
+            raise RuntimeError("the encoded corpus file is shorter than expected")
+        got += n
+
+
+def _write_all(f, arr):
+    view = memoryview(arr).cast("B")
+    while len(view):
+        view = view[f.write(view):]
+
+
+class EncodedCorpus:
+    """A corpus encoded with a fixed vocabulary, as the training kernel reads it.
+
+    One flat uint16 id stream (ids >= 65535 escaped into three entries, see
+    ``_w2v_kernels.encode_part``), held either in RAM or in an anonymous temporary file
+    (``tempfile.TemporaryFile``: on POSIX already unlinked when created, so nothing is left
+    behind even after a crash; freed when the model drops the corpus) that training reads
+    back block group by block group into one reused buffer. Reading with ``readinto`` rather
+    than mapping the file keeps its pages out of the process's resident set. Per sentence,
+    ``words`` and ``units`` (uint16; a sentence holds at most 10 000 words) give its number
+    of words and of stream entries.
+    """
+
+    def __init__(self, size, in_memory):
+        self.size = int(size)
+        self.in_memory = bool(in_memory)
+        self.words = self.units = None
+        self.total_words = 0
+        self.max_id = -1   # the largest vocabulary id in the stream (set by encode_corpus)
+        self._stream = np.empty(self.size, np.uint16) if self.in_memory else None
+        self._file = None if self.in_memory else tempfile.TemporaryFile(buffering=0)
+        self._pos = 0
+        self._buf = np.empty(0, np.uint16)
+
+    def writable(self, n):
+        """Array to encode up to ``n`` entries into, and the position to start at."""
+        if self.in_memory:
+            return self._stream, self._pos
+        if self._buf.size < n:
+            self._buf = np.empty(n, np.uint16)
+        return self._buf, 0
+
+    def wrote(self, n):
+        """``n`` entries were encoded into the array :meth:`writable` gave."""
+        if not self.in_memory:
+            _write_all(self._file, self._buf[:n])
+        self._pos += n
+
+    def finish(self, words, units):
+        if self._pos != self.size:
+            raise RuntimeError(f"corpus changed while it was read ({self._pos} != "
+                               f"{self.size} ids)")
+        self.words = np.concatenate(words) if words else np.empty(0, np.uint16)
+        self.units = np.concatenate(units) if units else np.empty(0, np.uint16)
+        self.total_words = int(self.words.sum(dtype=np.int64))
+        self._buf = np.empty(0, np.uint16)
+        return self
+
+    def read(self, lo, hi, buf=None):
+        """Stream entries ``lo .. hi - 1``: a view of the RAM copy, or read into ``buf``."""
+        if self.in_memory:
+            return self._stream[lo:hi]
+        out = buf[:hi - lo]
+        _readinto(self._file, 2 * lo, out)
+        return out
+
+    def decoded(self):
+        """The stream as a list of id lists, one per sentence (for tests and inspection)."""
+        stream = self.read(0, self.size, np.empty(self.size, np.uint16))
+        stream = stream.astype(np.int64).tolist()
+        out, i = [], 0
+        for n in self.units.tolist():
+            end, ids = i + n, []
+            while i < end:
+                if stream[i] == w2v_kernels.ESCAPE:
+                    ids.append((stream[i + 1] << 16) | stream[i + 2])
+                    i += 3
+                else:
+                    ids.append(stream[i])
+                    i += 1
+            out.append(ids)
+        return out
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._stream = None
+
+
+def encode_corpus(counts, parts, remap, in_memory):
+    """Encode the scanned corpus with the final vocabulary into an :class:`EncodedCorpus`.
+
+    ``counts`` are the provisional ids' counts, ``parts`` yields (provisional ids, line
+    lengths) pairs, ``remap`` maps provisional ids to vocabulary ids (-1: dropped).
+    """
+    remap = np.ascontiguousarray(remap, np.int32)
+    size = int(counts[remap >= 0].sum()) + 2 * int(counts[remap >= w2v_kernels.ESCAPE].sum())
+    corpus = EncodedCorpus(size, in_memory)
+    try:
+        words, units = [], []
+        for ids, lens in parts:
+            out, pos = corpus.writable(3 * ids.size)
+            swords = np.empty(lens.size, np.uint16)
+            sunits = np.empty(lens.size, np.uint16)
+            end, nsent = w2v_kernels.encode_part(ids, lens, remap, out, pos, swords, sunits)
+            corpus.wrote(end - pos)
+            words.append(swords[:nsent].copy())
+            units.append(sunits[:nsent].copy())
+        corpus.max_id = int(remap.max()) if remap.size else -1
+        return corpus.finish(words, units)
+    except BaseException:
+        corpus.close()
+        raise
