@@ -40,10 +40,14 @@ def batch(step):
     return x, y
 
 
+DURABILITY = "process"           # the journal's mode (--durability)
+
+
 def make_head(path, optimizer, shards):
     return fs.SampledSoftmaxHead(V, D, path=path, num_shards=shards,
                                  partition_strategy="mod" if shards > 1 else "div",
-                                 optimizer=optimizer, num_sampled=S, seed=3)
+                                 optimizer=optimizer, num_sampled=S, seed=3,
+                                 durability=DURABILITY)
 
 
 def state(head):
@@ -124,7 +128,7 @@ def check_recovery(work, label, clean):
     final = os.path.join(work, "final.npz")
 
     def resume():
-        head = fs.SampledSoftmaxHead.load(os.path.join(work, "head"))
+        head = fs.SampledSoftmaxHead.load(os.path.join(work, "head"), durability=DURABILITY)
         np.savez(found, **state(head))
         train(head, STEPS)
         np.savez(final, **state(head))
@@ -235,7 +239,10 @@ def main():
     ap.add_argument("--shards", default="1,3")
     ap.add_argument("--random-kills", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--durability", default="process", choices=("process", "power"))
     args = ap.parse_args()
+    global DURABILITY
+    DURABILITY = args.durability
     rng = random.Random(args.seed)
     results = []
     for optimizer in args.optimizers.split(","):

@@ -38,3 +38,19 @@ def test_kill_at_every_commit_point_and_at_random(tmp_path):
     # both sides of the commit point were hit: some reopen before it, some after
     steps = {r.get("step") for r in results if "file operation" in r["label"]}
     assert {0, 4, 8} <= steps
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork and SIGKILL")
+def test_kill_with_the_power_cut_durability_too(tmp_path):
+    """The same kills with durability="power" (every journal block msync-ed before its rows
+    change): the process-kill guarantee holds in that mode as well."""
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
+    proc = subprocess.run([sys.executable, DRIVER, "--root", str(tmp_path),
+                           "--optimizers", "adam", "--shards", "3", "--random-kills", "4",
+                           "--seed", "11", "--durability", "power"],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    failed = [r for r in results if not r["ok"]]
+    assert not failed, json.dumps(failed[:10], indent=1)
+    assert len(results) >= 20
