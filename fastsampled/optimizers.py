@@ -47,7 +47,7 @@ from . import _optimizer_kernels as K
 from ._errors import StoreError
 from ._layout import check_layout, check_strategy, is_store, split_by_shard, store_shards
 from ._validate import FLOAT_DTYPES, as_id_array
-from .sharding import ShardedMatrix
+from .sharding import ShardedMatrix, commit_group
 
 __all__ = ["SGD", "Adagrad", "Adam", "OptimizerState"]
 
@@ -236,6 +236,10 @@ def _check_grad(grad, ids, param, name):
 
 # ---------------------------------------------------------------- state
 
+_STATE_RECORD = "state.json"      # commit record of the slot stores of one state
+_STATE_FORMAT = "fastsampled.OptimizerState"
+
+
 class OptimizerState:
     """The slots of one parameter (Adagrad's accumulator, Adam's ``m`` and ``v``) and its step.
 
@@ -299,13 +303,24 @@ class OptimizerState:
         return tuple(b[:k] for b in buf)
 
     def checkpoint(self):
-        """Make the slot stores durable with ``step = t`` (see ``ShardedMatrix.checkpoint``).
+        """Make the slot stores durable with ``step = t``, as one atomic commit.
 
-        A no-op for in-RAM slots. Checkpoint the parameter in the same breath: a resumed run
-        continues exactly only if parameter and slots were saved at the same step.
+        Slot stores made by ``init_state(path=...)`` commit together through
+        ``path/state.json`` (``fastsampled.sharding.commit_group``): after a crash at any
+        instant they reopen at the same step. A no-op for in-RAM slots. Checkpoint the
+        parameter in the same breath: a resumed run continues exactly only if parameter and
+        slots were saved at the same step. (The slots of a ``SampledSoftmaxHead`` commit with
+        the head's ``checkpoint()``; this method refuses them.)
         """
         self._check_open()
-        for store in self._stores:
+        record = None if self.path is None else self.path / _STATE_RECORD
+        if self._stores and record is not None and all(
+                s.group is not None and os.path.abspath(s.path / s.group)
+                == os.path.abspath(record) for s in self._stores):
+            commit_group(record, [(s, self.t) for s in self._stores],
+                         {"format": _STATE_FORMAT, "slots": list(self._names)})
+            return
+        for store in self._stores:      # stores written before state.json existed
             store.checkpoint(step=self.t)
 
     def close(self):
@@ -426,11 +441,16 @@ class _SparseOptimizer:
                 else:
                     path.mkdir(parents=True, exist_ok=True)
                     strategy = None if is_store(param) else p.strategy
-                    rel = None if group is None else os.path.relpath(
-                        os.path.abspath(group), os.path.abspath(d))
+                    # the slots commit together: with the caller's record (a head's) or with
+                    # their own, path/state.json
+                    record = path / _STATE_RECORD if group is None else pathlib.Path(group)
+                    rel = os.path.relpath(os.path.abspath(record), os.path.abspath(d))
                     stores.append(ShardedMatrix.like(param, d, fill=self._slot_fill(n),
                                                      partition_strategy=strategy,
                                                      durability=durability, group=rel))
+            if stores and not exist[0] and group is None:
+                commit_group(path / _STATE_RECORD, [(s, 0) for s in stores],
+                             {"format": _STATE_FORMAT, "slots": list(self.slots)})
             steps = {s.step for s in stores}
             if len(steps) > 1:
                 raise StoreError(f"{path}: slot stores were checkpointed at different steps "

@@ -544,7 +544,7 @@ def test_resume_checks(tmp_path):
     w = np.zeros((6, 2), np.float32)
     st = opt.init_state(w, path=tmp_path / "opt")
     assert st.path == tmp_path / "opt" and st.t == 0
-    assert {p.name for p in (tmp_path / "opt").iterdir()} == {"m", "v"}
+    assert {p.name for p in (tmp_path / "opt").iterdir()} == {"m", "v", "state.json"}
     with pytest.raises(fs.StoreLockedError):
         opt.init_state(w, path=tmp_path / "opt")   # already open for writing
     st.close()

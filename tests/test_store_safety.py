@@ -650,3 +650,39 @@ def test_a_closed_store_gets_one_clear_error_from_every_entry_point(tmp_path):
         with pytest.raises(ValueError, match=r"ShardedMatrix\(.*closed\)? is closed"):
             call()
     b.close()
+
+
+def test_a_standalone_optimizer_state_commits_its_slots_atomically(tmp_path, monkeypatch):
+    """Adam's m and v made with init_state(path=...) commit through one record: a crash
+    between the two slots' own commits reopens both at the same step."""
+    W = ShardedMatrix.create(tmp_path / "W", 40, 4, init="uniform")
+    opt = fs.Adam(lr=0.01)
+    state = opt.init_state(W, path=tmp_path / "opt")
+    ids = np.array([1, 5, 9])
+    for _ in range(3):
+        opt.apply(W, ids, np.ones((3, 4), np.float32), state)
+    state.checkpoint()
+    saved = [s.to_numpy() for s in state.slots.values()]
+    opt.apply(W, ids, np.ones((3, 4), np.float32), state)
+    real = ShardedMatrix._commit
+    calls = []
+
+    def crash_after_one(self, *args, **kwargs):
+        calls.append(self.path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("simulated crash between m's commit and v's")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ShardedMatrix, "_commit", crash_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        state.checkpoint()                 # state.json says t=4; v's own meta says 3
+    monkeypatch.undo()
+    after = [s.to_numpy() for s in state.slots.values()]
+    state.close()
+    again = opt.init_state(W, path=tmp_path / "opt")
+    assert again.t == 4
+    for got, want in zip(again.slots.values(), after):
+        np.testing.assert_array_equal(got.to_numpy(), want)
+    assert not all(np.array_equal(a, b) for a, b in zip(after, saved))
+    again.close()
+    W.close()
