@@ -35,6 +35,7 @@ from ._blas import single_threaded_blas
 from ._errors import StoreError
 from ._files import atomic_output, atomic_write_bytes, fsync_dir, read_json_object
 from ._layout import check_strategy
+from ._storefile import check_replaceable
 from ._validate import as_bool, as_float_array, as_int, as_real, check_range
 from .losses import SparseGrads, _Rows, _run_step, _sampled_values
 from .optimizers import SGD, Adagrad, Adam
@@ -925,24 +926,47 @@ def _check_head_dir(p):
         if not isinstance(cfg, dict) or cfg.get("format") != _FORMAT:
             raise FileExistsError(f"{p / _RECORD} is not a SampledSoftmaxHead's; refusing to "
                                   "replace the directory")
+    for store in _head_stores(p):   # every store, checked before anything is deleted
+        check_replaceable(store)
+
+
+def _head_stores(p):
+    """The store directories of the head at ``p`` (weights, biases, ``opt/<param>/<slot>``);
+    ``FileExistsError`` for anything else under them, so that nothing is deleted before the
+    whole tree is known to be the head's own."""
+    stores = []
+    for d in [p / "weights", p / "biases"]:
+        if d.is_symlink() or (d.exists() and not d.is_dir()):
+            raise FileExistsError(f"{d} is not a store directory; refusing to replace {p}")
+        if d.exists():
+            stores.append(d)
+    opt = p / "opt"
+    if opt.exists():
+        for d in [opt] + (sorted(opt.iterdir()) if opt.is_dir() else []):
+            if d.is_symlink() or not d.is_dir():
+                raise FileExistsError(f"{d} is not part of a head; refusing to replace {p}")
+            if d != opt:
+                for slot in sorted(d.iterdir()):
+                    if slot.is_symlink() or not slot.is_dir():
+                        raise FileExistsError(f"{slot} is not part of a head; refusing to "
+                                              f"replace {p}")
+                    stores.append(slot)
+    return stores
 
 
 def _remove_head(p):
     """Delete a head's files (``head.json`` first: a half-deleted head is not loadable)."""
+    stores = _head_stores(p)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(p / _RECORD)
     fsync_dir(p)
-    for name in ("weights", "biases"):
-        if (p / name).exists():
-            remove_store(p / name)
+    for store in stores:
+        remove_store(store)
     opt = p / "opt"
     if opt.is_dir():
         for param in sorted(opt.iterdir()):
-            if param.is_dir() and not param.is_symlink():
-                for slot in sorted(param.iterdir()):
-                    remove_store(slot)
-                with contextlib.suppress(OSError):
-                    os.rmdir(param)
+            with contextlib.suppress(OSError):
+                os.rmdir(param)
         with contextlib.suppress(OSError):
             os.rmdir(opt)
     with contextlib.suppress(FileNotFoundError):

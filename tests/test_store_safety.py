@@ -686,3 +686,18 @@ def test_a_standalone_optimizer_state_commits_its_slots_atomically(tmp_path, mon
     assert not all(np.array_equal(a, b) for a, b in zip(after, saved))
     again.close()
     W.close()
+
+
+def test_overwrite_checks_the_whole_head_before_deleting_anything(tmp_path):
+    p = tmp_path / "h"
+    fs.SampledSoftmaxHead(V, D, path=p, num_sampled=8, optimizer="adam").close()
+    (p / "opt" / "weights" / "notes.txt").write_text("mine")     # deep inside the head
+    before = _tree(p)
+    with pytest.raises(FileExistsError, match="notes.txt"):
+        fs.SampledSoftmaxHead(V, D, path=p, num_sampled=8, overwrite=True)
+    assert _tree(p) == before                  # head.json, weights and biases all still there
+    os.unlink(p / "opt" / "weights" / "notes.txt")
+    (p / "opt" / "biases" / "v" / "mine.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not part of a store"):
+        fs.SampledSoftmaxHead(V, D, path=p, num_sampled=8, overwrite=True)
+    assert (p / "head.json").exists() and (p / "weights" / "meta.json").exists()
