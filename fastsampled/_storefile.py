@@ -223,6 +223,11 @@ def read_group_record(record_path):
     """
     record_path = pathlib.Path(record_path)
     rec = read_json_object(record_path, f"{record_path}: missing commit record")
+    return check_group_record(rec, record_path)
+
+
+def check_group_record(rec, record_path):
+    """:func:`read_group_record`'s checks on a record already read (a JSON object)."""
     ep, stores = rec.get("epoch"), rec.get("stores")
     if not isinstance(ep, int) or isinstance(ep, bool) or ep < 0:
         raise StoreError(f"{record_path}: epoch must be an int >= 0, got {ep!r}")

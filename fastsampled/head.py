@@ -35,13 +35,13 @@ from ._blas import single_threaded_blas
 from ._errors import StoreError
 from ._files import atomic_output, atomic_write_bytes, fsync_dir, read_json_object
 from ._layout import check_strategy
-from ._storefile import check_replaceable
+from ._storefile import check_group_record, check_replaceable
 from ._validate import as_bool, as_float_array, as_int, as_real, check_range
 from .losses import SparseGrads, _Rows, _run_step, _sampled_values
 from .optimizers import SGD, Adagrad, Adam
 from .samplers import FixedUnigramSampler, LogUniformSampler, UniformSampler, _as_true_classes
-from .sharding import (ShardedMatrix, commit_group, join_group, lock_directory,
-                       read_group_record, remove_store, unlock_directory)
+from .sharding import (ShardedMatrix, check_durability, commit_group, join_group,
+                       lock_directory, remove_store, unlock_directory)
 
 __all__ = ["SampledSoftmaxHead"]
 
@@ -160,10 +160,7 @@ class SampledSoftmaxHead:
             else as_bool(remove_accidental_hits, "remove_accidental_hits")
         self.subtract_log_q = as_bool(subtract_log_q, "subtract_log_q")
         self.seed = as_int(seed, "seed", 0)
-        if durability not in ("process", "power", "none"):
-            raise ValueError(f"durability must be 'process', 'power' or 'none', got "
-                             f"{durability!r}")
-        self.durability = durability
+        self.durability = check_durability(durability)
         self.closed = False
         self._lock_fd = None
         self.counts = None
@@ -403,9 +400,7 @@ class SampledSoftmaxHead:
             raise ValueError("this head lives in RAM: it keeps no journal")
         self._check_writable()
         stores = [store for store, _ in self._members()]
-        if durability not in ("process", "power", "none"):
-            raise ValueError(f"durability must be 'process', 'power' or 'none', got "
-                             f"{durability!r}")
+        check_durability(durability)
         changed = [str(store.path) for store in stores if store.journal_rows]
         if changed:
             raise ValueError(f"rows of {changed[0]} changed since the last checkpoint; call "
@@ -1032,7 +1027,7 @@ def _read_config(p):
         raise StoreError(f"{fn}: field 'optimizer' is not a valid {oc['name']} "
                          f"configuration: {e}") from None
     if cfg["version"] >= 2:
-        read_group_record(fn)       # epoch and stores
+        check_group_record(cfg, fn)     # head.json is the stores' commit record too
     return cfg, opt
 
 
@@ -1077,7 +1072,7 @@ def _check_stores(p, cfg, weights, biases):
 
 def _check_steps(p, cfg, weights, biases, states):
     """Every store is at the step its commit record gives (after the journals' recovery)."""
-    rec = read_group_record(p / _RECORD) if cfg["version"] >= 2 else None
+    rec = cfg if cfg["version"] >= 2 else None     # checked by _read_config
     for store, want in [(weights, cfg["step"]), (biases, cfg["step"])] + [
             (store, st.t) for st in states if st is not None for store in st.slots.values()]:
         if store.step != want or (rec is not None and store.group is not None and

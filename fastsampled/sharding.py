@@ -33,6 +33,7 @@ from ._validate import (FLOAT_DTYPES, as_bool, as_float_array, as_id_array, as_i
                         as_real, check_finite, check_range)
 
 __all__ = ["ShardedMatrix", "StoreError", "StoreLockedError", "commit_group", "join_group",
+           "check_durability",
            "read_group_record", "remove_store", "lock_directory", "unlock_directory",
            "STRATEGIES", "check_strategy", "layout_sizes", "check_layout", "shard_ids",
            "split_by_shard", "is_store", "store_shards", "shard_file_name"]
@@ -159,7 +160,7 @@ class ShardedMatrix:
     # ---------------------------------------------------------------- constructors
 
     def __init__(self, path, mode="r", durability="process"):
-        self._init(path, mode, None, _check_durability(durability))
+        self._init(path, mode, None, check_durability(durability))
 
     @classmethod
     def open(cls, path, mode="r", durability="process"):
@@ -274,7 +275,7 @@ class ShardedMatrix:
         overwrite = as_bool(overwrite, "overwrite")
         extra = _check_extra(extra)
 
-        durability = _check_durability(durability)
+        durability = check_durability(durability)
         if group is not None:
             group = check_group(group)
 
@@ -532,7 +533,7 @@ class ShardedMatrix:
             half not would reopen as neither state.
         """
         self._check_writable("set_durability")
-        durability = _check_durability(durability)
+        durability = check_durability(durability)
         if self.journal_rows:
             raise ValueError(f"{self.path}: rows changed since the last checkpoint; call "
                              "checkpoint() before changing the durability")
@@ -1018,7 +1019,8 @@ def _layout_of(other, partition_strategy):
 
 
 
-def _check_durability(durability):
+def check_durability(durability):
+    """``durability`` if it is one of :data:`DURABILITY`, else ``ValueError``."""
     if durability not in DURABILITY:
         raise ValueError(f"durability must be one of {DURABILITY}, got {durability!r}")
     return durability
