@@ -37,7 +37,7 @@ from . import _store_kernels as SK
 from ._errors import StoreError
 from ._files import fsync_dir
 
-__all__ = ["RollbackJournal", "read_journal", "JOURNAL"]
+__all__ = ["RollbackJournal", "read_journal", "checksum_bytes", "JOURNAL"]
 
 JOURNAL = "journal"
 _MAGIC = b"FSJRNL\x00\x01"
@@ -48,8 +48,8 @@ _HEADER = struct.Struct("<8sqqqQ")
 _BLOCK = struct.Struct("<8sQqQ")
 
 
-def _checksum(payload):
-    """Checksum of a uint8 array whose start is 8-byte aligned."""
+def checksum_bytes(payload):
+    """64-bit checksum (``checksum64``) of a uint8 array whose start is 8-byte aligned."""
     n8 = payload.size // 8 * 8
     return int(SK.checksum64(payload[:n8].view(np.uint64), payload[n8:]))
 
@@ -123,7 +123,7 @@ class RollbackJournal:
             blk = self._view[self._end:self._end + size]
             blk[head:head + 8 * n].view(np.int64)[:] = new
             gather_into(new, blk[head + 8 * n:].view(self.dtype).reshape(n, self.width))
-            blk[:head] = np.frombuffer(_BLOCK.pack(_TAG, self._salt, n, _checksum(blk[head:])),
+            blk[:head] = np.frombuffer(_BLOCK.pack(_TAG, self._salt, n, checksum_bytes(blk[head:])),
                                        np.uint8)
             del blk
             if self.sync:
@@ -271,7 +271,7 @@ def read_journal(path, num_rows, width, dtype):
         if end > data.size:
             break                          # the last block, cut short
         payload = data[pos + _BLOCK.size:end]
-        if _checksum(payload) != checksum:
+        if checksum_bytes(payload) != checksum:
             nxt = _padded(end)
             if data.size - nxt >= _BLOCK.size:
                 tag2, salt2, _, _ = _BLOCK.unpack(data[nxt:nxt + _BLOCK.size].tobytes())

@@ -21,7 +21,7 @@ from . import _pagecache
 from . import _store_kernels as SK
 from ._errors import StoreError, StoreLockedError
 from ._files import atomic_write_bytes
-from ._journal import JOURNAL, RollbackJournal
+from ._journal import JOURNAL, RollbackJournal, checksum_bytes
 from ._layout import (STRATEGIES, check_layout, check_strategy, is_store, layout_sizes,
                       shard_ids, split_by_shard, store_shards)
 from ._rng import normalize_seed
@@ -574,6 +574,7 @@ class ShardedMatrix:
         self._journal.save(np.ascontiguousarray(ids), self._gather_into)
 
     def _gather_into(self, ids, out):
+        """Rows ``ids`` (valid, 1-D) into ``out`` (C-contiguous, ``ids.size`` rows)."""
         out2 = out.reshape(ids.size, 1 if self.dim is None else self.dim)
         for p, pos, rows in split_by_shard(ids, self.shard_sizes, self.partition_strategy):
             K.gather_rows(_as2d(np.asarray(self.shards[p])), rows, pos, out2)
@@ -642,7 +643,7 @@ class ShardedMatrix:
         with self.scan():
             for s in self.shards:
                 raw = np.asarray(s).reshape(-1).view(np.uint8)
-                out.append(f"{_content_checksum(raw):016x}")
+                out.append(f"{checksum_bytes(raw):016x}")
         return out
 
     def verify(self, values=False, checksums=False):
@@ -750,10 +751,7 @@ class ShardedMatrix:
                 raise TypeError(f"out must be float32 or float64, got dtype {out.dtype}")
             if not out.flags.c_contiguous or not out.flags.writeable:
                 raise ValueError("out must be C-contiguous and writeable")
-        flat = ids.reshape(-1)
-        out2 = np.asarray(out).reshape(flat.size, 1 if self.dim is None else self.dim)
-        for p, pos, rows in split_by_shard(flat, self.shard_sizes, self.partition_strategy):
-            K.gather_rows(_as2d(np.asarray(self.shards[p])), rows, pos, out2)
+        self._gather_into(ids.reshape(-1), np.asarray(out))
         return out
 
     def assign(self, ids, values):
@@ -1028,11 +1026,6 @@ def check_durability(durability):
 
 
 
-
-
-def _content_checksum(raw):
-    n8 = raw.size // 8 * 8
-    return int(SK.checksum64(raw[:n8].view(np.uint64), raw[n8:]))
 
 
 

@@ -495,7 +495,7 @@ def test_a_damaged_journal_block_before_the_last_is_refused(tmp_path):
     data = bytearray(good)
     data[40 + 32:40 + 40] = (99).to_bytes(8, "little")   # an id out of range ...
     payload = np.frombuffer(bytes(data[40 + 32:40 + 32 + 20]), np.uint8)
-    data[40 + 24:40 + 32] = _journal._checksum(payload).to_bytes(8, "little")  # ... signed
+    data[40 + 24:40 + 32] = _journal.checksum_bytes(payload).to_bytes(8, "little")  # ... signed
     j.write_bytes(bytes(data))
     with pytest.raises(StoreError, match="names rows outside"):
         ShardedMatrix.open(tmp_path / "W")
