@@ -340,12 +340,14 @@ def load1():
         return None
 
 
-def verdict(value, target, higher_is_better=True):
-    """``"PASS"``/``"FAIL"`` of ``value`` against ``target`` (``"-"`` when either is None)."""
-    if value is None or target is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    ok = value >= target if higher_is_better else value <= target
-    return "PASS" if ok else "FAIL"
+def disturbed(*stats, own_load=0.0):
+    """``"yes"`` when other processes used more than :data:`BUSY_OTHERS` cores during any of
+    the timings ``stats`` (timeit dicts; ``own_load``: cores of that load the benchmark put
+    there itself, e.g. its burner process), else None. Such a figure does not measure the
+    library alone: rerun on a quiet machine for a clean one."""
+    busy = [s.get("others_cpu") for s in stats if s]
+    busy = [b for b in busy if b is not None]
+    return "yes" if busy and max(busy) - own_load > BUSY_OTHERS else None
 
 
 # --------------------------------------------------------------------------- CPU burner
@@ -422,14 +424,21 @@ def _fmt(v):
     return str(v)
 
 
+ROW_NOTES = ("skipped", "error")  # per-row text columns, shown only where a row has one
+
+
 def format_table(rows, columns=None):
-    """Fixed-width text table of a list of dicts (columns: given, or union in first-seen order)."""
+    """Fixed-width text table of a list of dicts (columns: given, or union in first-seen order;
+    given columns gain :data:`ROW_NOTES` that some row holds)."""
     if columns is None:
         columns = []
         for r in rows:
             for k in r:
                 if k not in columns:
                     columns.append(k)
+    else:
+        columns = list(columns) + [c for c in ROW_NOTES
+                                   if c not in columns and any(c in r for r in rows)]
     cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     left = [all(not _is_num(r.get(c)) for r in rows) for c in columns]

@@ -3,7 +3,8 @@
 Run::
 
     PYTHONPATH=. python bench/bench_journal.py [--V 100000000] [--D 64] [--rounds 6]
-        [--block 1000] [--interval 200] [--warmup 1000] [--store-dir DIR] [--baseline-src DIR] [--out DIR]
+        [--block 1000] [--interval 200] [--warmup 1000] [--store-dir DIR]
+        [--baseline-src DIR] [--out DIR]
 
 (a) Memory-mapped SGD head, V x D (default 10^8 x 64, bench_head's case: 25.6 GB, more than
     the RAM), B=1024, S=64, Zipf labels from ``SyntheticXC``. After ``head.warm()`` (what a

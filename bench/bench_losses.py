@@ -1,4 +1,4 @@
-"""Benchmark fastsampled's sampled softmax / NCE train steps against the issue's targets.
+"""Benchmark fastsampled's sampled softmax / NCE train steps (numpy and TensorFlow as reference).
 
 Run::
 
@@ -8,15 +8,16 @@ Cases (medians of many timed calls after warm-up calls that absorb compilation):
 
 (a) Headline: one whole train step ``fs.sampled_softmax_loss_and_grads`` (loss + every
     gradient as SparseGrads) *including* candidate sampling, B=1024, D=128, S=64, T=1 over
-    V=10^6 float32 weights (normal * 0.05) with Zipf labels; target median <= 0.5 ms
-    (TensorFlow 2.21 CPU on this machine: 2.2-2.6 ms). Sampling either by a
+    V=10^6 float32 weights (normal * 0.05) with Zipf labels; median time, against TensorFlow
+    2.21 CPU's 2.2-2.6 ms (measured earlier on a 2-core Zen 3 EPYC VM, not run here).
+    Sampling either by a
     ``fs.LogUniformSampler`` object drawing S unique candidates each step (passed as
     ``sampled_values``) or by the default sampler (``sampled_values=None``, ``seed=None``).
     The step's two parts are also timed alone. Same for ``nce_loss_and_grads``; float64
     variant; V=10^7 variant (5 GB of float32 weights; full mode only).
 (b) B=128, D=128, S=8192: FLOP rate of the loss+grads call (3 products, 3*2*B*S*D FLOPs) vs
     numpy's matmul FLOP rate on the same three products (``x @ Ws.T``, ``G @ Ws``, ``G.T @ x``,
-    numpy's default BLAS threads) measured in the same run; target >= 50 %.
+    numpy's default BLAS threads) measured in the same run.
 (c) A pure-numpy reference train step (np.take gather, matmuls, softmax, np.add.at scatter
     into unique ids), given the same sampled candidates, as a baseline column; its loss and
     gradients are checked against fastsampled's once.
@@ -32,9 +33,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import (BUSY_OTHERS, CoreBurner, OtherLoad, arg_parser, load1, log,  # noqa: E402
-                     machine_info, mem_available, out_dir_for, retry_if_busy, section,
-                     summarize, timeit_many, verdict, wait_for_quiet, write_results, zipf_labels)
+from _common import (BUSY_OTHERS, CoreBurner, OtherLoad, arg_parser, disturbed,  # noqa: E402
+                     load1, log, machine_info, mem_available, out_dir_for, retry_if_busy,
+                     section, summarize, timeit_many, wait_for_quiet, write_results, zipf_labels)
 
 try:
     import fastsampled as fs
@@ -43,15 +44,13 @@ except Exception as e:  # pragma: no cover - reported, not raised
     sys.exit(2)
 
 FLT_MAX = float(np.finfo(np.float32).max)
-TF_STEP_MS = (2.2, 2.6)  # TF 2.21 CPU, this machine, B=1024 D=128 S=64 (from the issue)
-TARGET_STEP_MS = 0.5
-TARGET_FLOP_RATIO = 0.5
+TF_STEP_MS = (2.2, 2.6)  # TF 2.21 CPU, this machine, B=1024 D=128 S=64 (measured earlier)
 FLOP_SETTLE_S = 0.25   # untimed pause before each block of the FLOP section (see timeit_many)
 POOL = 16  # distinct (labels, inputs) batches cycled through
 RETRY = {"retries": 0, "wait": 0.0}  # remeasure a group disturbed by other processes (main sets)
 
 COLUMNS = ["case", "V", "B", "S", "dtype", "median_ms", "p10_ms", "p90_ms", "reps", "GFLOP/s",
-           "numpy_ref_ms", "target", "status", "vs_TF", "others_cpu"]
+           "numpy_ref_ms", "vs_TF", "others_cpu", "disturbed"]
 
 
 # --------------------------------------------------------------------------- data
@@ -142,34 +141,21 @@ def check_reference(W, b, lab, x, sv):
 
 # --------------------------------------------------------------------------- rows
 
-def _row(case, V, B, S, dtype, t, target_ms=None, gflops=None, ref_ms=None, vs_tf=True,
-         status=None, target=None, own_load=0.0):
+def _row(case, V, B, S, dtype, t, gflops=None, ref_ms=None, vs_tf=True, own_load=0.0):
+    """One result row; ``own_load``: cores this benchmark loaded itself (the burner process),
+    not counted as disturbance."""
     med = t["median"] * 1e3
     return {"case": case.strip(), "V": V, "B": B, "S": S, "dtype": np.dtype(dtype).name,
             "median_ms": med, "p10_ms": t["p10"] * 1e3, "p90_ms": t["p90"] * 1e3, "reps": t["n"],
             "GFLOP/s": gflops, "numpy_ref_ms": ref_ms,
-            "target": target if target is not None else
-            (None if target_ms is None else f"<= {target_ms:g} ms"),
-            "status": _flag(status if status is not None else verdict(med, target_ms, False), t,
-                            own_load),
             "vs_TF": (f"{TF_STEP_MS[0] / med:.1f}-{TF_STEP_MS[1] / med:.1f}x" if vs_tf else None),
-            "others_cpu": t.get("others_cpu"), "load1": t.get("load1"),
-            "attempts": t.get("attempts", 1)}
-
-
-def _flag(status, t, own_load=0.0):
-    """Mark a verdict reached while other processes disturbed the timing ("PASS*", "FAIL*").
-
-    ``own_load``: cores of that load this benchmark put there itself (the burner process).
-    """
-    busy = t.get("others_cpu")
-    disturbed = busy is not None and busy - own_load > BUSY_OTHERS
-    return f"{status}*" if status in ("PASS", "FAIL") and disturbed else status
+            "others_cpu": t.get("others_cpu"), "disturbed": disturbed(t, own_load=own_load),
+            "load1": t.get("load1"), "attempts": t.get("attempts", 1)}
 
 
 def _error_row(case, e):
     log(f"FAILED: {type(e).__name__}: {e}")
-    return {"case": case, "status": f"ERROR {type(e).__name__}: {str(e)[:60]}"}
+    return {"case": case, "error": f"{type(e).__name__}: {str(e)[:60]}"}
 
 
 def _timed_group(rows, fns, reps, warmup, budget, block=1, cfg=None, settle=0.0):
@@ -286,10 +272,8 @@ def bench_steps(rows, cfg, V, dtype, tag, which=("softmax", "nce"), parts=True,
         ref = ref_ms if kind == "softmax" else None
         add(f"{kind} pre", f"{kind} loss+grads only, pre-drawn cands {tag}", ref_ms=ref,
             vs_tf=False)
-        add(f"{kind} obj", f"{kind} STEP: LogUniformSampler obj + loss+grads {tag}",
-            target_ms=TARGET_STEP_MS, ref_ms=ref)
-        add(f"{kind} none", f"{kind} STEP: sampled_values=None {tag}",
-            target_ms=TARGET_STEP_MS, ref_ms=ref)
+        add(f"{kind} obj", f"{kind} STEP: LogUniformSampler obj + loss+grads {tag}", ref_ms=ref)
+        add(f"{kind} none", f"{kind} STEP: sampled_values=None {tag}", ref_ms=ref)
 
     if parts:
         _bench_after_blas(rows, cfg, W, b, labels, inputs, V, S, dtype, tag)
@@ -326,7 +310,7 @@ def _bench_after_blas(rows, cfg, W, b, labels, inputs, V, S, dtype, tag):
         st = summarize(times)
         st.update(others_cpu=load.stop(), load1=load1())
         rows.append(_row(f"softmax STEP right after a numpy {B}x{D}@{D}x{D} matmul {tag}", V, B,
-                         S, dtype, st, TARGET_STEP_MS))
+                         S, dtype, st))
         log(f"softmax step right after a numpy matmul: {st['median'] * 1e3:.3f} ms")
     except Exception as e:
         rows.append(_error_row("after BLAS", e))
@@ -386,14 +370,15 @@ def _bench_under_load(rows, cfg, W, b, labels, inputs, pre_sv, V, S, dtype, tag)
                     numba.set_num_threads(nthreads)
                 for st, what, own in ((sa, "UNDER LOAD", 1.0), (si, "same blocks, no load", 0.0)):
                     rows.append(_row(f"softmax STEP {what}, numba threads={threads} {tag}", V, B, S,
-                                     dtype, st, TARGET_STEP_MS, own_load=own))
+                                     dtype, st, own_load=own))
                 log(f"softmax step, {threads} numba threads: {sa['median'] * 1e3:.3f} ms loaded, "
                     f"{si['median'] * 1e3:.3f} ms unloaded")
             fn = _numpy_fn(W, b, labels, inputs, pre_sv)
             fn()
             sa, si = _blocks(fn, burner, max(2, blocks // 2), max(3, per_block // 4))
-            for st, what in ((sa, "UNDER LOAD"), (si, "same blocks, no load")):
-                rows.append(_row(f"numpy reference softmax step {what} {tag}", V, B, S, dtype, st))
+            for st, what, own in ((sa, "UNDER LOAD", 1.0), (si, "same blocks, no load", 0.0)):
+                rows.append(_row(f"numpy reference softmax step {what} {tag}", V, B, S, dtype, st,
+                                 own_load=own))
             log(f"numpy reference: {sa['median'] * 1e3:.3f} ms loaded, "
                 f"{si['median'] * 1e3:.3f} ms unloaded")
     except Exception as e:
@@ -453,9 +438,8 @@ def bench_flops(rows, cfg, V):
             ratio = r / np_rate if np_rate else None
             pct = f": {100 * ratio:.0f}% of numpy" if ratio else ""
             rows.append(_row(f"{kind} loss+grads, pre-drawn cands{pct}", V, B, S, dtype, res[name],
-                             gflops=r, ref_ms=ref_ms if kind == "softmax" else None, vs_tf=False,
-                             target=f">= {100 * TARGET_FLOP_RATIO:g}% numpy",
-                             status=verdict(ratio, TARGET_FLOP_RATIO)))
+                             gflops=r, ref_ms=ref_ms if kind == "softmax" else None,
+                             vs_tf=False))
             log(f"{kind} loss+grads: {res[name]['median'] * 1e3:.3f} ms = {r:.1f} GFLOP/s{pct}")
         name = f"{kind} obj"
         if name in res:
@@ -499,7 +483,8 @@ def main(argv=None):
         notes.append("V=1e7 variant skipped in --quick mode")
     notes += [
         "STEP rows = one whole train step (candidate sampling + loss + all gradients as "
-        "SparseGrads); target <= 0.5 ms median; vs_TF = TF 2.21's 2.2-2.6 ms over ours",
+        "SparseGrads), median; vs_TF = TensorFlow's time over ours, from TensorFlow 2.21 CPU's "
+        "2.2-2.6 ms (measured earlier on a 2-core Zen 3 EPYC VM, not run here)",
         "'pre-drawn cands' rows pass sampled_values drawn beforehand (no sampling in the timing)",
         "sampled_values=None rows use the default log-uniform sampler with seed=None "
         "(fresh OS entropy per call), as TF users call it",
@@ -514,8 +499,9 @@ def main(argv=None):
         f"each block after an untimed {FLOP_SETTLE_S:g} s pause: OpenBLAS's workers spin ~0.1 s "
         "after a call and would otherwise slow the next block of Numba's threads (that "
         "effect is measured on its own in the 'right after a numpy matmul' row)",
-        f"status with * = measured while other processes used > {BUSY_OTHERS} cores: not a "
-        "verdict on the library (rerun on a quiet machine)",
+        f"disturbed = yes: measured while other processes used > {BUSY_OTHERS} cores "
+        "(others_cpu; under-load rows discount their own burner's core): rerun on a quiet "
+        "machine for a clean figure",
         "others_cpu = cores used by other processes while timing (0 = quiet machine); a group "
         f"disturbed by > {BUSY_OTHERS} cores is remeasured up to {RETRY['retries']} times after "
         f"waiting up to {RETRY['wait']:g} s for quiet (JSON field 'attempts')",

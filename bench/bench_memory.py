@@ -47,7 +47,7 @@ QUICK = dict(V=[10**4, 10**6], steps=20)     # each process costs seconds of sta
 FULL = dict(V=[10**4, 10**5, 10**6, 10**7], steps=100)
 IMPLS = ("fastsampled in RAM", "fastsampled memory-mapped", "TensorFlow sampled softmax")
 COLUMNS = ["impl", "V", "D", "peak_rss_GB", "anon_GB", "runtime_GB", "weights_GB", "steps",
-           "step_ms", "others_cpu", "status"]
+           "step_ms", "others_cpu"]
 RESULT_TAG = "@@RESULT@@ "
 
 
@@ -234,7 +234,7 @@ def main(argv=None):
                 rows.append(row)
                 if impl.endswith("memory-mapped"):
                     if _free_disk(root) < 1.2 * weights:
-                        row["status"] = "skipped: not enough free disk"
+                        row["skipped"] = "not enough free disk"
                         notes.append(f"V={V:.0e} memory-mapped skipped: "
                                      f"{_free_disk(root) / 1e9:.1f} GB free under {root}")
                         continue
@@ -243,8 +243,8 @@ def main(argv=None):
                 if rc != 0 or res is None or "error" in res:
                     err = (res or {}).get("error") or ("killed by SIGKILL (out of memory?)"
                                                        if rc == -9 else f"exit {rc}")
-                    row["status"] = f"ERROR {err[:80]}"
-                    log(f"{impl}: {row['status']}")
+                    row["error"] = err[:80]
+                    log(f"{impl}: FAILED: {row['error']}")
                     continue
                 mem = res["mem"]
                 anon = max(peaks["RssAnon"], mem["end"].get("RssAnon", 0))
@@ -252,7 +252,7 @@ def main(argv=None):
                            runtime_GB=_gb(mem["runtime"].get("VmRSS")),
                            rss_file_GB=_gb(mem["end"].get("RssFile")),
                            step_ms=res["step_s"] * 1e3, others_cpu=res.get("others_cpu"),
-                           status="ok", mem=mem)
+                           mem=mem)
                 log(f"{impl}: peak RSS {row['peak_rss_GB']:.2f} GB, anonymous "
                     f"{row['anon_GB']:.2f} GB (runtime alone {row['runtime_GB']:.2f} GB), "
                     f"{row['step_ms']:.2f} ms/step")

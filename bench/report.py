@@ -1,12 +1,14 @@
 """Tables and plots of a folder of benchmark results (the JSON files the bench scripts write).
 
-    python bench/report.py DIR [--show]
+    python bench/report.py DIR [--show | --keep-plots]
 
 For every ``DIR/<name>.json`` it writes ``DIR/<name>.md`` (the rows as a markdown table, the
 notes and the machine) and, when matplotlib is installed, ``DIR/<name>.png``; then
 ``DIR/README.md``, one page with every plot and table and the machine they were measured on.
 Without matplotlib the tables are still written and a note says why there are no plots.
 ``--show`` also opens the plots in a window (when matplotlib has a screen to draw on).
+``--keep-plots`` draws nothing and links the ``<name>.png`` files already in ``DIR``: for
+rewriting the pages after a change to their text, when the plotted figures did not change.
 
 Known results get their own figure: ``scaling`` (step time against the number of classes,
 log-log), ``samplers`` (alias build rate against V, draw rates), ``head`` (train step and
@@ -23,26 +25,29 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import _fmt  # noqa: E402
+from _common import ROW_NOTES, _fmt  # noqa: E402
 
 ORDER = ["scaling", "losses", "samplers", "head", "word2vec", "torch", "memory"]
 BUSY = 0.25           # others_cpu above which a point is drawn hollow (disturbed)
-SKIP_COLUMNS = {"load1", "attempts", "blocks", "mem", "verdicts", "B", "S", "D", "reps",
+SKIP_COLUMNS = {"load1", "attempts", "blocks", "mem", "B", "S", "D", "reps",
                 "p10_ms", "p90_ms", "method", "n"}
+ROW_NOTES = list(ROW_NOTES)   # per-row text ("skipped", "error"): shown where a row has one
 COLUMNS = {
-    "samplers": ["case", "V", "n", "median_ms", "value", "unit", "target", "status", "vs_TF",
-                 "others_cpu"],
+    "samplers": ["case", "V", "n", "median_ms", "value", "unit", "vs_TF", "others_cpu",
+                 "disturbed"] + ROW_NOTES,
     "losses": ["case", "V", "B", "S", "dtype", "median_ms", "GFLOP/s", "numpy_ref_ms",
-               "target", "status", "vs_TF", "others_cpu"],
+               "vs_TF", "others_cpu", "disturbed"] + ROW_NOTES,
     "head": ["case", "V", "D", "opt", "median_ms", "value", "unit", "peak_rss_GB", "anon_GB",
-             "target", "status", "vs_TF", "others_cpu"],
+             "vs_TF", "others_cpu", "disturbed"] + ROW_NOTES,
     "scaling": ["impl", "V", "median_ms", "p10_ms", "p90_ms", "reps", "vs_fastsampled",
-                "others_cpu"],
+                "others_cpu"] + ROW_NOTES,
     "memory": ["impl", "V", "peak_rss_GB", "anon_GB", "runtime_GB", "weights_GB", "step_ms",
-               "others_cpu", "status"],
+               "others_cpu"] + ROW_NOTES,
     "word2vec": ["tool", "arch", "version", "effective_kwps", "raw_kwps", "train_s",
-                 "peak_rss_GiB", "analogy", "wordsim353", "speed_ratio", "verdicts"],
+                 "peak_rss_GiB", "analogy", "wordsim353", "speed_ratio", "analogy_diff",
+                 "wordsim_diff", "peak_rss_ratio"] + ROW_NOTES,
 }
+TEXT_COLUMNS = {"case", "impl", "tool", "arch", "unit", "disturbed"} | set(ROW_NOTES)
 
 
 def load_results(folder):
@@ -84,12 +89,13 @@ def fmt(v):
 
 
 def columns_of(doc):
-    """The table's columns: the suite's usual ones that occur, else every scalar field."""
+    """The table's columns: the suite's usual ones that some row fills, else every scalar
+    field that some row fills."""
     rows = doc["rows"]
     seen = []
     for r in rows:
         for k, v in r.items():
-            if k not in seen and not isinstance(v, (dict, list)):
+            if k not in seen and v is not None and not isinstance(v, (dict, list)):
                 seen.append(k)
     preferred = COLUMNS.get(doc["benchmark"])
     if preferred:
@@ -101,8 +107,7 @@ def markdown_table(doc):
     """The rows of one result document as a markdown table (str)."""
     cols = columns_of(doc)
     lines = ["| " + " | ".join(cols) + " |",
-             "|" + "|".join("---" if c in ("case", "impl", "tool", "arch", "unit", "status",
-                                           "target", "verdicts") else "---:" for c in cols) + "|"]
+             "|" + "|".join("---" if c in TEXT_COLUMNS else "---:" for c in cols) + "|"]
     for r in doc["rows"]:
         lines.append("| " + " | ".join(fmt(r.get(c)) for c in cols) + " |")
     return "\n".join(lines)
@@ -330,7 +335,7 @@ def _pyplot(show):
         return None
 
 
-def write_report(folder, show=False, out=None):
+def write_report(folder, show=False, out=None, keep_plots=False):
     """Write ``<name>.md``, ``<name>.png`` and ``README.md`` for the results in ``folder``.
 
     Parameters
@@ -341,6 +346,9 @@ def write_report(folder, show=False, out=None):
         Also open the plots in a window (needs a matplotlib backend with a screen).
     out : file, optional
         Where progress lines go (default: standard output).
+    keep_plots : bool
+        Draw no plots; link the ``<name>.png`` already in ``folder`` (the figures they show
+        must not have changed).
 
     Returns
     -------
@@ -354,8 +362,8 @@ def write_report(folder, show=False, out=None):
     if not docs:
         res["notes"].append(f"no result files (*.json with rows) in {folder}")
         return res
-    plt = _pyplot(show)
-    if plt is None:
+    plt = None if keep_plots else _pyplot(show)
+    if plt is None and not keep_plots:
         res["notes"].append("matplotlib is not installed: tables and JSON only, no plots "
                             "(pip install matplotlib, or the 'bench' extra)")
     index = ["# fastsampled benchmark results", ""]
@@ -363,8 +371,9 @@ def write_report(folder, show=False, out=None):
     index += ["Machine: " + "; ".join(sorted(machines)), ""]
     index += ["Regenerate this page with `python bench/report.py " + folder + "`; "
               "`others_cpu` is the number of cores other processes used while a row was timed "
-              f"(above {BUSY} a timing does not measure the library alone; such points are "
-              "drawn hollow).", ""]
+              f"(above {BUSY} a timing does not measure the library alone: such rows say "
+              "`disturbed: yes` where the table has that column, and such points are drawn "
+              "hollow).", ""]
     index += _suite_lines(folder)
     for doc in docs:
         name = doc["benchmark"]
@@ -381,6 +390,8 @@ def write_report(folder, show=False, out=None):
                 if not show:
                     plt.close(fig)
                 res["plots"].append(os.path.join(folder, png))
+        if keep_plots and os.path.exists(os.path.join(folder, f"{name}.png")):
+            png = f"{name}.png"
         page = suite_markdown(doc, png)
         path = os.path.join(folder, f"{name}.md")
         with open(path, "w") as f:
@@ -395,7 +406,8 @@ def write_report(folder, show=False, out=None):
     res["markdown"].append(path)
     for n in res["notes"]:
         print(f"note: {n}", file=out)
-    print(f"report: {path} ({len(res['plots'])} plots)", file=out)
+    print(f"report: {path} ({len(res['plots'])} plots"
+          + (", the PNG files already there linked" if keep_plots else "") + ")", file=out)
     if show and plt is not None and res["plots"]:
         import matplotlib
         if matplotlib.get_backend().lower() in ("agg", "pdf", "svg", "ps", "cairo", "template"):
@@ -410,10 +422,15 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folder", help="folder of benchmark result JSON files")
     p.add_argument("--show", action="store_true", help="also open the plots in a window")
+    p.add_argument("--keep-plots", action="store_true",
+                   help="draw no plots; link the PNG files already in the folder (after a "
+                        "change to the pages' text only)")
     args = p.parse_args(argv)
     if not os.path.isdir(args.folder):
         p.error(f"{args.folder}: no such folder")
-    res = write_report(args.folder, args.show)
+    if args.show and args.keep_plots:
+        p.error("--show draws the plots; --keep-plots draws none")
+    res = write_report(args.folder, args.show, keep_plots=args.keep_plots)
     return 0 if res["markdown"] else 1
 
 

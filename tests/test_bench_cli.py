@@ -3,6 +3,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -215,9 +216,11 @@ FIXTURES = {
                              ("TensorFlow sampled softmax", 3.0), ("numpy full softmax", 50.0))
                 for v, busy in ((10**4, 0.0), (10**5, 0.9))],
     "memory": [{"impl": i, "V": v, "peak_rss_GB": 0.2 + v * 5e-7, "anon_GB": 0.1 + v * 5e-7,
-                "weights_GB": v * 516e-9, "status": "ok"}
+                "weights_GB": v * 516e-9}
                for i in ("fastsampled in RAM", "TensorFlow sampled softmax")
-               for v in (10**4, 10**6)],
+               for v in (10**4, 10**6)]
+    + [{"impl": "fastsampled memory-mapped", "V": 10**6, "weights_GB": 0.516,
+        "skipped": "not enough free disk"}],
     "samplers": [{"case": "AliasTable build", "V": v, "value": 90.0, "unit": "M classes/s"}
                  for v in (10**5, 10**7)]
     + [{"case": "AliasTable.sample(out=buf)", "V": 10**7, "value": 70.0, "unit": "M draws/s"},
@@ -225,7 +228,9 @@ FIXTURES = {
     "word2vec": [{"tool": t, "arch": a, "effective_kwps": k, "analogy": 0.3, "wordsim353": 0.5}
                  for t, a, k in (("fastsampled", "sg", 600.0), ("gensim", "sg", 200.0),
                                  ("fastsampled", "cbow", 1400.0), ("gensim", "cbow", 600.0))]
-    + [{"tool": "fastsampled / gensim", "arch": "sg", "speed_ratio": 3.0, "verdicts": "x|y"}],
+    + [{"tool": "fastsampled / gensim", "arch": "sg", "speed_ratio": 3.0, "analogy_diff": 0.0,
+        "wordsim_diff": -0.01, "peak_rss_ratio": 1.4},
+       {"tool": "fastsampled-linear-lr", "arch": "cbow", "error": "x|y"}],
     "head": [{"case": "train_step in RAM", "V": v, "opt": "sgd", "median_ms": 1.5,
               "peak_rss_GB": 0.4, "anon_GB": 0.1} for v in (10**4, 10**5)],
     "torch": [{"impl": "fastsampled.torch", "V": v, "median_ms": 2.0} for v in (10**4, 10**5)],
@@ -250,6 +255,8 @@ def test_report_writes_tables_and_plots_for_every_suite(tmp_path):
     assert "Fixture CPU (family 1 model 2, AVX-512)" in readme
     assert "| fastsampled sampled softmax | 10^4 |" in readme
     assert "x/y" in readme                         # a '|' inside a cell cannot break the table
+    assert "| speed_ratio | analogy_diff | wordsim_diff | peak_rss_ratio | error |" in readme
+    assert "| not enough free disk |" in (tmp_path / "memory.md").read_text()
     assert "scaling note" in (tmp_path / "scaling.md").read_text()
     if HAVE_MPL:
         assert sorted(pathlib.Path(p).stem for p in res["plots"]) == sorted(FIXTURES)
@@ -267,6 +274,18 @@ def test_report_without_matplotlib_still_writes_tables(tmp_path, monkeypatch):
     res = report.write_report(str(tmp_path), out=open(os.devnull, "w"))
     assert res["plots"] == [] and any("matplotlib is not installed" in n for n in res["notes"])
     assert "| TensorFlow sampled softmax |" in (tmp_path / "README.md").read_text()
+
+
+def test_report_keep_plots_links_the_plots_already_there(tmp_path, monkeypatch):
+    report = _load("report")
+    _write_fixtures(tmp_path)
+    (tmp_path / "scaling.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    monkeypatch.setattr(report, "_pyplot", lambda show: pytest.fail("keep_plots draws nothing"))
+    res = report.write_report(str(tmp_path), out=open(os.devnull, "w"), keep_plots=True)
+    assert res["plots"] == [] and res["notes"] == []
+    readme = (tmp_path / "README.md").read_text()
+    assert "![scaling](scaling.png)" in readme and "![memory]" not in readme
+    assert "matplotlib" not in readme
 
 
 def test_report_cell_format():
@@ -299,5 +318,81 @@ def test_bench_memory_tiny_run(tmp_path):
     rows = {r["impl"]: r for r in doc["rows"]}
     assert set(rows) == {"fastsampled in RAM", "fastsampled memory-mapped"}
     for r in rows.values():
-        assert r["status"] == "ok" and r["peak_rss_GB"] >= r["anon_GB"] > 0
+        assert "error" not in r and "skipped" not in r
+        assert r["peak_rss_GB"] >= r["anon_GB"] > 0
         assert r["runtime_GB"] > 0 and r["mem"]["end"]["VmHWM"] > 0
+
+
+# --------------------------------------------------------------------------- wording
+
+def _bookkeeping_words(text):
+    """Words of goal bookkeeping in ``text``: the results say what was measured, against what,
+    on which machine."""
+    return (re.findall(r"target|verdict|issue", text, re.I)
+            + re.findall(r"\b(?:PASS|FAIL)\b", text))
+
+
+def _stats(median, others_cpu=0.0):
+    return {"median": median, "p10": 0.9 * median, "p90": 1.1 * median, "min": 0.8 * median,
+            "mean": median, "n": 30, "others_cpu": others_cpu, "load1": 0.5}
+
+
+def test_results_text_says_what_was_measured(tmp_path, capsys):
+    """Rows from every script's row builders, written by write_results and report.py: the
+    measured figures, the references and a plain ``disturbed`` flag, nothing else."""
+    common, report = _load("_common"), _load("report")
+    samplers, losses, head, torch_, w2v = (_load(f"bench_{n}") for n in (
+        "samplers", "losses", "head", "torch", "word2vec"))
+    quiet, busy = _stats(1e-3), _stats(2e-3, others_cpu=0.9)
+    run = {"effective_wps": 1.2e6, "analogy": 0.35, "wordsim": 0.58, "peak_rss": 2.7e8,
+           "fixed_rss": 1.7e8}
+    gensim_run = {"effective_wps": 4e5, "analogy": 0.36, "wordsim": 0.57, "peak_rss": 2.1e8}
+    docs = {
+        "samplers": (samplers.COLUMNS, [
+            samplers._row("LogUniformSampler call (+expected counts)", 10**7, 10**7, quiet,
+                          110.0, "M draws/s", vs_tf=110.0 / 39.0),
+            samplers._row("AliasTable build", 10**7, 10**7, busy, 60.0, "M classes/s"),
+            samplers._error_row("UniformSampler", ValueError("boom"))]),
+        "losses": (losses.COLUMNS, [
+            losses._row("softmax STEP UNDER LOAD", 10**6, 1024, 64, np.float32, busy,
+                        own_load=1.0),
+            losses._row("softmax STEP", 10**6, 1024, 64, np.float32, busy, ref_ms=2.0)]),
+        "head": (head.COLUMNS, [
+            head._row("train_step in RAM", 10**6, 128, "sgd", quiet, tf="2.2 ms", vs_tf="3.1x"),
+            head._row("step V=1e+07 / step V=1e+06", 10**7, 128, "sgd", value=1.1, unit="x",
+                      of=(quiet, busy)),
+            head._row("memory-mapped: process exit code", 10**8, 64, "sgd", value=0,
+                      unit="exit code")]),
+        "torch": (torch_.COLUMNS, [
+            torch_._row("training step, fastsampled head", 10**6, opt="adam", st=quiet),
+            torch_._row("full softmax training step", 10**7, opt="adam",
+                        skipped="needs ~144 GB")]),
+        "word2vec": (None, [w2v._comparison("fastsampled", "sg", run, gensim_run)]),
+    }
+    capsys.readouterr()                       # the row builders' progress lines
+    for name, (columns, rows) in docs.items():
+        for r in rows:
+            assert not {"target", "status", "verdicts"} & set(r), (name, r)
+        common.write_results(name, rows, {"notes": [f"{name} note"]}, str(tmp_path), columns)
+    printed = capsys.readouterr().out         # the tables, machine and notes write_results prints
+    assert [r.get("disturbed") for r in docs["samplers"][1][:2]] == [None, "yes"]
+    assert [r.get("disturbed") for r in docs["losses"][1]] == [None, "yes"]  # own burner
+    assert [r.get("disturbed") for r in docs["head"][1]] == [None, "yes", None]
+    comparison = docs["word2vec"][1][0]
+    assert comparison["speed_ratio"] == pytest.approx(3.0)
+    assert comparison["analogy_diff"] == pytest.approx(-0.01)
+    assert comparison["peak_rss_ratio"] == pytest.approx(2.7 / 2.1)
+    assert "needs ~144 GB" in printed and "ValueError: boom" in printed  # skipped / error
+    report.write_report(str(tmp_path), out=open(os.devnull, "w"))
+    texts = {"stdout": printed}
+    texts.update({p.name: p.read_text() for p in tmp_path.iterdir()
+                  if p.suffix in (".json", ".md")})
+    assert "| yes |" in texts["samplers.md"] and "| needs ~144 GB |" in texts["torch.md"]
+    assert {k: _bookkeeping_words(t) for k, t in texts.items() if _bookkeeping_words(t)} == {}
+
+
+def test_committed_results_and_bench_readme_say_what_was_measured():
+    paths = [BENCH / "README.md"] + sorted(
+        p for p in (BENCH / "results").rglob("*") if p.suffix in (".md", ".json", ".log"))
+    found = {str(p.relative_to(BENCH)): _bookkeeping_words(p.read_text()) for p in paths}
+    assert {k: v for k, v in found.items() if v} == {}
