@@ -10,7 +10,7 @@ layouts from here.
 """
 import numpy as np
 
-from . import _loss_kernels as K
+from ._rows_kernels import shard_map
 from ._validate import as_id_array, check_range
 
 STRATEGIES = ("mod", "div")
@@ -106,7 +106,7 @@ def _map(ids_flat, num_shards, num_rows, partition_strategy):
     if num_shards == 1:
         return np.zeros(ids_flat.size, np.int64), ids_flat
     q, r = divmod(num_rows, num_shards)
-    return K.shard_map(ids_flat, num_shards, partition_strategy == "div", q, r)
+    return shard_map(ids_flat, num_shards, partition_strategy == "div", q, r)
 
 
 def is_store(value):

@@ -35,6 +35,7 @@ from numba import njit, prange
 
 from ._fpenv import ftz_enter, ftz_exit
 from ._rng import PRANGE_ONLY, mix64
+from ._rows_kernels import gather_rows, gather_vec
 from ._vmath import exp_into, flush_to, log1p_small_into
 from ._vmath import vexp as _vexp
 
@@ -76,47 +77,6 @@ def accidental_hit_columns(labels, sampled):
                     break
                 h = (h + 1) & np.int64(mask)
     return cols
-
-
-@njit(parallel=PRANGE_ONLY, cache=True)
-def gather_rows(src, idx, pos, out):
-    """``out[pos[t]] = src[idx[t]]`` (cast to out's dtype), in parallel."""
-    d = out.shape[1]
-    for t in prange(idx.size):
-        r = idx[t]
-        o = pos[t]
-        for c in range(d):
-            out[o, c] = src[r, c]
-
-
-@njit(parallel=PRANGE_ONLY, cache=True)
-def gather_vec(src, idx, pos, out):
-    for t in prange(idx.size):
-        out[pos[t]] = src[idx[t]]
-
-
-@njit(parallel=PRANGE_ONLY, cache=True)
-def shard_map(ids, num_shards, is_div, q, r):
-    """TensorFlow's id -> (shard, row) map (docs/semantics.md#sharded-weights); ids already
-    validated."""
-    shard = np.empty(ids.size, np.int64)
-    row = np.empty(ids.size, np.int64)
-    for t in prange(ids.size):
-        i = ids[t]
-        if not is_div:
-            shard[t] = i % num_shards
-            row[t] = i // num_shards
-        else:
-            if q == 0:
-                p = i // (q + 1)
-            else:
-                p = max(i // (q + 1), (i - r) // q)
-            shard[t] = p
-            if p < r:
-                row[t] = i % (q + 1)
-            else:
-                row[t] = (i - r) % q
-    return shard, row
 
 
 @njit(cache=True, inline="never")

@@ -135,3 +135,23 @@ def as_real(value, name, minimum=None):
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+INT32_WHY = "TensorFlow holds it in an int32"
+
+
+def as_true_classes(true_classes, num_true, range_max=None, name="true_classes",
+                     max_num_true=INT32_MAX):
+    """(B, num_true) int64 array; 1-D of length B accepted when num_true == 1."""
+    num_true = as_int_at_most(num_true, "num_true", 1, max_num_true,
+                              INT32_WHY if max_num_true == INT32_MAX else None)
+    tc = as_id_array(true_classes, name)
+    if tc.ndim == 1 and num_true == 1:
+        tc = tc.reshape(-1, 1)
+    if tc.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (batch, num_true), got shape {tc.shape}")
+    if tc.shape[1] != num_true:
+        raise ValueError(f"{name} has {tc.shape[1]} columns but num_true is {num_true}")
+    if range_max is not None:
+        check_range(tc, 0, range_max, name, f"range_max is {range_max}")
+    return tc, num_true

@@ -36,14 +36,16 @@ from ._errors import StoreError
 from ._files import atomic_output, atomic_write_bytes, fsync_dir, read_json_object
 from ._layout import check_strategy
 from ._storefile import check_group_record, check_replaceable
-from ._validate import as_bool, as_float_array, as_int, as_real, check_range
-from .losses import SparseGrads, _Rows, _run_step, _sampled_values
+from ._params import ParamRows
+from ._step import SparseGrads, StepOptions, check_sampled_values, step_ids
+from ._step import loss_and_grads as step_loss_and_grads
+from ._validate import as_bool, as_float_array, as_int, as_real, as_true_classes, check_range
 from .optimizers import SGD, Adagrad, Adam
-from .samplers import FixedUnigramSampler, LogUniformSampler, UniformSampler, _as_true_classes
+from .samplers import FixedUnigramSampler, LogUniformSampler, UniformSampler
 from .sharding import (ShardedMatrix, check_durability, commit_group, join_group,
                        lock_directory, remove_store, unlock_directory)
 
-__all__ = ["SampledSoftmaxHead"]
+__all__ = ["SampledSoftmaxHead", "Batch"]
 
 _FORMAT = "fastsampled.SampledSoftmaxHead"
 _VERSION = 2
@@ -62,8 +64,29 @@ def _optimizer_config(opt):
     if name is None:
         raise TypeError(f"optimizer must be 'sgd', 'adagrad', 'adam' or an SGD/Adagrad/Adam "
                         f"instance, got {opt!r}")
-    params = {k: getattr(opt, k) for k in opt._hypers}
-    return {"name": name, **params}
+    return {"name": name, **opt.get_config()}
+
+
+class Batch:
+    """A batch validated once by :meth:`SampledSoftmaxHead.batch`, for that head's methods.
+
+    Attributes
+    ----------
+    inputs : ndarray of shape (batch, dim)
+        C-contiguous and finite, in the head's dtype.
+    labels : ndarray of int64, shape (batch, num_true)
+        The batch's own copy of the labels, each in ``[0, num_classes)``; do not modify it.
+    """
+
+    __slots__ = ("inputs", "labels", "_key")
+
+    def __init__(self, inputs, labels, key):
+        self.inputs = inputs
+        self.labels = labels
+        self._key = key
+
+    def __repr__(self):
+        return f"Batch(inputs={self.inputs.shape} {self.inputs.dtype}, labels={self.labels.shape})"
 
 
 class SampledSoftmaxHead:
@@ -163,6 +186,8 @@ class SampledSoftmaxHead:
         self.durability = check_durability(durability)
         self.closed = False
         self._lock_fd = None
+        self._rows = None            # the parameters as the step takes them (_loss_rows)
+        self._bound = None           # the parameters bound to the optimizer (apply_grads)
         self.counts = None
         if sampler == "unigram":
             if counts is None:
@@ -194,6 +219,7 @@ class SampledSoftmaxHead:
         self.path = None if path is None else pathlib.Path(os.fspath(path))
         if _open is not None:          # load(): stores already opened
             self.weights, self.biases, self._states, self.step, self._lock_fd = _open
+            self._options = self._step_options()
             self.num_shards = getattr(self.weights, "num_shards", 1)
             self.partition_strategy = getattr(self.weights, "partition_strategy", "div")
             self.sampler.calls = self.step
@@ -202,6 +228,7 @@ class SampledSoftmaxHead:
         self.partition_strategy = check_strategy(partition_strategy)
         scale = 1.0 / np.sqrt(self.dim) if init_scale is None else \
             as_real(init_scale, "init_scale", 0.0)
+        self._options = self._step_options()
         if self.path is None:
             if self.num_shards != 1:
                 raise ValueError("num_shards > 1 needs a path (in-RAM heads use one array)")
@@ -222,7 +249,21 @@ class SampledSoftmaxHead:
             return UniformSampler(V, seed=seed)
         return FixedUnigramSampler(V, unigrams=self.counts, distortion=self.distortion, seed=seed)
 
-    def _config(self):
+    def _step_options(self):
+        return StepOptions(nce=self.loss_kind == "nce",
+                           remove_accidental_hits=self.remove_accidental_hits,
+                           subtract_log_q=self.subtract_log_q)
+
+    @property
+    def optimizer_states(self):
+        """``(weights' OptimizerState, biases' OptimizerState)``; ``(None, None)`` for a head
+        opened read-only."""
+        return self._states
+
+    def config(self):
+        """The head's configuration and counters as written to ``head.json`` (a dict of JSON
+        values: sizes, sampler, loss, optimizer and its hyper-parameters, ``step``, the
+        sampler's and the optimizer's counters)."""
         return {
             "format": _FORMAT, "version": _VERSION, "num_classes": self.num_classes,
             "dim": self.dim, "num_shards": self.num_shards,
@@ -381,7 +422,7 @@ class SampledSoftmaxHead:
         self._check_open()
         if getattr(self, "_mode", "r+") == "r":
             raise ValueError("head opened read-only (mode='r')")
-        commit_group(self.path / _RECORD, self._members(), self._config())
+        commit_group(self.path / _RECORD, self._members(), self.config())
 
     def set_durability(self, durability):
         """Change what the stores' journals protect against, right after a checkpoint.
@@ -454,7 +495,7 @@ class SampledSoftmaxHead:
             if self.counts is not None:
                 with atomic_output(dest / "counts.npy") as f:
                     np.save(f, self.counts)
-            commit_group(dest / _RECORD, members, self._config())
+            commit_group(dest / _RECORD, members, self.config())
         finally:
             for store in stores:
                 store.close()
@@ -487,7 +528,7 @@ class SampledSoftmaxHead:
             ``rows`` of the matrices warmed, ``vector_rows`` of the biases, ``bytes`` read
             and ``seconds`` taken.
         """
-        if not isinstance(self.weights, ShardedMatrix):
+        if self.path is None:
             return {"rows": 0, "vector_rows": 0, "bytes": 0, "seconds": 0.0}
         stores = [self.weights, self.biases]
         for st in self._states:
@@ -523,7 +564,7 @@ class SampledSoftmaxHead:
         """Release the stores (and the writer lock). Does not checkpoint: rows changed since
         the last :meth:`checkpoint` are rolled back when the head is loaded again."""
         self._rows = None
-        self._opt_targets = None
+        self._bound = None
         self.closed = True
         if self.path is None:
             return
@@ -540,7 +581,7 @@ class SampledSoftmaxHead:
             unlock_directory(fd)
 
     def _check_open(self):
-        if self.closed or (isinstance(self.weights, ShardedMatrix) and self.weights.closed):
+        if self.closed or (self.path is not None and self.weights.closed):
             raise ValueError(f"{self!r} is closed")
 
     def __enter__(self):
@@ -570,15 +611,57 @@ class SampledSoftmaxHead:
             raise ValueError(f"{name} must be finite; found {x[idx]} at index {idx}")
         return x
 
-    def _batch(self, inputs, labels, inputs_name="inputs"):
-        """Validated ``(x (B, dim) C-contiguous finite, labels (B, num_true) int64 in range)``."""
+    def _batch_key(self):
+        return (self.num_classes, self.num_true, self.dim, self.dtype)
+
+    def batch(self, inputs, labels, *, inputs_name="inputs"):
+        """Validate a batch once, for any number of calls of this head's methods.
+
+        :meth:`loss_and_grads`, :meth:`loss`, :meth:`exact_loss` and :meth:`evaluate`
+        take the returned :class:`Batch` in place of ``inputs`` (with ``labels`` omitted)
+        and skip their own checks: a host that validates its batch before choosing what to
+        compute (``fastsampled.torch``) pays for the checks once.
+
+        Parameters
+        ----------
+        inputs : ndarray of shape (batch, dim)
+        labels : array_like of int, shape (batch,) or (batch, num_true)
+        inputs_name : str
+            What error messages call ``inputs``.
+
+        Returns
+        -------
+        Batch
+
+        Raises
+        ------
+        ValueError, TypeError
+            Wrong shape or dtype, non-finite inputs, labels outside ``[0, num_classes)``.
+        """
         x = self._inputs(inputs, inputs_name)
-        lab, _ = _as_true_classes(labels, self.num_true, name="labels")
+        lab, _ = as_true_classes(labels, self.num_true, name="labels")
         if lab.shape[0] != x.shape[0]:
             raise ValueError(f"labels have {lab.shape[0]} rows but {inputs_name} have "
                              f"{x.shape[0]}")
         check_range(lab, 0, self.num_classes, "labels", f"num_classes is {self.num_classes}")
-        return x, lab
+        # the batch's own copy: the caller's buffer may be refilled while the batch lives
+        return Batch(x, lab.copy() if lab.base is not None or lab is labels else lab,
+                     self._batch_key())
+
+    def _as_batch(self, inputs, labels):
+        """``inputs`` when it is a Batch made for this head's sizes, else a new one."""
+        if isinstance(inputs, Batch):
+            self._check_open()
+            if labels is not None:
+                raise ValueError("labels must be omitted when inputs is a Batch (it holds them)")
+            if inputs._key != self._batch_key():
+                raise ValueError(f"this Batch was validated for another head (num_classes, "
+                                 f"num_true, dim, dtype = {inputs._key}, not "
+                                 f"{self._batch_key()})")
+            return inputs
+        if labels is None:
+            raise TypeError("labels are required (unless inputs is a Batch from head.batch)")
+        return self.batch(inputs, labels)
 
     def _check_writable(self):
         self._check_open()
@@ -608,18 +691,17 @@ class SampledSoftmaxHead:
             When the loss or a gradient is not finite; nothing is written to the weights.
         """
         self._check_writable()
-        x, lab = self._batch(inputs, labels)
-        # arguments checked once above: the sampler and the loss run their unchecked paths
+        batch = self.batch(inputs, labels)
         calls = self.sampler.calls
         try:
-            loss, g = self._loss_and_grads(x, lab, self.reduction, None, True)
+            loss, g = self._loss_and_grads(batch, self.reduction, None, True)
             self.apply_grads(g)
         except BaseException:
             self.sampler.calls = calls  # a refused step leaves the sampler's stream unchanged
             raise
         return loss, g.inputs
 
-    def loss_and_grads(self, inputs, labels, *, reduction=None, sampled_values=None):
+    def loss_and_grads(self, inputs, labels=None, *, reduction=None, sampled_values=None):
         """Sample, then the loss and every gradient of one step, without updating anything.
 
         ``train_step`` is this followed by :meth:`apply_grads`. Split, a host framework can
@@ -629,7 +711,8 @@ class SampledSoftmaxHead:
 
         Parameters
         ----------
-        inputs : ndarray of shape (batch, dim)
+        inputs : ndarray of shape (batch, dim), or Batch
+            A :class:`Batch` from :meth:`batch` carries its labels (omit ``labels``).
         labels : array_like of int, shape (batch,) or (batch, num_true)
         reduction : {"mean", "sum", "none"}, optional
             Default: the head's ``reduction``. "none" returns the per-example losses and the
@@ -664,14 +747,14 @@ class SampledSoftmaxHead:
         >>> head.apply_grads(g); head.step
         1
         """
-        x, lab = self._batch(inputs, labels)
-        return self._loss_and_grads(x, lab, reduction, sampled_values, True)
+        batch = self._as_batch(inputs, labels)
+        return self._loss_and_grads(batch, reduction, sampled_values, True)
 
-    def loss(self, inputs, labels, *, reduction=None, sampled_values=None):
+    def loss(self, inputs, labels=None, *, reduction=None, sampled_values=None):
         """The sampled loss of a batch without its gradients (cheaper; nothing is updated).
 
         Draws from the sampler (its stream advances) unless ``sampled_values`` is given.
-        For the exact loss over all classes use :meth:`evaluate`.
+        For the exact loss over all classes use :meth:`exact_loss`.
 
         Parameters
         ----------
@@ -682,32 +765,32 @@ class SampledSoftmaxHead:
         -------
         float, or ndarray of shape (batch,) for ``reduction="none"``
         """
-        x, lab = self._batch(inputs, labels)
-        return self._loss_and_grads(x, lab, reduction, sampled_values, False)[0]
+        batch = self._as_batch(inputs, labels)
+        return self._loss_and_grads(batch, reduction, sampled_values, False)[0]
 
-    def _loss_and_grads(self, x, lab, reduction, sampled_values, want_grads):
-        """``(loss, SparseGrads or None)`` on validated arguments (see ``_batch``)."""
+    def _loss_and_grads(self, batch, reduction, sampled_values, want_grads):
+        """``(loss, SparseGrads or None)`` of a validated batch."""
         reduction = self.reduction if reduction is None else reduction
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
         calls = self.sampler.calls
         try:
-            return self._compute(x, lab, reduction, sampled_values, want_grads)
+            return self._compute(batch.inputs, batch.labels, reduction, sampled_values,
+                                 want_grads)
         except BaseException:
             self.sampler.calls = calls  # a refused step leaves the sampler's stream unchanged
             raise
 
     def _compute(self, x, lab, reduction, sampled_values, want_grads):
         if sampled_values is None:
-            cands, tec, sec = self.sampler._sample(lab, self.num_sampled, True)
+            candidates = tuple(self.sampler.sample_unchecked(lab, self.num_sampled, True))
         else:
-            cands, tec, sec = _sampled_values(sampled_values, lab, self.num_true,
-                                              self.num_sampled, self.num_classes,
-                                              self.num_classes, None)
-        if isinstance(self.weights, ShardedMatrix):
+            candidates = check_sampled_values(sampled_values, lab, self.num_sampled,
+                                              self.num_classes)
+        if self.path is not None:
             # rows not in the page cache: issue all their reads at once (see prefetch); the
             # rows warm() made resident need no hint (a syscall per page run otherwise)
-            ids = np.concatenate([lab.reshape(-1), cands])
+            ids = step_ids(lab, candidates[0])
             for store, warm in ((self.weights, self._warm_rows),
                                 (self.biases, self._warm_bias_rows)):
                 cold = ids[ids >= warm] if warm else ids
@@ -715,10 +798,8 @@ class SampledSoftmaxHead:
                     store.prefetch(cold)
         W, Bs = self._loss_rows()
         scale = 1.0 / x.shape[0] if reduction == "mean" else 1.0
-        out = _run_step(self.loss_kind == "nce", W, Bs, x, lab, cands, tec, sec,
-                        self.remove_accidental_hits, self.subtract_log_q, want_grads,
-                        grad_scale=scale)     # the mean's 1/B, folded into the kernels
-        loss, g = out if want_grads else (out, None)
+        loss, g = step_loss_and_grads(W, Bs, x, lab, candidates, self._options,
+                                      want_grads=want_grads, grad_scale=scale)
         total = float(loss.sum(dtype=np.float64))
         if not np.isfinite(total):
             raise FloatingPointError(f"non-finite loss ({total}) at step {self.step}; nothing "
@@ -751,25 +832,27 @@ class SampledSoftmaxHead:
                             f"{type(grads).__name__}")
         # the optimizer refuses (FloatingPointError, nothing written) non-finite weight/bias
         # gradients or updates itself
-        cached = getattr(self, "_opt_targets", None)
-        if cached is None or cached[0] is not self.weights or cached[1] is not self._states:
-            cached = self._opt_targets = (self.weights, self._states, self.optimizer._targets(
-                self.weights, self.biases, self._states, self.partition_strategy))
-        self.optimizer._apply_grads(cached[2], grads, self._states)
+        key = (self.optimizer, self.weights, self.biases, self._states)
+        if self._bound is None or any(a is not b for a, b in zip(self._bound[0], key)):
+            self._bound = (key, self.optimizer.bind(self.weights, self.biases, self._states,
+                                                    self.partition_strategy))
+        self._bound[1].apply_grads(grads)
         self.step += 1
 
     def _loss_rows(self):
-        """The weights and biases as the loss kernels take them (built once, then cached)."""
-        rows = getattr(self, "_rows", None)
-        if rows is None or rows[2] is not self.weights:
-            rows = self._rows = (_Rows(self.weights, "weights", 2, self.partition_strategy),
-                                 _Rows(self.biases, "biases", 1, self.partition_strategy),
-                                 self.weights)
-        return rows[0], rows[1]
+        """The weights and biases as the step takes them (built once, then reused)."""
+        if (self._rows is None or self._rows[0] is not self.weights
+                or self._rows[1] is not self.biases):
+            self._rows = (self.weights, self.biases,
+                          ParamRows(self.weights, "weights", ndim=2,
+                                    partition_strategy=self.partition_strategy),
+                          ParamRows(self.biases, "biases", ndim=1,
+                                    partition_strategy=self.partition_strategy))
+        return self._rows[2], self._rows[3]
 
     # ------------------------------------------------------------------ inference
     def _shards(self):
-        if isinstance(self.weights, ShardedMatrix):
+        if self.path is not None:
             return self.weights.shards, self.biases.shards, self.partition_strategy
         return [self.weights], [self.biases], "div"
 
@@ -805,7 +888,7 @@ class SampledSoftmaxHead:
     @contextlib.contextmanager
     def _sequential(self):
         """Stores read sequentially (kernel read-ahead on) for the duration of a full scan."""
-        if not isinstance(self.weights, ShardedMatrix):
+        if self.path is None:
             yield
             return
         with self.weights.scan(), self.biases.scan():
@@ -833,8 +916,15 @@ class SampledSoftmaxHead:
         ids, scores, _ = self._scan(x, k, False)
         return ids, scores
 
-    def evaluate(self, inputs, labels, k=5):
+    def evaluate(self, inputs, labels=None, k=5):
         """Full-softmax loss and precision over all classes, exactly, without a (B, V) matrix.
+
+        Parameters
+        ----------
+        inputs : ndarray of shape (batch, dim), or Batch
+        labels : array_like of int, shape (batch,) or (batch, num_true)
+            Omitted when ``inputs`` is a :class:`Batch`.
+        k : int
 
         Returns
         -------
@@ -844,7 +934,8 @@ class SampledSoftmaxHead:
             ``precision@k``: mean of ``|top-k ∩ labels| / k`` (the extreme-classification
             definition); ``recall@k``: mean of ``|top-k ∩ labels| / num_true``.
         """
-        x, lab = self._batch(inputs, labels)
+        batch = self._as_batch(inputs, labels)
+        x, lab = batch.inputs, batch.labels
         k = as_int(k, "k", 1)
         if k > self.num_classes:
             raise ValueError(f"k ({k}) must be <= num_classes ({self.num_classes})")
@@ -855,11 +946,37 @@ class SampledSoftmaxHead:
                 f"precision@{k}": float(hits.sum(axis=1).mean() / k),
                 f"recall@{k}": float(hits.sum(axis=1).mean() / self.num_true)}
 
+    def exact_loss(self, inputs, labels=None, *, reduction=None):
+        """The full-softmax loss over all classes, exactly (no sampling, no (B, V) matrix).
+
+        Parameters
+        ----------
+        inputs : ndarray of shape (batch, dim), or Batch
+        labels : array_like of int, shape (batch,) or (batch, num_true)
+            Omitted when ``inputs`` is a :class:`Batch`.
+        reduction : {"mean", "sum", "none"}, optional
+            Default: the head's ``reduction``.
+
+        Returns
+        -------
+        float, or ndarray of float64, shape (batch,), for ``reduction="none"``
+            ``logsumexp(z) - mean_j z[label_j]`` per example, computed in float64.
+        """
+        batch = self._as_batch(inputs, labels)
+        reduction = self.reduction if reduction is None else reduction
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        losses = self._exact_losses(batch.inputs, batch.labels, 1)[0]
+        if reduction == "none":
+            return losses
+        total = float(losses.sum(dtype=np.float64))
+        return total / losses.size if reduction == "mean" else total
+
     def _exact_losses(self, x, lab, k):
         """Per-example full-softmax losses (float64, (B,)) and top-k ids of validated rows."""
         ids, _, lse = self._scan(x, k, True)
         flat = lab.reshape(-1)
-        if isinstance(self.weights, ShardedMatrix):
+        if self.path is not None:
             wl, bl = self.weights.gather(flat), self.biases.gather(flat)
         else:
             wl, bl = self.weights[flat], self.biases[flat]

@@ -14,207 +14,67 @@ docs/semantics.md#sampled-logits and docs/semantics.md#losses.
 """
 import numpy as np
 
-from . import _loss_kernels as K
-from . import _validate_kernels as VK
-from ._blas import single_threaded_blas
-from ._validate import (FLOAT_DTYPES, as_bool, as_float_array, as_id_array, as_int,
-                        check_finite, check_range)
-from .samplers import _as_true_classes, log_uniform_candidate_sampler
-from ._layout import check_layout, check_strategy, is_store, split_by_shard, store_shards
+from ._layout import check_strategy
+from ._params import ParamRows
+from ._step import SparseGrads, StepOptions, check_sampled_values, loss_and_grads
+from ._validate import (INT32_MAX, INT32_WHY, as_bool, as_float_array, as_int, as_int_at_most,
+                        as_true_classes, check_finite, check_range)
+from .samplers import LogUniformSampler
 
 __all__ = ["sampled_softmax_loss", "nce_loss", "sampled_softmax_loss_and_grads",
            "nce_loss_and_grads", "SparseGrads"]
 
 
-class SparseGrads:
-    """Gradients of ``sum(loss)`` for one step.
-
-    Attributes
-    ----------
-    inputs : ndarray, shape (batch, dim)
-        Dense gradient w.r.t. the inputs, in the inputs' dtype.
-    ids : ndarray of int64, shape (K,)
-        Sorted unique class ids that received gradient (labels and sampled candidates).
-    weights : ndarray, shape (K, dim)
-        Gradient rows of ``weights`` for ``ids`` (duplicates already summed), weights' dtype.
-    biases : ndarray, shape (K,)
-        Gradient entries of ``biases`` for ``ids``, biases' dtype.
-    sampled_values : tuple
-        The ``(sampled_candidates, true_expected_count, sampled_expected_count)`` used.
-    """
-
-    __slots__ = ("inputs", "ids", "weights", "biases", "sampled_values")
-
-    def __init__(self, inputs, ids, weights, biases, sampled_values):
-        self.inputs = inputs
-        self.ids = ids
-        self.weights = weights
-        self.biases = biases
-        self.sampled_values = sampled_values
-
-    def __repr__(self):
-        return (f"SparseGrads(inputs={self.inputs.shape}, ids={self.ids.shape}, "
-                f"weights={self.weights.shape}, biases={self.biases.shape})")
-
-
-class _Rows:
-    """A weights or biases argument normalised to a list of shards and a strategy."""
-
-    def __init__(self, value, name, ndim, partition_strategy):
-        if isinstance(value, np.ndarray) and value.ndim == ndim and value.dtype in FLOAT_DTYPES:
-            self.shards = [value]           # the common case: one array (or np.memmap)
-            self.sizes = [value.shape[0]]
-            self.strategy = partition_strategy
-            self.num_rows = value.shape[0]
-            self.dtype = value.dtype
-            self.dim = value.shape[1] if ndim == 2 else None
-            return
-        strategy = partition_strategy
-        if is_store(value):             # a ShardedMatrix knows its own layout
-            value, strategy = store_shards(value, name)
-        if isinstance(value, (list, tuple)):
-            if len(value) == 0:
-                raise ValueError(f"{name} must not be an empty list of shards")
-            shards = [np.asarray(s) for s in value]
-        else:
-            shards = [np.asarray(value)]
-        for p, s in enumerate(shards):
-            what = name if len(shards) == 1 else f"{name}[{p}]"
-            if s.ndim != ndim:
-                raise ValueError(f"{what} must be {ndim}-D, got shape {s.shape}")
-            if s.dtype not in FLOAT_DTYPES:
-                raise TypeError(f"{what} must be float32 or float64, got dtype {s.dtype}")
-            if s.dtype != shards[0].dtype:
-                raise TypeError(f"{name}: all shards must share one dtype, got {shards[0].dtype} "
-                                f"and {s.dtype}")
-            if ndim == 2 and s.shape[1] != shards[0].shape[1]:
-                raise ValueError(f"{name}: all shards must have the same dim, got "
-                                 f"{shards[0].shape[1]} and {s.shape[1]}")
-        self.sizes = [s.shape[0] for s in shards]
-        if len(shards) > 1:
-            check_strategy(strategy)
-            check_layout(self.sizes, strategy, name)
-        self.shards = shards
-        self.strategy = strategy
-        self.num_rows = int(sum(self.sizes))
-        self.dtype = shards[0].dtype
-        self.dim = shards[0].shape[1] if ndim == 2 else None
-
-    def gather(self, ids, out):
-        """``out[t] = row(ids[t])``, cast to ``out.dtype``; ids already range-checked."""
-        kernel = K.gather_rows if out.ndim == 2 else K.gather_vec
-        for p, pos, rows in split_by_shard(ids, self.sizes, self.strategy):
-            kernel(self.shards[p], rows, pos, out)
-        return out
-
-
-def _sampled_values(sampled_values, labels, num_true, num_sampled, num_classes, num_rows, seed):
-    B = labels.shape[0]
-    if sampled_values is None:
-        if num_classes > num_rows:
-            raise ValueError(f"num_classes ({num_classes}) exceeds the {num_rows} rows of weights: "
-                             "the default sampler would draw classes that have no row")
-        check_range(labels, 0, num_classes, "labels",
-                    f"num_classes is {num_classes}; the default log-uniform sampler draws from it")
-        s, tec, sec = log_uniform_candidate_sampler(labels, num_true, num_sampled, True,
-                                                    num_classes, seed)
-        return s, tec, sec
-    if not isinstance(sampled_values, (tuple, list)) or len(sampled_values) != 3:
-        raise ValueError("sampled_values must be a triple (sampled_candidates, "
-                         "true_expected_count, sampled_expected_count)")
-    s = as_id_array(sampled_values[0], "sampled_values[0] (sampled_candidates)")
-    if s.ndim != 1:
-        raise ValueError(f"sampled_candidates must be 1-D, got shape {s.shape}")
-    if s.size != num_sampled:
-        raise ValueError(f"num_sampled is {num_sampled} but sampled_candidates has {s.size} entries")
-    check_range(s, 0, num_rows, "sampled_candidates", f"the weights have {num_rows} rows")
-    tec = as_float_array(sampled_values[1], "sampled_values[1] (true_expected_count)")
-    if tec.ndim == 1 and num_true == 1 and tec.shape == (B,):
-        tec = tec.reshape(B, 1)
-    if tec.shape != (B, num_true):
-        raise ValueError(f"true_expected_count must have shape {(B, num_true)}, got {tec.shape}")
-    sec = as_float_array(sampled_values[2], "sampled_values[2] (sampled_expected_count)")
-    if sec.shape != (num_sampled,):
-        raise ValueError(f"sampled_expected_count must have shape ({num_sampled},), got {sec.shape}")
-    return s, tec, sec
-
-
-def _log_counts(counts, dtype, name, labels=None):
-    c = np.ascontiguousarray(counts, dtype=dtype)
-    first = VK.first_not_positive_finite(c.reshape(-1))
-    if first >= 0:
-        idx = tuple(int(i) for i in np.unravel_index(first, c.shape))
-        what = f" (label {int(labels[idx])})" if labels is not None else ""
+def _default_candidates(labels, num_sampled, num_classes, num_rows, seed):
+    """TensorFlow's default candidates: ``log_uniform_candidate_sampler(labels, num_true,
+    num_sampled, unique=True, range_max=num_classes, seed)``, drawn from labels checked by
+    the caller (only their bound ``num_classes`` is checked here)."""
+    if num_classes > num_rows:
+        raise ValueError(f"num_classes ({num_classes}) exceeds the {num_rows} rows of weights: "
+                         "the default sampler would draw classes that have no row")
+    check_range(labels, 0, num_classes, "labels",
+                f"num_classes is {num_classes}; the default log-uniform sampler draws from it")
+    sampler = LogUniformSampler(num_classes, seed=seed)
+    num_sampled = as_int_at_most(num_sampled, "num_sampled", 1, INT32_MAX, INT32_WHY)
+    if num_sampled > num_classes:
         raise ValueError(
-            f"{name} must be positive and finite to subtract its log; found {c[idx]} at index "
-            f"{idx if len(idx) > 1 else idx[0]}{what}. A count of 0 means the sampler can never "
-            "draw that class (e.g. a reserved id or a zero count of fixed_unigram); TensorFlow "
-            "returns a NaN loss here. Use a sampler that gives every label non-zero probability, "
-            "or subtract_log_q=False")
-    return np.log(c)
+            f"num_sampled ({num_sampled}) must be <= range_max ({num_classes}) when "
+            "unique=True (TensorFlow: \"Sampler's range is too small.\")")
+    return tuple(sampler.sample_unchecked(labels, num_sampled, True))
 
 
 def _sampled_loss(nce, weights, biases, labels, inputs, num_sampled, num_classes, num_true,
                   sampled_values, remove_accidental_hits, partition_strategy, seed,
                   subtract_log_q, want_grads):
+    """Validate every argument once, then run the trusted step (``_step``)."""
     x = np.ascontiguousarray(as_float_array(inputs, "inputs", 2))
     check_finite(x, "inputs")
     B, D = x.shape
     if B == 0 or D == 0:
         raise ValueError(f"inputs must have at least one row and one column, got shape {x.shape}")
     check_strategy(partition_strategy)
-    W = _Rows(weights, "weights", 2, partition_strategy)
-    Bs = _Rows(biases, "biases", 1, partition_strategy)
+    W = ParamRows(weights, "weights", ndim=2, partition_strategy=partition_strategy)
+    Bs = ParamRows(biases, "biases", ndim=1, partition_strategy=partition_strategy)
     if W.dim != D:
         raise ValueError(f"weights have dim {W.dim} but inputs have dim {D}")
     if Bs.num_rows != W.num_rows:
         raise ValueError(f"biases have {Bs.num_rows} rows but weights have {W.num_rows}")
     num_sampled = as_int(num_sampled, "num_sampled", 1)
     num_classes = as_int(num_classes, "num_classes", 1)
-    remove_accidental_hits = as_bool(remove_accidental_hits, "remove_accidental_hits")
-    subtract_log_q = as_bool(subtract_log_q, "subtract_log_q")
-    lab, T = _as_true_classes(labels, num_true, name="labels")
+    options = StepOptions(nce=nce,
+                          remove_accidental_hits=as_bool(remove_accidental_hits,
+                                                         "remove_accidental_hits"),
+                          subtract_log_q=as_bool(subtract_log_q, "subtract_log_q"))
+    lab, _ = as_true_classes(labels, num_true, name="labels")
     if lab.shape[0] != B:
         raise ValueError(f"labels have {lab.shape[0]} rows but inputs have {B}")
     check_range(lab, 0, W.num_rows, "labels", f"the weights have {W.num_rows} rows")
-    s, tec, sec = _sampled_values(sampled_values, lab, T, num_sampled, num_classes, W.num_rows, seed)
-
-    return _run_step(nce, W, Bs, x, lab, s, tec, sec, remove_accidental_hits, subtract_log_q,
-                     want_grads)
-
-
-def _run_step(nce, W, Bs, x, lab, s, tec, sec, remove_accidental_hits, subtract_log_q,
-              want_grads, grad_scale=1.0):
-    """The step on validated arguments: ``W``/``Bs`` are ``_Rows``, ``x`` (B, D) C-contiguous
-    finite, ``lab`` (B, T) int64 and ``s`` (S,) int64 in range, ``tec``/``sec`` the expected
-    counts. Returns ``loss`` or ``(loss, SparseGrads)``, the gradients those of ``grad_scale
-    * sum(loss)`` (the head's mean reduction passes ``1 / B``; the kernels fold it into
-    dL/dz at no cost)."""
-    dt = x.dtype
-    B, D = x.shape
-    if subtract_log_q:
-        log_tec = _log_counts(tec, dt, "true_expected_count", lab)
-        log_sec = _log_counts(sec, dt, "sampled_expected_count")
+    if sampled_values is None:
+        candidates = _default_candidates(lab, num_sampled, num_classes, W.num_rows, seed)
     else:
-        log_tec = np.zeros(lab.shape, dt)
-        log_sec = np.zeros(s.size, dt)
-
-    with single_threaded_blas():
-        if len(W.shards) == 1 and len(Bs.shards) == 1:
-            out = K.step_dense(W.shards[0], Bs.shards[0], x, lab, s, log_tec, log_sec,
-                               remove_accidental_hits, nce, want_grads, float(grad_scale))
-        else:
-            ids = np.concatenate([lab.reshape(-1), s])
-            rows = W.gather(ids, np.empty((ids.size, D), dt))
-            brows = Bs.gather(ids, np.empty(ids.size, dt))
-            out = K.step_rows(rows, brows, x, lab, s, log_tec, log_sec,
-                              remove_accidental_hits, nce, want_grads, float(grad_scale))
-    loss, dx, uid, dW, db = out
-    if not want_grads:
-        return loss.astype(dt)
-    # computed in the inputs' dtype, returned in the parameters' dtype (as TF casts back)
-    return loss.astype(dt), SparseGrads(dx, uid, dW.astype(W.dtype, copy=False),
-                                        db.astype(Bs.dtype, copy=False), (s, tec, sec))
+        candidates = check_sampled_values(sampled_values, lab, num_sampled, W.num_rows)
+    loss, grads = loss_and_grads(W, Bs, x, lab, candidates, options, want_grads=want_grads)
+    return (loss, grads) if want_grads else loss
 
 
 _DOC_ARGS = """

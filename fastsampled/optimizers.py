@@ -45,11 +45,12 @@ import numpy as np
 from . import _memory
 from . import _optimizer_kernels as K
 from ._errors import StoreError
-from ._layout import check_layout, check_strategy, is_store, split_by_shard, store_shards
-from ._validate import FLOAT_DTYPES, as_id_array
+from ._layout import is_store
+from ._params import ParamRows
+from ._validate import as_id_array
 from .sharding import ShardedMatrix, commit_group
 
-__all__ = ["SGD", "Adagrad", "Adam", "OptimizerState"]
+__all__ = ["SGD", "Adagrad", "Adam", "OptimizerState", "BoundParams"]
 
 
 # ---------------------------------------------------------------- hyper-parameters
@@ -103,84 +104,6 @@ class _Hyper:
 
 
 # ---------------------------------------------------------------- parameters
-
-def _as_rows(shard):
-    """A 2-D view of a C-contiguous shard as an exact ``np.ndarray`` (1-D becomes ``(n, 1)``).
-
-    Exact ndarrays (not ``np.memmap``) take Numba's fast argument-typing path.
-    """
-    if type(shard) is not np.ndarray:
-        shard = shard.view(np.ndarray)
-    return shard.reshape(-1, 1) if shard.ndim == 1 else shard
-
-
-class _Param:
-    """A parameter normalised to 2-D row views of its shards, its layout and strategy."""
-
-    __slots__ = ("views", "sizes", "strategy", "dtype", "dim", "num_rows", "name", "store")
-
-    def __init__(self, value, partition_strategy, name, writeable=True):
-        strategy = partition_strategy
-        self.store = value if is_store(value) and hasattr(value, "journal") else None
-        if is_store(value):
-            shards, strategy = store_shards(value, name)
-        elif isinstance(value, (list, tuple)):
-            shards = value
-            if not shards:
-                raise ValueError(f"{name} must not be an empty list of shards")
-        else:
-            shards = (value,)
-        first = shards[0]
-        views = []
-        for p, s in enumerate(shards):
-            if not isinstance(s, np.ndarray):
-                what = name if len(shards) == 1 else f"{name}[{p}]"
-                raise TypeError(f"{what} must be a numpy array (it is updated in place), got "
-                                f"{type(s).__name__}")
-            flags = s.flags
-            if s.dtype not in FLOAT_DTYPES or s.ndim not in (1, 2) or (
-                    p and (s.ndim != first.ndim or s.dtype != first.dtype
-                           or s.shape[1:] != first.shape[1:])) or (
-                    writeable and not flags.writeable) or not flags.c_contiguous:
-                self._bad_shard(s, p, len(shards), first, name, writeable)
-            views.append(_as_rows(s))
-        self.views = views
-        self.sizes = tuple(s.shape[0] for s in shards)
-        self.strategy = strategy
-        self.dtype = first.dtype
-        self.dim = first.shape[1] if first.ndim == 2 else None
-        self.num_rows = sum(self.sizes)
-        self.name = name
-
-    @staticmethod
-    def _bad_shard(s, p, n, first, name, writeable):
-        what = name if n == 1 else f"{name}[{p}]"
-        if s.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"{what} must be float32 or float64, got dtype {s.dtype}")
-        if s.ndim not in (1, 2):
-            raise ValueError(f"{what} must be 1-D or 2-D, got shape {s.shape}")
-        if s.dtype != first.dtype:
-            raise TypeError(f"{name}: all shards must share one dtype, got {first.dtype} and "
-                            f"{s.dtype}")
-        if s.ndim != first.ndim or s.shape[1:] != first.shape[1:]:
-            raise ValueError(f"{name}: all shards must have the same ndim and dim, got shapes "
-                             f"{first.shape} and {s.shape}")
-        if not s.flags.c_contiguous:
-            raise ValueError(f"{what} must be C-contiguous (it is updated in place, so it cannot "
-                             f"be copied), got strides {s.strides} for shape {s.shape}")
-        raise ValueError(f"{what} is read-only (a ShardedMatrix opened with mode 'r', or a "
-                         "non-writeable array); the optimizer updates it in place")
-
-    def check_layout(self):
-        if len(self.sizes) > 1:
-            check_strategy(self.strategy)
-            check_layout(self.sizes, self.strategy, self.name)
-
-    def describe(self):
-        shape = (self.num_rows,) if self.dim is None else (self.num_rows, self.dim)
-        return (f"shape {shape}, {self.dtype}, shard sizes {list(self.sizes)}"
-                + (f", {self.strategy!r}" if len(self.sizes) > 1 else ""))
-
 
 def _journal(p, state, ids):
     """Save the rows ``ids`` of every store among the parameter and its slots to their
@@ -288,7 +211,8 @@ class OptimizerState:
         self._dim = param.dim
         self._describe = param.describe()
         # 2-D row views of each slot's shards, made once (slot arrays belong to the state)
-        self._views = tuple(_Param(s, param.strategy, f"slot {n!r}").views
+        self._views = tuple(ParamRows(s, f"slot {n!r}", partition_strategy=param.strategy,
+                                      in_place=True, writeable=True).views
                             for n, s in zip(names, slots))
         self._scratch = None
 
@@ -360,6 +284,40 @@ class OptimizerState:
                              f"was made for ({self._describe})")
 
 
+class BoundParams:
+    """Weights, biases and their optimizer states, validated once by
+    :meth:`SGD.bind` / :meth:`Adagrad.bind` / :meth:`Adam.bind`.
+
+    Holds the parameters' row views: rebinding (a new ``bind``) is needed when a parameter
+    or a state is replaced. Not thread-safe, like the states.
+    """
+
+    __slots__ = ("optimizer", "weights", "weight_slots", "biases", "bias_slots", "states")
+
+    def __init__(self, optimizer, weights, weight_slots, biases, bias_slots, states):
+        self.optimizer = optimizer
+        self.weights, self.weight_slots = weights, weight_slots
+        self.biases, self.bias_slots = biases, bias_slots
+        self.states = states
+
+    def apply_grads(self, grads):
+        """Apply a loss's :class:`~fastsampled.SparseGrads` (``ids``, ``weights``,
+        ``biases``) with the optimizer; both updates are computed before either is written.
+
+        Raises
+        ------
+        FloatingPointError
+            A gradient or an updated value is not finite; nothing was written.
+        ValueError, TypeError
+            Invalid ``grads`` (checked before anything runs).
+        """
+        self.optimizer._apply_pair(self, grads)
+
+    def __repr__(self):
+        return (f"BoundParams({self.optimizer!r}, weights {self.weights.describe()}, "
+                f"biases {self.biases.describe()})")
+
+
 # ---------------------------------------------------------------- optimizers
 
 class _SparseOptimizer:
@@ -419,8 +377,7 @@ class _SparseOptimizer:
         -------
         OptimizerState
         """
-        p = _Param(param, partition_strategy, "param", writeable=False)
-        p.check_layout()
+        p = ParamRows(param, "param", partition_strategy=partition_strategy, in_place=True)
         if path is None:
             slots = [self._ram_slot(param, p, n) for n in self.slots]
             return OptimizerState(self.slots, slots, p)
@@ -531,22 +488,41 @@ class _SparseOptimizer:
             The weights' and the biases' states (``(None, None)`` is fine for SGD).
         partition_strategy : {"mod", "div"}
         """
-        targets = self._targets(weights, biases, states, partition_strategy)
-        self._apply_grads(targets, grads, states)
+        self.bind(weights, biases, states, partition_strategy).apply_grads(grads)
 
-    def _targets(self, weights, biases, states, partition_strategy):
-        """The validated ``(weights, weights' slot views, biases, biases' slot views)`` of
-        :meth:`apply_grads`; a caller updating the same parameters every step (the head)
-        builds them once and calls :meth:`_apply_grads`."""
+    def bind(self, weights, biases, states=(None, None), partition_strategy="mod"):
+        """Validate ``weights``, ``biases`` and their states once, for many updates.
+
+        ``opt.bind(w, b, states).apply_grads(grads)`` is :meth:`apply_grads`; a training
+        loop that updates the same parameters every step (the head does) binds them once
+        and skips re-validating the parameters on every step. The gradients are still
+        checked on every call.
+
+        Parameters
+        ----------
+        weights, biases, states, partition_strategy
+            As :meth:`apply_grads`.
+
+        Returns
+        -------
+        BoundParams
+        """
         if not isinstance(states, (tuple, list)) or len(states) != 2:
             raise ValueError("states must be a pair (weights_state, biases_state)")
         pw, sw = self._target(weights, states[0], partition_strategy, "weights")
         pb, sb = self._target(biases, states[1], partition_strategy, "biases")
-        return pw, sw, pb, sb
+        return BoundParams(self, pw, sw, pb, sb, tuple(states))
 
-    def _apply_grads(self, targets, grads, states):
-        """:meth:`apply_grads` on targets from :meth:`_targets` (grads still checked)."""
-        pw, sw, pb, sb = targets
+    def get_config(self):
+        """The optimizer's hyper-parameters, ``{name: value}`` (``type(opt)(**config)``
+        makes an equal optimizer)."""
+        return {k: getattr(self, k) for k in self._hypers}
+
+    def _apply_pair(self, bound, grads):
+        """:meth:`BoundParams.apply_grads` (gradients checked, both updates computed before
+        either is written)."""
+        pw, sw, pb, sb, states = bound.weights, bound.weight_slots, bound.biases, \
+            bound.bias_slots, bound.states
         if not all(hasattr(grads, a) for a in ("ids", "weights", "biases")):
             raise TypeError(f"grads must be a SparseGrads (with ids, weights, biases), got "
                             f"{type(grads).__name__}")
@@ -559,9 +535,8 @@ class _SparseOptimizer:
         gw = _check_grad(grads.weights, ids, pw, "grads.weights")
         gb = _check_grad(grads.biases, ids, pb, "grads.biases")
         plan_w = self._compute(pw, sw, states[0], ids, gw, None, "grads.weights")
-        same = pb.sizes == pw.sizes and (len(pw.sizes) == 1 or pb.strategy == pw.strategy)
-        plan_b = self._compute(pb, sb, states[1], ids, gb, plan_w[2] if same else None,
-                               "grads.biases")
+        plan_b = self._compute(pb, sb, states[1], ids, gb,
+                               plan_w[2] if pb.same_layout(pw) else None, "grads.biases")
         _journal(pw, states[0], ids)    # old rows saved before any is written
         _journal(pb, states[1], ids)
         self._commit(plan_w)
@@ -569,12 +544,12 @@ class _SparseOptimizer:
 
     def _target(self, param, state, partition_strategy, name):
         """Validated param and its slots' row views (before any kernel runs)."""
-        p = _Param(param, partition_strategy, name)
+        p = ParamRows(param, name, partition_strategy=partition_strategy, in_place=True,
+                      writeable=True)
         if state is None:
             if self.slots:
                 raise ValueError(f"{type(self).__name__} keeps slots {self.slots}: pass the "
                                  f"state from init_state({name}) as state")
-            p.check_layout()
             return p, ()
         if not isinstance(state, OptimizerState):
             raise TypeError(f"state must be an OptimizerState, got {type(state).__name__}")
@@ -595,7 +570,7 @@ class _SparseOptimizer:
         t = (state.t if state is not None else 0) + 1
         scalars = self._scalars(t, p.dtype)
         if groups is None:
-            groups = split_by_shard(ids, p.sizes, p.strategy)
+            groups = p.groups(ids)
         kind = self._kind
         nslots = len(slot_views)
         for q, pos, rows in groups:

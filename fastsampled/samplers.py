@@ -29,7 +29,8 @@ import numpy as np
 
 from . import _sampler_kernels as K
 from ._rng import normalize_seed, stream_key
-from ._validate import INT32_MAX, INT64_MAX, as_bool, as_id_array, as_int_at_most, check_range
+from ._validate import (INT32_MAX, INT32_WHY, INT64_MAX, as_bool, as_id_array,
+                        as_int_at_most, as_true_classes, check_range)
 from .alias import MAX_CLASSES, AliasTable
 
 __all__ = [
@@ -59,31 +60,11 @@ _E_I = np.empty(0, np.int64)
 _E_U = np.empty(0, np.uint64)
 
 
-_INT32_WHY = "TensorFlow holds it in an int32"
-
-
-def _as_true_classes(true_classes, num_true, range_max=None, name="true_classes",
-                     max_num_true=INT32_MAX):
-    """(B, num_true) int64 array; 1-D of length B accepted when num_true == 1."""
-    num_true = as_int_at_most(num_true, "num_true", 1, max_num_true,
-                              _INT32_WHY if max_num_true == INT32_MAX else None)
-    tc = as_id_array(true_classes, name)
-    if tc.ndim == 1 and num_true == 1:
-        tc = tc.reshape(-1, 1)
-    if tc.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (batch, num_true), got shape {tc.shape}")
-    if tc.shape[1] != num_true:
-        raise ValueError(f"{name} has {tc.shape[1]} columns but num_true is {num_true}")
-    if range_max is not None:
-        check_range(tc, 0, range_max, name, f"range_max is {range_max}")
-    return tc, num_true
-
-
 def _check_call_args(true_classes, num_true, num_sampled, unique, range_max):
     """Validated ``(true_classes (B, T) int64, num_sampled, unique)`` of a sampler call over
     ``[0, range_max)`` (``range_max`` already checked)."""
-    tc, num_true = _as_true_classes(true_classes, num_true, range_max)
-    num_sampled = as_int_at_most(num_sampled, "num_sampled", 1, INT32_MAX, _INT32_WHY)
+    tc, num_true = as_true_classes(true_classes, num_true, range_max)
+    num_sampled = as_int_at_most(num_sampled, "num_sampled", 1, INT32_MAX, INT32_WHY)
     unique = as_bool(unique, "unique")
     if unique and num_sampled > range_max:
         raise ValueError(
@@ -216,7 +197,7 @@ class CandidateSampler:
     def _checked_sample(self, tc, num_sampled, unique):
         """A call whose arguments passed :func:`_check_call_args` for this range_max."""
         self._check_drawable(num_sampled, unique)
-        return self._sample(tc, num_sampled, unique)
+        return self.sample_unchecked(tc, num_sampled, unique)
 
     def __call__(self, true_classes, num_true, num_sampled, unique):
         """Draw candidates for one batch and advance the stream.
@@ -240,11 +221,27 @@ class CandidateSampler:
             num_true), sampled_expected_count float32 (num_sampled,))``.
         """
         tc, num_sampled, unique = self._check_call(true_classes, num_true, num_sampled, unique)
-        return self._sample(tc, num_sampled, unique)
+        return self.sample_unchecked(tc, num_sampled, unique)
 
-    def _sample(self, tc, num_sampled, unique):
-        """``__call__`` after validation: ``tc`` (B, T) int64 ids in range (for callers that
-        have checked them already, e.g. the head's training step)."""
+    def sample_unchecked(self, tc, num_sampled, unique):
+        """:meth:`__call__` without its checks, for a layer that has validated its batch once
+        (the head's training step).
+
+        Nothing is checked here: an id out of range is read outside the sampler's tables.
+
+        Parameters
+        ----------
+        tc : ndarray of int64, shape (batch, num_true)
+            Ids in ``[0, range_max)``.
+        num_sampled : int
+            At least 1; at most ``num_drawable`` when ``unique``.
+        unique : bool
+
+        Returns
+        -------
+        CandidateSamples
+            As :meth:`__call__`.
+        """
         key = np.uint64(stream_key(self.seed, np.uint64(self.calls)))
         self.calls += 1
         if num_sampled <= (_FUSED_UNIQUE_MAX if unique else _FUSED_MAX):
@@ -634,8 +631,8 @@ class AllCandidateSampler(CandidateSampler):
             ``(arange(num_sampled) int64, ones float32 (batch, num_true), ones float32
             (num_sampled,))``.
         """
-        tc, _ = _as_true_classes(true_classes, num_true)
-        num_sampled = as_int_at_most(num_sampled, "num_sampled", 1, INT32_MAX, _INT32_WHY)
+        tc, _ = as_true_classes(true_classes, num_true)
+        num_sampled = as_int_at_most(num_sampled, "num_sampled", 1, INT32_MAX, INT32_WHY)
         as_bool(unique, "unique")
         check_range(tc, 0, np.iinfo(np.int64).max, "true_classes")
         self.range_max = num_sampled
@@ -888,7 +885,7 @@ def compute_accidental_hits(true_classes, sampled_candidates, num_true):
     >>> idx.tolist(), ids.tolist()
     ([0, 1], [1, 2])
     """
-    tc, num_true = _as_true_classes(true_classes, num_true, max_num_true=INT64_MAX)
+    tc, num_true = as_true_classes(true_classes, num_true, max_num_true=INT64_MAX)
     s = as_id_array(sampled_candidates, "sampled_candidates")
     if s.ndim != 1:
         raise ValueError(f"sampled_candidates must be 1-D, got shape {s.shape}")

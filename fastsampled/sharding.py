@@ -16,15 +16,17 @@ import uuid as _uuid
 
 import numpy as np
 
-from . import _loss_kernels as K
 from . import _pagecache
-from . import _store_kernels as SK
 from ._errors import StoreError, StoreLockedError
 from ._files import atomic_write_bytes
 from ._journal import JOURNAL, RollbackJournal, checksum_bytes
 from ._layout import (STRATEGIES, check_layout, check_strategy, is_store, layout_sizes,
                       shard_ids, split_by_shard, store_shards)
+from ._params import ParamRows
 from ._rng import normalize_seed
+from ._rows_kernels import gather_rows, scatter_rows
+from ._store_kernels import (INIT_CONSTANT, INIT_NORMAL, INIT_UNIFORM, INIT_ZEROS,
+                             first_nonfinite_row, init_rows)
 from ._storefile import (FORMAT, LOCK, VERSION, check_group, check_replaceable,
                          fsync_file, group_key, lock, needs_recovery, npy_header,
                          read_group_record, read_store, recover, remove_store_files, reserve,
@@ -39,23 +41,6 @@ __all__ = ["ShardedMatrix", "StoreError", "StoreLockedError", "commit_group", "j
            "split_by_shard", "is_store", "store_shards", "shard_file_name"]
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # --------------------------------------------------------------------------------------------
 # ShardedMatrix: a matrix (or vector) stored as memory-mapped .npy shards on disk
 # --------------------------------------------------------------------------------------------
@@ -63,8 +48,6 @@ __all__ = ["ShardedMatrix", "StoreError", "StoreLockedError", "commit_group", "j
 INITS = ("zeros", "uniform", "normal", "constant")
 DURABILITY = ("process", "power", "none")
 _CHUNK_BYTES = 2 << 20  # rows per parallel task: about 2 MiB, so each task streams its own pages
-
-
 
 
 class ShardedMatrix:
@@ -293,8 +276,8 @@ class ShardedMatrix:
                 check_replaceable(path)      # again, under the lock
                 remove_store_files(path)
             sizes = layout_sizes(num_rows, num_shards, partition_strategy)
-            kind = {"zeros": SK.INIT_ZEROS, "uniform": SK.INIT_UNIFORM,
-                    "normal": SK.INIT_NORMAL, "constant": SK.INIT_CONSTANT}[init]
+            kind = {"zeros": INIT_ZEROS, "uniform": INIT_UNIFORM,
+                    "normal": INIT_NORMAL, "constant": INIT_CONSTANT}[init]
             a = {"zeros": 0.0, "uniform": scale, "normal": std, "constant": fill}[init]
             width = 1 if dim is None else dim
             chunk = max(1, _CHUNK_BYTES // (width * dtype.itemsize))
@@ -310,13 +293,13 @@ class ShardedMatrix:
                     f.write(header)
                     f.truncate(size)
                 reserve(fn)  # real blocks now: a full disk fails here, not as SIGBUS later
-                if kind != SK.INIT_ZEROS and n:
+                if kind != INIT_ZEROS and n:
                     mm = np.memmap(fn, dtype=dtype, mode="r+", offset=len(header), shape=shape)
                     if num_shards > 1 and partition_strategy == "mod":
                         stride, first = num_shards, p  # shard p holds ids p, p + P, ...
                     else:
                         stride, first = 1, offset
-                    SK.init_rows(_as2d(np.asarray(mm)), stride, first, kind, a, key, chunk)
+                    init_rows(_as2d(np.asarray(mm)), stride, first, kind, a, key, chunk)
                     mm.flush()
                     del mm
                 fsync_file(fn, drop_cache=True)  # see drop_cache()
@@ -577,7 +560,7 @@ class ShardedMatrix:
         """Rows ``ids`` (valid, 1-D) into ``out`` (C-contiguous, ``ids.size`` rows)."""
         out2 = out.reshape(ids.size, 1 if self.dim is None else self.dim)
         for p, pos, rows in split_by_shard(ids, self.shard_sizes, self.partition_strategy):
-            K.gather_rows(_as2d(np.asarray(self.shards[p])), rows, pos, out2)
+            gather_rows(_as2d(np.asarray(self.shards[p])), rows, pos, out2)
 
     def checkpoint(self, step=None, extra=None, *, checksums=False):
         """Make every write so far durable, then record ``step`` / ``extra`` atomically.
@@ -699,7 +682,7 @@ class ShardedMatrix:
                 continue
             width = 1 if self.dim is None else self.dim
             chunk = max(1, _CHUNK_BYTES // (width * self.dtype.itemsize))
-            bad = int(SK.first_nonfinite_row(_as2d(np.asarray(s)), chunk))
+            bad = int(first_nonfinite_row(_as2d(np.asarray(s)), chunk))
             if bad >= 0:
                 raise StoreError(
                     f"{self.path / shard_file_name(p)}: row {bad} (global id "
@@ -787,7 +770,7 @@ class ShardedMatrix:
         if self._journal is not None:
             self._journal.save(np.ascontiguousarray(ids), self._gather_into)
         for p, pos, rows in split_by_shard(ids, self.shard_sizes, self.partition_strategy):
-            K.gather_rows(vals2, pos, rows, _as2d(np.asarray(self.shards[p])))  # scatter
+            scatter_rows(vals2, pos, rows, _as2d(np.asarray(self.shards[p])))
 
     def to_numpy(self):
         """A dense in-RAM copy in global id order, shape :attr:`shape` (small stores, tests)."""
@@ -920,12 +903,6 @@ class ShardedMatrix:
                              "read-only")
 
 
-
-
-
-
-
-
 def _as2d(a):
     """A 1-D shard as an (n, 1) view, so one kernel serves matrices and vectors."""
     return a.reshape(a.shape[0], 1) if a.ndim == 1 else a
@@ -955,66 +932,19 @@ def _check_extra(extra):
 
 def _layout_of(other, partition_strategy):
     """(num_rows, dim, num_shards, strategy, dtype) of a store, an array or a shard list."""
-    if isinstance(other, ShardedMatrix):
-        store_shards(other, "other")
-        if partition_strategy is not None and partition_strategy != other.partition_strategy \
-                and other.num_shards > 1:
-            raise ValueError(f"partition_strategy {partition_strategy!r} disagrees with the "
-                             f"store's own {other.partition_strategy!r}")
-        return (other.num_rows, other.dim, other.num_shards, other.partition_strategy,
-                other.dtype)
-    if is_store(other):
-        other, partition_strategy = store_shards(other, "other")
-    shards = list(other) if isinstance(other, (list, tuple)) else [other]
-    if not shards:
-        raise ValueError("other must not be an empty list of shards")
-    arrs = []
-    for p, s in enumerate(shards):
-        what = "other" if len(shards) == 1 else f"other[{p}]"
-        a = as_float_array(s, what)
-        if a.ndim not in (1, 2):
-            raise ValueError(f"{what} must be 1-D or 2-D, got shape {a.shape}")
-        if arrs and (a.ndim != arrs[0].ndim or a.shape[1:] != arrs[0].shape[1:]
-                     or a.dtype != arrs[0].dtype):
-            raise ValueError(f"other: shards must share ndim, dim and dtype; {what} has shape "
-                             f"{a.shape} dtype {a.dtype}, other[0] {arrs[0].shape} "
-                             f"{arrs[0].dtype}")
-        arrs.append(a)
-    sizes = [a.shape[0] for a in arrs]
-    if len(arrs) > 1:
-        if partition_strategy is None:
-            raise ValueError("partition_strategy is required to copy the layout of a list of "
-                             "several shards")
-        check_layout(sizes, partition_strategy, "other")
-    else:
-        partition_strategy = "div" if partition_strategy is None else \
-            check_strategy(partition_strategy)
-    dim = arrs[0].shape[1] if arrs[0].ndim == 2 else None
-    return int(sum(sizes)), dim, len(arrs), partition_strategy, arrs[0].dtype
+    if is_store(other) and partition_strategy is not None and other.num_shards > 1 \
+            and partition_strategy != other.partition_strategy:
+        raise ValueError(f"partition_strategy {partition_strategy!r} disagrees with the "
+                         f"store's own {other.partition_strategy!r}")
+    if partition_strategy is not None:
+        check_strategy(partition_strategy)
+    rows = ParamRows(other, "other", partition_strategy=partition_strategy)
+    strategy = rows.strategy if len(rows.sizes) > 1 or is_store(other) else (
+        "div" if partition_strategy is None else partition_strategy)
+    return rows.num_rows, rows.dim, len(rows.sizes), strategy, rows.dtype
 
 
 # ---------------------------------------------------------------- files
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def check_durability(durability):
@@ -1022,14 +952,6 @@ def check_durability(durability):
     if durability not in DURABILITY:
         raise ValueError(f"durability must be one of {DURABILITY}, got {durability!r}")
     return durability
-
-
-
-
-
-
-
-
 
 
 def commit_group(record_path, members, record):
@@ -1137,15 +1059,5 @@ def remove_store(path):
         os.unlink(path / LOCK)
     with contextlib.suppress(OSError):
         os.rmdir(path)
-
-
-
-
-
-
-
-
-
-
 
 

@@ -171,10 +171,10 @@ class _Call:
     every argument of ``apply`` costs something (pytree unwrapping, a gradient slot to fill
     with None). Together with the cheaper loss tensor this trims the adapter's per-step
     overhead slightly (docs/performance.md#pytorch-adapter)."""
-    __slots__ = ("module", "x", "lab", "sampled_values")
+    __slots__ = ("module", "batch", "sampled_values")
 
-    def __init__(self, module, x, lab, sampled_values):
-        self.module, self.x, self.lab, self.sampled_values = module, x, lab, sampled_values
+    def __init__(self, module, batch, sampled_values):
+        self.module, self.batch, self.sampled_values = module, batch, sampled_values
 
 
 def _add_sparse(a, b):
@@ -199,9 +199,9 @@ class _HeadLossFunction(torch.autograd.Function):
     def forward(ctx, hidden, call):
         module = call.module
         head = module.head
-        loss, grads = head._loss_and_grads(call.x, call.lab, module.reduction,
-                                           call.sampled_values, True)
-        ctx.module, ctx.grads, ctx.lab = module, grads, call.lab
+        loss, grads = head.loss_and_grads(call.batch, reduction=module.reduction,
+                                          sampled_values=call.sampled_values)
+        ctx.module, ctx.grads, ctx.lab = module, grads, call.batch.labels
         ctx.sampled_values = grads.sampled_values
         ctx.head_step = head.step           # the weights this gradient belongs to
         ctx.save_for_backward(hidden)       # for a retained graph's second backward
@@ -251,8 +251,9 @@ class _HeadLossFunction(torch.autograd.Function):
                 "update='backward' applies the update in the first backward), so the "
                 "forward's gradient no longer exists; run the forward again")
         (hidden,) = ctx.saved_tensors           # raises if hidden was modified in place
-        return head._loss_and_grads(hidden.detach().numpy(), ctx.lab, ctx.module.reduction,
-                                    ctx.sampled_values, True)[1]
+        return head.loss_and_grads(hidden.detach().numpy(), ctx.lab,
+                                   reduction=ctx.module.reduction,
+                                   sampled_values=ctx.sampled_values)[1]
 
 
 # --------------------------------------------------------------------------- module
@@ -331,15 +332,16 @@ class SampledSoftmaxLoss(torch.nn.Module):
             it; without one otherwise (see the module docstring).
         """
         head = self.head
-        x, lab = head._batch(_hidden_array(hidden, head), _labels_array(labels), "hidden")
+        batch = head.batch(_hidden_array(hidden, head), _labels_array(labels),
+                           inputs_name="hidden")
         if not self.training:
             if sampled_values is not None:
                 raise ValueError("sampled_values is used in training mode only; eval() "
                                  "computes the exact full-softmax loss")
-            return self._reduce(head._exact_losses(x, lab, 1)[0], head.dtype)
+            return self._reduce(head.exact_loss(batch, reduction="none"), head.dtype)
         if torch.is_grad_enabled() and hidden.requires_grad:
-            return _HeadLossFunction.apply(hidden, _Call(self, x, lab, sampled_values))
-        loss, _ = head._loss_and_grads(x, lab, self.reduction, sampled_values, False)
+            return _HeadLossFunction.apply(hidden, _Call(self, batch, sampled_values))
+        loss = head.loss(batch, reduction=self.reduction, sampled_values=sampled_values)
         return _as_tensor(loss, head.dtype)
 
     def _reduce(self, losses, dtype):
@@ -436,15 +438,15 @@ class SampledSoftmaxLoss(torch.nn.Module):
     # ------------------------------------------------------------------ state_dict
     def _extra(self):
         head = self.head
-        return {"format": _STATE_FORMAT, "version": _STATE_VERSION, "config": head._config(),
-                "optimizer_t": [None if st is None else st.t for st in head._states],
+        return {"format": _STATE_FORMAT, "version": _STATE_VERSION, "config": head.config(),
+                "optimizer_t": [None if st is None else st.t for st in head.optimizer_states],
                 "store": None if head.path is None else str(head.path.resolve())}
 
     def _arrays(self):
         """``{name: ndarray}`` of an in-RAM head: weights, biases and optimizer slots."""
         head = self.head
         out = {"weight": head.weights, "bias": head.biases}
-        for name, st in zip(("weight", "bias"), head._states):
+        for name, st in zip(("weight", "bias"), head.optimizer_states):
             for slot, arr in st.slots.items():
                 out[f"{name}_{slot}"] = arr
         return out
@@ -506,7 +508,7 @@ class SampledSoftmaxLoss(torch.nn.Module):
         cfg = extra["config"]
         head.step = int(cfg["step"])
         head.sampler.calls = int(cfg.get("sampler_calls", cfg["step"]))
-        for st, t in zip(head._states, extra["optimizer_t"]):
+        for st, t in zip(head.optimizer_states, extra["optimizer_t"]):
             if st is not None and t is not None:
                 st.t = int(t)
         self._pending = None            # computed against the weights just replaced
@@ -518,7 +520,7 @@ class SampledSoftmaxLoss(torch.nn.Module):
             return "not a fastsampled.torch.SampledSoftmaxLoss state"
         if extra.get("version") != _STATE_VERSION:
             return f"unknown version {extra.get('version')!r}"
-        cfg, mine = extra["config"], self.head._config()
+        cfg, mine = extra["config"], self.head.config()
         diff = [f"{k} {cfg.get(k)!r} (this head: {mine[k]!r})" for k in _STRUCTURE
                 if cfg.get(k) != mine[k]]
         if cfg.get("optimizer", {}).get("name") != mine["optimizer"]["name"]:

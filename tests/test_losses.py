@@ -587,16 +587,17 @@ def test_stable_order_matches_numpy(offset):
 def test_grad_scale_scales_every_gradient(kind, shape):
     """The head's mean reduction passes grad_scale = 1/B into the kernels: every gradient is
     scaled (exactly, for a power of two), the loss is not."""
-    from fastsampled import losses
+    from fastsampled._params import ParamRows
+    from fastsampled._step import StepOptions, loss_and_grads
     B, S, T = shape
     p = Problem(np.random.default_rng([B, S]), B=B, D=5, T=T, S=S, C=2000, dup_labels=True)
-    W = losses._Rows(p.W, "weights", 2, "mod")
-    Bs = losses._Rows(p.b, "biases", 1, "mod")
-    lab = np.asarray(p.labels).reshape(B, T)
-    args = (kind == "nce", W, Bs, p.x, lab, p.s, p.tec, p.sec, True, True, True)
-    l1, g1 = losses._run_step(*args)
+    W = ParamRows(p.W, "weights", ndim=2)
+    Bs = ParamRows(p.b, "biases", ndim=1)
+    lab = np.asarray(p.labels, np.int64).reshape(B, T)
+    args = (W, Bs, p.x, lab, (p.s, p.tec, p.sec), StepOptions(nce=kind == "nce"))
+    l1, g1 = loss_and_grads(*args)
     for scale, exact in ((0.25, True), (1.0 / 3.0, False)):
-        ls, gs = losses._run_step(*args, grad_scale=scale)
+        ls, gs = loss_and_grads(*args, grad_scale=scale)
         np.testing.assert_array_equal(ls, l1)
         np.testing.assert_array_equal(gs.ids, g1.ids)
         for a, b in ((gs.inputs, g1.inputs), (gs.weights, g1.weights), (gs.biases, g1.biases)):

@@ -235,15 +235,15 @@ def test_zero_copy_in_and_out():
     leaf = x.clone().requires_grad_()
     hidden = leaf * 1.0                    # an intermediate, as a body's output
     seen = {}
-    orig = head._loss_and_grads
+    orig = head.loss_and_grads
 
-    def spy(xa, *args):
-        seen["in"] = xa.ctypes.data
-        out = orig(xa, *args)
+    def spy(batch, **kwargs):
+        seen["in"] = batch.inputs.ctypes.data
+        out = orig(batch, **kwargs)
         seen["out"] = out[1].inputs.ctypes.data
         return out
 
-    head._loss_and_grads = spy
+    head.loss_and_grads = spy
     hidden.register_hook(lambda g: seen.update(grad=g.data_ptr()))
     loss_fn(hidden, y).backward()
     assert seen["in"] == hidden.data_ptr()          # read in place

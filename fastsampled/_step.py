@@ -1,0 +1,224 @@
+"""The trusted training step: sampled loss and gradients on validated arguments (private).
+
+The public losses (:mod:`fastsampled.losses`) and the head validate their arguments once and
+then call :func:`loss_and_grads`; a backend that fetches the rows a step needs from
+elsewhere (another process, another machine) gathers them for :func:`step_ids` and calls
+:func:`loss_and_grads_on_rows`. Nothing below this boundary checks again, so everything
+passed in must hold what the docstrings say: the kernels do not bounds-check
+(docs/architecture.md#the-training-step).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._blas import single_threaded_blas
+from ._loss_kernels import step_dense, step_rows
+from ._validate import as_float_array, as_id_array, check_range
+from ._validate_kernels import first_not_positive_finite
+
+__all__ = ["SparseGrads", "StepOptions", "check_sampled_values", "step_ids", "loss_and_grads",
+           "loss_and_grads_on_rows"]
+
+
+class SparseGrads:
+    """Gradients of ``sum(loss)`` for one step.
+
+    Attributes
+    ----------
+    inputs : ndarray, shape (batch, dim)
+        Dense gradient w.r.t. the inputs, in the inputs' dtype.
+    ids : ndarray of int64, shape (K,)
+        Sorted unique class ids that received gradient (labels and sampled candidates).
+    weights : ndarray, shape (K, dim)
+        Gradient rows of ``weights`` for ``ids`` (duplicates already summed), weights' dtype.
+    biases : ndarray, shape (K,)
+        Gradient entries of ``biases`` for ``ids``, biases' dtype.
+    sampled_values : tuple
+        The ``(sampled_candidates, true_expected_count, sampled_expected_count)`` used.
+    """
+
+    __slots__ = ("inputs", "ids", "weights", "biases", "sampled_values")
+
+    def __init__(self, inputs, ids, weights, biases, sampled_values):
+        self.inputs = inputs
+        self.ids = ids
+        self.weights = weights
+        self.biases = biases
+        self.sampled_values = sampled_values
+
+    def __repr__(self):
+        return (f"SparseGrads(inputs={self.inputs.shape}, ids={self.ids.shape}, "
+                f"weights={self.weights.shape}, biases={self.biases.shape})")
+
+
+SparseGrads.__module__ = "fastsampled.losses"     # where users import it from
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """What a step computes, besides its arrays.
+
+    Attributes
+    ----------
+    nce : bool
+        Sigmoid cross-entropy (NCE) instead of the sampled softmax.
+    remove_accidental_hits : bool
+        Mask a sampled candidate equal to a label of the row (docs/semantics.md#accidental-hits).
+    subtract_log_q : bool
+        Subtract ``log(expected_count)`` from every logit.
+    """
+
+    nce: bool = False
+    remove_accidental_hits: bool = True
+    subtract_log_q: bool = True
+
+
+def check_sampled_values(sampled_values, labels, num_sampled, num_rows):
+    """Candidates a caller passed (instead of drawing them), checked against a step.
+
+    Parameters
+    ----------
+    sampled_values : tuple
+        ``(sampled_candidates (S,), true_expected_count (B, T) -- or (B,) when T == 1 --,
+        sampled_expected_count (S,))``, as a candidate sampler returns them.
+    labels : ndarray of int64, shape (B, T)
+        The step's validated labels.
+    num_sampled : int
+        S.
+    num_rows : int
+        Rows of the parameters: every candidate must be one of them.
+
+    Returns
+    -------
+    (sampled_candidates int64 (S,), true_expected_count (B, T), sampled_expected_count (S,))
+    """
+    B, T = labels.shape
+    if not isinstance(sampled_values, (tuple, list)) or len(sampled_values) != 3:
+        raise ValueError("sampled_values must be a triple (sampled_candidates, "
+                         "true_expected_count, sampled_expected_count)")
+    s = as_id_array(sampled_values[0], "sampled_values[0] (sampled_candidates)")
+    if s.ndim != 1:
+        raise ValueError(f"sampled_candidates must be 1-D, got shape {s.shape}")
+    if s.size != num_sampled:
+        raise ValueError(f"num_sampled is {num_sampled} but sampled_candidates has {s.size} entries")
+    check_range(s, 0, num_rows, "sampled_candidates", f"the weights have {num_rows} rows")
+    tec = as_float_array(sampled_values[1], "sampled_values[1] (true_expected_count)")
+    if tec.ndim == 1 and T == 1 and tec.shape == (B,):
+        tec = tec.reshape(B, 1)
+    if tec.shape != (B, T):
+        raise ValueError(f"true_expected_count must have shape {(B, T)}, got {tec.shape}")
+    sec = as_float_array(sampled_values[2], "sampled_values[2] (sampled_expected_count)")
+    if sec.shape != (num_sampled,):
+        raise ValueError(f"sampled_expected_count must have shape ({num_sampled},), got {sec.shape}")
+    return s, tec, sec
+
+
+def step_ids(labels, sampled):
+    """The class ids whose rows a step reads, in the order :func:`loss_and_grads_on_rows`
+    takes them: the ``B*T`` labels row-major, then the ``S`` candidates (repeats kept)."""
+    return np.concatenate([labels.reshape(-1), sampled])
+
+
+def _log_counts(counts, dtype, name, labels=None):
+    c = np.ascontiguousarray(counts, dtype=dtype)
+    first = first_not_positive_finite(c.reshape(-1))
+    if first >= 0:
+        idx = tuple(int(i) for i in np.unravel_index(first, c.shape))
+        what = f" (label {int(labels[idx])})" if labels is not None else ""
+        raise ValueError(
+            f"{name} must be positive and finite to subtract its log; found {c[idx]} at index "
+            f"{idx if len(idx) > 1 else idx[0]}{what}. A count of 0 means the sampler can never "
+            "draw that class (e.g. a reserved id or a zero count of fixed_unigram); TensorFlow "
+            "returns a NaN loss here. Use a sampler that gives every label non-zero probability, "
+            "or subtract_log_q=False")
+    return np.log(c)
+
+
+def _log_q(labels, candidates, dtype, subtract_log_q):
+    s, tec, sec = candidates
+    if subtract_log_q:
+        return (_log_counts(tec, dtype, "true_expected_count", labels),
+                _log_counts(sec, dtype, "sampled_expected_count"))
+    return np.zeros(labels.shape, dtype), np.zeros(s.size, dtype)
+
+
+def _result(out, candidates, want_grads, w_dtype, b_dtype, dtype):
+    loss, dx, uid, dW, db = out
+    if not want_grads:
+        return loss.astype(dtype), None
+    # computed in the inputs' dtype, returned in the parameters' dtype (as TF casts back)
+    return loss.astype(dtype), SparseGrads(dx, uid, dW.astype(w_dtype, copy=False),
+                                           db.astype(b_dtype, copy=False), tuple(candidates))
+
+
+def loss_and_grads(weights, biases, inputs, labels, candidates, options, *, want_grads=True,
+                   grad_scale=1.0):
+    """Loss of one step and, if ``want_grads``, the gradients of ``grad_scale * sum(loss)``.
+
+    Parameters
+    ----------
+    weights, biases : ParamRows
+        2-D and 1-D, with the same rows (``_params.ParamRows``).
+    inputs : ndarray of shape (B, D)
+        C-contiguous, finite, float32 or float64; D is the weights' dim.
+    labels : ndarray of int64, shape (B, T)
+        Ids in ``[0, weights.num_rows)``.
+    candidates : (sampled (S,) int64, true_expected_count (B, T), sampled_expected_count (S,))
+        Sampled ids in range; expected counts positive and finite when
+        ``options.subtract_log_q`` (checked here, as they are computed from the data).
+    options : StepOptions
+    want_grads : bool
+    grad_scale : float
+        Folded into dL/dz by the kernels at no cost (the head's mean passes ``1 / B``).
+
+    Returns
+    -------
+    loss : ndarray of shape (B,), the inputs' dtype
+    grads : SparseGrads or None
+    """
+    x = inputs
+    s = candidates[0]
+    log_tec, log_sec = _log_q(labels, candidates, x.dtype, options.subtract_log_q)
+    with single_threaded_blas():
+        if len(weights.shards) == 1 and len(biases.shards) == 1:
+            out = step_dense(weights.shards[0], biases.shards[0], x, labels, s, log_tec,
+                             log_sec, options.remove_accidental_hits, options.nce, want_grads,
+                             float(grad_scale))
+        else:
+            ids = step_ids(labels, s)
+            rows = weights.gather(ids, np.empty((ids.size, x.shape[1]), x.dtype))
+            brows = biases.gather(ids, np.empty(ids.size, x.dtype))
+            out = step_rows(rows, brows, x, labels, s, log_tec, log_sec,
+                            options.remove_accidental_hits, options.nce, want_grads,
+                            float(grad_scale))
+    return _result(out, candidates, want_grads, weights.dtype, biases.dtype, x.dtype)
+
+
+def loss_and_grads_on_rows(rows, bias_rows, inputs, labels, candidates, options, *,
+                           want_grads=True, grad_scale=1.0):
+    """:func:`loss_and_grads` on rows gathered by the caller.
+
+    Parameters
+    ----------
+    rows : ndarray of shape (B*T + S, D)
+        The weight rows of ``step_ids(labels, candidates[0])``, in that order, in the
+        inputs' dtype, C-contiguous.
+    bias_rows : ndarray of shape (B*T + S,)
+        The matching biases, in the inputs' dtype.
+    inputs, labels, candidates, options, want_grads, grad_scale
+        As :func:`loss_and_grads`, except that labels and candidates need only be
+        non-negative: they name the gradient rows and are never used to index an array.
+
+    Returns
+    -------
+    loss, grads
+        As :func:`loss_and_grads`, the gradients in the inputs' dtype.
+    """
+    x = inputs
+    s = candidates[0]
+    log_tec, log_sec = _log_q(labels, candidates, x.dtype, options.subtract_log_q)
+    with single_threaded_blas():
+        out = step_rows(rows, bias_rows, x, labels, s, log_tec, log_sec,
+                        options.remove_accidental_hits, options.nce, want_grads,
+                        float(grad_scale))
+    return _result(out, candidates, want_grads, x.dtype, x.dtype, x.dtype)
