@@ -48,7 +48,7 @@ def replacing(path, compress=False):
     Writes go to a temporary file beside ``path`` that is renamed over it at the end
     (:func:`fastsampled._files.atomic_output`), so a full disk or an exception midway leaves
     the previous file as it was and no temporary file behind. With ``compress``, a ``.gz``,
-    ``.bz2`` or ``.xz`` suffix compresses the content as :func:`_open` would.
+    ``.bz2`` or ``.xz`` suffix compresses the content as ``_kvformats.open_compressed`` would.
 
     Raises
     ------

@@ -7,49 +7,25 @@ training (``wv["word"]``, ``most_similar``, ``similarity``, ``doesnt_match``,
 batched into matrix products (thousands of questions per BLAS call) instead of one
 ``most_similar`` call per question, so the 19 544 questions of ``questions-words.txt`` against
 30 000 words take seconds, not minutes.
+
+The file formats are read and written in ``_kvformats.py`` and the evaluations run in
+``_kveval.py``; the methods here check their arguments and keep the documentation.
 """
-import bz2
-import gzip
-import io
-import json
 import logging
-import lzma
 import numbers
 import os
-import stat
 
 import numpy as np
 
-from ._modelfiles import NpzReader, compression, replacing
+from ._kveval import score_analogies, score_word_pairs
+from ._kvformats import read_npz, read_word2vec_format, write_npz, write_word2vec_format
 from ._validate import as_bool, as_float_array, as_int
 from .sharding import StoreError
 
 __all__ = ["KeyedVectors"]
 
+# The private modules _kvformats and _kveval log under this name too.
 logger = logging.getLogger(__name__)
-
-_FORMAT = "fastsampled.KeyedVectors"
-_FORMAT_VERSION = 1
-# Analogy evaluation: at most this many float32 scores (questions x restricted vocabulary) are
-# held at once (128 MB), and at most _MAX_BLOCK questions go into one matrix product.
-_SCORE_BUDGET = 1 << 25
-_MAX_BLOCK = 1000
-# gensim asks most_similar for the top 5 answers and takes the first that is not a case variant
-# of an input word (only possible with case_insensitive=True); see _analogy_fallback.
-_ANALOGY_TOPN = 5
-
-
-def _open(path, mode):
-    """Open ``path`` in binary ``mode``; ``.gz``, ``.bz2`` and ``.xz`` are (de)compressed."""
-    path = os.fspath(path)
-    kind = compression(path)
-    if kind == "gz":
-        return gzip.open(path, mode)
-    if kind == "bz2":
-        return bz2.open(path, mode)
-    if kind == "xz":
-        return lzma.open(path, mode)
-    return open(path, mode)
 
 
 def _check_keys(index_to_key, n):
@@ -71,36 +47,6 @@ def _check_keys(index_to_key, n):
                              f"(indices {key_to_index[key]} and {i})")
         key_to_index[key] = i
     return keys, key_to_index
-
-
-def _check_kv_meta(meta, path):
-    """``(index_to_key, vector_size or None)`` from the JSON header of a :meth:`save` file."""
-    if not isinstance(meta, dict):
-        raise StoreError(f"{path}: array 'meta_json' must hold a JSON object, got "
-                         f"{type(meta).__name__}")
-    if meta.get("format") != _FORMAT:
-        raise StoreError(f"{path}: not a file written by KeyedVectors.save (its 'format' is "
-                         f"{meta.get('format')!r})")
-    version = meta.get("version")
-    if type(version) is not int or version < 1:
-        raise StoreError(f"{path}: field 'version' must be an integer >= 1, got {version!r}")
-    if version > _FORMAT_VERSION:
-        raise StoreError(f"{path}: written by a newer fastsampled (format 'version' "
-                         f"{version}; this one reads up to {_FORMAT_VERSION})")
-    if "index_to_key" not in meta:
-        raise StoreError(f"{path}: field 'index_to_key' is missing")
-    keys = meta["index_to_key"]
-    if not isinstance(keys, list):
-        raise StoreError(f"{path}: field 'index_to_key' must be a list of str, got "
-                         f"{type(keys).__name__}")
-    for i, key in enumerate(keys):
-        if type(key) is not str:
-            raise StoreError(f"{path}: field 'index_to_key' must hold str keys; index {i} is "
-                             f"{type(key).__name__} {key!r}")
-    dim = meta.get("vector_size")   # absent in files written before it was recorded
-    if dim is not None and (type(dim) is not int or dim < 1):
-        raise StoreError(f"{path}: field 'vector_size' must be an integer >= 1, got {dim!r}")
-    return keys, dim
 
 
 def _as_optional_restrict(value, name):
@@ -504,28 +450,7 @@ class KeyedVectors:
         """
         binary = as_bool(binary, "binary")
         write_header = as_bool(write_header, "write_header")
-        for key in self.index_to_key:
-            if not key or " " in key or "\n" in key:
-                raise ValueError(f"key {key!r} cannot be stored in word2vec format "
-                                 "(empty, or contains a space or newline)")
-        n, dim = self._vectors.shape
-        block = 8192
-        with replacing(path, compress=True) as fout:
-            if write_header:
-                fout.write(f"{n} {dim}\n".encode("utf8"))
-            for start in range(0, n, block):
-                keys = self.index_to_key[start:start + block]
-                rows = self._vectors[start:start + block]
-                if binary:
-                    raw = rows.astype("<f4").tobytes()
-                    rec = 4 * dim
-                    fout.write(b"".join(f"{key} ".encode("utf8") + raw[j * rec:(j + 1) * rec]
-                                        for j, key in enumerate(keys)))
-                else:
-                    # numpy's float32 -> str cast is str(np.float32(x)), as gensim writes
-                    texts = rows.astype(str).tolist()
-                    fout.write("".join(f"{key} {' '.join(vals)}\n"
-                                       for key, vals in zip(keys, texts)).encode("utf8"))
+        write_word2vec_format(path, self.index_to_key, self._vectors, binary, write_header)
 
     @classmethod
     def load_word2vec_format(cls, path, binary=False, limit=None, encoding="utf8",
@@ -569,35 +494,8 @@ class KeyedVectors:
             limit = as_int(limit, "limit", minimum=1)
         if no_header and binary:
             raise ValueError("no_header=True is only supported for text files (binary=False)")
-        path_str = os.fspath(path)
-        with _open(path, "rb") as fin:
-            if no_header:
-                n, dim = _detect_text_sizes(fin, path_str, limit)
-                fin.seek(0)
-                header_len = 0
-            else:
-                header = fin.readline(_MAX_HEADER)
-                header_len = len(header)
-                try:
-                    if header_len == _MAX_HEADER and not header.endswith(b"\n"):
-                        raise ValueError
-                    n, dim = (int(x) for x in header.decode(encoding).split())
-                    if n < 0 or dim < 1:
-                        raise ValueError
-                except (ValueError, UnicodeDecodeError):
-                    raise ValueError(
-                        f"{path_str}: line 1: expected a word2vec header 'count dim', got "
-                        f"{header[:80]!r} (a file without one: no_header=True)") from None
-            declared = n
-            if limit is not None:
-                n = min(n, limit)
-            size = _plain_file_size(fin)
-            if size is not None:
-                _check_declared_size(path_str, declared, n, dim, size, header_len, binary,
-                                     no_header)
-            reader = _read_binary if binary else _read_text
-            vectors, keys = reader(fin, path_str, n, dim, encoding, unicode_errors, header_len,
-                                   size is not None)
+        vectors, keys = read_word2vec_format(path, binary, limit, encoding, unicode_errors,
+                                             no_header)
         return cls(vectors, keys)
 
     # ------------------------------------------------------------------ npz persistence
@@ -614,15 +512,7 @@ class KeyedVectors:
         path : str or os.PathLike
             The file to write (replaced if it exists).
         """
-        meta = {"format": _FORMAT, "version": _FORMAT_VERSION, "vector_size": self.vector_size,
-                "index_to_key": self.index_to_key}
-        arrays = {"vectors": self._vectors,
-                  "meta_json": np.frombuffer(json.dumps(meta, ensure_ascii=False).encode("utf8"),
-                                             dtype=np.uint8)}
-        if self.counts is not None:
-            arrays["counts"] = self.counts
-        with replacing(path) as fout:
-            np.savez(fout, **arrays)
+        write_npz(path, self.index_to_key, self._vectors, self.counts)
 
     @classmethod
     def load(cls, path):
@@ -652,29 +542,13 @@ class KeyedVectors:
             If ``path`` does not exist.
         """
         path_str = os.fspath(path)
-        with NpzReader(path_str, "KeyedVectors.save") as npz:
-            keys, dim = _check_kv_meta(npz.read_json("meta_json"), path_str)
-            n = len(keys)
-            vectors = npz.read("vectors", np.float32, (n, dim),
-                               f"{n} keys in index_to_key" + (f", vector_size {dim}" if dim
-                                                               else ""))
-            counts = (npz.read("counts", np.int64, (n,), f"{n} keys in index_to_key")
-                      if "counts" in npz else None)
+        vectors, keys, counts = read_npz(path_str)
         try:
             return cls(vectors, keys, counts)
         except (TypeError, ValueError) as exc:
             raise StoreError(f"{path_str}: {exc}") from None
 
     # ------------------------------------------------------------------ evaluation
-
-    def _ok_vocab(self, restrict_vocab, case_insensitive):
-        """gensim's ok_vocab: (upper-cased) key of the first ``restrict_vocab`` rows -> the
-        index of its first (most frequent) occurrence."""
-        ok_keys = self.index_to_key[:restrict_vocab]  # None: all
-        ok_vocab = {}
-        for i, key in enumerate(ok_keys):
-            ok_vocab.setdefault(key.upper() if case_insensitive else key, i)
-        return ok_keys, ok_vocab
 
     def evaluate_word_analogies(self, path, restrict_vocab=300000, case_insensitive=True,
                                 dummy4unknown=False):
@@ -717,129 +591,13 @@ class KeyedVectors:
         restrict_vocab = self._check_restrict(restrict_vocab)
         case_insensitive = as_bool(case_insensitive, "case_insensitive")
         dummy4unknown = as_bool(dummy4unknown, "dummy4unknown")
-        path_str = os.fspath(path)
-        ok_keys, ok_vocab = self._ok_vocab(restrict_vocab, case_insensitive)
-        logger.info("Evaluating word analogies for top %s words in the model on %s",
-                    restrict_vocab, path_str)
-
-        # Parse: per section, the questions in file order; the answerable ones also as ids.
-        sections = []          # [name, [(quad, q_or_None)]]
-        ids = []               # (a, b, c, expected) rows of ok_vocab ids, answerable questions
-        n_questions = oov = 0
-        with _open(path, "rb") as fin:
-            for line_no, raw in enumerate(fin, 1):
-                try:
-                    line = raw.decode("utf8")
-                except UnicodeDecodeError as exc:
-                    raise ValueError(f"{path_str}: line {line_no}: not UTF-8 ({exc})") from None
-                if line.startswith(": "):
-                    sections.append((line.lstrip(": ").strip(), []))
-                    continue
-                if not sections:
-                    raise ValueError(f"{path_str}: line {line_no}: missing ': section' header "
-                                     "before the first question")
-                words = line.split()
-                if len(words) != 4:
-                    logger.info("Skipping invalid line #%i in %s", line_no, path_str)
-                    continue
-                quad = tuple(w.upper() for w in words) if case_insensitive else tuple(words)
-                n_questions += 1
-                q_ids = [ok_vocab.get(w) for w in quad]
-                if None in q_ids:
-                    oov += 1
-                    if dummy4unknown:
-                        sections[-1][1].append((quad, -1))
-                    continue
-                sections[-1][1].append((quad, len(ids)))
-                ids.append(q_ids)
-        if n_questions == 0:
-            raise ValueError(f"{path_str}: no analogy questions (lines of four words) found")
-
-        correct = self._answer_analogies(np.asarray(ids, np.int64).reshape(-1, 4),
-                                         len(ok_keys), ok_keys, ok_vocab, case_insensitive)
-        result = []
-        for name, questions in sections:
-            section = {"section": name,
-                       "correct": [quad for quad, q in questions if q >= 0 and correct[q]],
-                       "incorrect": [quad for quad, q in questions if q < 0 or not correct[q]]}
-            self._log_section(section)
-            result.append(section)
-        total = {"section": "Total accuracy",
-                 "correct": [quad for s in result for quad in s["correct"]],
-                 "incorrect": [quad for s in result for quad in s["incorrect"]]}
-        logger.info("Quadruplets with out-of-vocabulary words: %.1f%%", 100.0 * oov / n_questions)
-        if not dummy4unknown and oov:
-            logger.info("NB: analogies containing OOV words were skipped from evaluation! "
-                        "To change this behavior, use \"dummy4unknown=True\"")
-        score = self._log_section(total)
-        result.append(total)
-        return score, result
+        return score_analogies(self, path, restrict_vocab, case_insensitive, dummy4unknown)
 
     @staticmethod
     def _check_restrict(restrict_vocab):
         if restrict_vocab is None:
             return None
         return as_int(restrict_vocab, "restrict_vocab", minimum=0)
-
-    @staticmethod
-    def _log_section(section):
-        correct, incorrect = len(section["correct"]), len(section["incorrect"])
-        if correct + incorrect == 0:
-            return 0.0
-        score = correct / (correct + incorrect)
-        logger.info("%s: %.1f%% (%i/%i)", section["section"], 100.0 * score, correct,
-                    correct + incorrect)
-        return score
-
-    def _answer_analogies(self, ids, n_ok, ok_keys, ok_vocab, case_insensitive):
-        """Boolean (Q,): is the 3CosAdd answer of each question (rows of ``ids``) right?"""
-        correct = np.zeros(len(ids), bool)
-        if len(ids) == 0 or n_ok == 0:
-            return correct
-        normed = self.get_normed_vectors()[:n_ok]
-        # canon[i]: the ok_vocab id standing for row i (differs from i only for a later case
-        # variant of an earlier key, with case_insensitive)
-        if case_insensitive:
-            canon = np.fromiter((ok_vocab[k.upper()] for k in ok_keys), np.int64, n_ok)
-        else:
-            canon = np.arange(n_ok, dtype=np.int64)
-        has_variants = bool((canon != np.arange(n_ok)).any())
-        block = max(1, min(_MAX_BLOCK, _SCORE_BUDGET // n_ok))
-        for start in range(0, len(ids), block):
-            q = ids[start:start + block]
-            a, b, c, expected = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
-            query = (normed[b] + normed[c]) - normed[a]
-            length = np.linalg.norm(query, axis=1, keepdims=True)
-            query /= np.where(length > 0, length, np.float32(1.0))
-            scores = query @ normed.T                            # (block, n_ok)
-            rows = np.arange(len(q))
-            for col in (a, b, c):                                # inputs are never the answer
-                scores[rows, col] = -np.inf
-            pred = np.argmax(scores, axis=1)
-            answered = np.isfinite(scores[rows, pred])           # False: nothing left to pick
-            pred_canon = canon[pred]
-            ok = answered & (pred_canon == expected)
-            if has_variants:
-                # gensim skips answers whose upper-case form is an input word: redo those.
-                clash = answered & ((pred_canon == a) | (pred_canon == b) | (pred_canon == c))
-                for i in np.flatnonzero(clash).tolist():
-                    ok[i] = self._analogy_fallback(scores[i], canon, a[i], b[i], c[i],
-                                                   expected[i])
-            correct[start:start + len(q)] = ok
-        return correct
-
-    @staticmethod
-    def _analogy_fallback(scores, canon, a, b, c, expected):
-        """gensim's loop over its top-5 answers: the first one that is not a case variant of an
-        input word is the prediction; if all five are, the fifth one is."""
-        n_candidates = min(_ANALOGY_TOPN, int(np.isfinite(scores).sum()))
-        top = np.argsort(-scores, kind="stable")[:n_candidates]
-        predicted = None
-        for i in top.tolist():
-            predicted = canon[i]
-            if predicted not in (a, b, c):
-                break
-        return predicted is not None and predicted == expected
 
     def evaluate_word_pairs(self, path, delimiter="\t", restrict_vocab=300000,
                             case_insensitive=True, encoding="utf8", dummy4unknown=False):
@@ -875,248 +633,10 @@ class KeyedVectors:
         ValueError
             If no pair could be evaluated.
         """
-        from scipy import stats
-
         restrict_vocab = self._check_restrict(restrict_vocab)
         case_insensitive = as_bool(case_insensitive, "case_insensitive")
         dummy4unknown = as_bool(dummy4unknown, "dummy4unknown")
         if not isinstance(delimiter, str) or not delimiter:
             raise ValueError(f"delimiter must be a non-empty str, got {delimiter!r}")
-        path_str = os.fspath(path)
-        _, ok_vocab = self._ok_vocab(restrict_vocab, case_insensitive)
-        gold, left, right = [], [], []   # right/left == -1: an unknown word (dummy4unknown)
-        oov = 0
-        with _open(path, "rb") as fraw, io.TextIOWrapper(fraw, encoding=encoding) as fin:
-            lines = _decoded_lines(fin, path_str, encoding)
-            for line_no, line in enumerate(lines, 1):
-                if not line or line.startswith("#"):
-                    continue
-                try:
-                    parts = line.split(delimiter)
-                    if case_insensitive:
-                        parts = [p.upper() for p in parts]
-                    a, b, sim = parts
-                    sim = float(sim)
-                except (ValueError, TypeError):
-                    logger.info("Skipping invalid line #%d in %s", line_no, path_str)
-                    continue
-                if a not in ok_vocab or b not in ok_vocab:
-                    oov += 1
-                    if dummy4unknown:
-                        gold.append(sim)
-                        left.append(-1)
-                        right.append(-1)
-                    continue
-                gold.append(sim)
-                left.append(ok_vocab[a])
-                right.append(ok_vocab[b])
-        if not gold:
-            raise ValueError(f"No valid similarity judgements found in {path_str}: either invalid "
-                             f"format or all are out-of-vocabulary in {self!r}")
-        left = np.asarray(left, np.int64)
-        right = np.asarray(right, np.int64)
-        normed = self.get_normed_vectors()
-        model = np.einsum("ij,ij->i", normed[left], normed[right]).astype(np.float64)
-        model[left < 0] = 0.0
-        spearman = stats.spearmanr(gold, model)
-        pearson = stats.pearsonr(gold, model)
-        if dummy4unknown:
-            oov_ratio = float(oov) / len(gold) * 100
-        else:
-            oov_ratio = float(oov) / (len(gold) + oov) * 100
-        logger.info("Pearson correlation coefficient against %s: %.4f", path_str, pearson[0])
-        logger.info("Spearman rank-order correlation coefficient against %s: %.4f", path_str,
-                    spearman[0])
-        logger.info("Pairs with unknown words ratio: %.1f%%", oov_ratio)
-        return pearson, spearman, oov_ratio
-
-
-def _decoded_lines(fin, path, encoding):
-    """The lines of a text file, a decoding error turned into a ValueError naming the file."""
-    line_no = 0
-    while True:
-        try:
-            line = fin.readline()
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"{path}: after line {line_no}: not {encoding} "
-                             f"({exc.reason})") from None
-        if not line:
-            return
-        line_no += 1
-        yield line
-
-
-# ---------------------------------------------------------------------- word2vec file readers
-
-def _decode_key(raw, path, where, encoding, unicode_errors):
-    try:
-        return raw.decode(encoding, errors=unicode_errors)
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: {where}: key {raw[:80]!r} does not decode as {encoding} "
-                         f"({exc.reason}; unicode_errors='ignore' or 'replace' may help)") from None
-
-
-# The header line "count dim\n" is short; a first line longer than this is not one.
-_MAX_HEADER = 1024
-# A header that the file is too small for is refused outright when its array would take more
-# than this; a smaller one is read until the file ends, to name the line where it does.
-_EAGER_BYTES = 1 << 24
-
-
-def _plain_file_size(fin):
-    """Size in bytes of ``fin`` if it is an uncompressed regular file, else None."""
-    if not isinstance(fin, io.BufferedReader):
-        return None
-    st = os.fstat(fin.fileno())
-    return st.st_size if stat.S_ISREG(st.st_mode) else None
-
-
-def _check_declared_size(path, declared, n, dim, size, header_len, binary, no_header):
-    """Refuse a header (or, without one, a first line) announcing more than the file holds,
-    before its ``(n, dim)`` array is allocated.
-
-    A binary record takes at least ``4 * dim + 2`` bytes (a one-byte key, a space, the
-    float32 values); a text line at least ``2 * dim + 1`` (a key and ``dim`` values, each
-    after a space, and the newline that ends every line but maybe the last). When the array
-    would be small anyway, the file is read instead, and the reader's error names the line or
-    record where it ends.
-    """
-    need = n * (4 * dim + 2 if binary else 2 * dim + 1)
-    if need <= size - header_len or 4 * n * dim <= _EAGER_BYTES:
-        return
-    if no_header:
-        raise ValueError(f"{path}: line 1 holds {dim} values, so the file's {n} lines need at "
-                         f"least {need} bytes, but the file has only {size} bytes")
-    raise ValueError(f"{path}: the header declares {declared} x {dim} but the file has only "
-                     f"{size} bytes (the first {n} vectors need at least {header_len + need})")
-
-
-class _Collector:
-    """Rows of a word2vec file; a repeated key keeps its first vector, as in gensim.
-
-    With ``preallocate`` (an uncompressed file whose size was checked against the header)
-    the ``(n, dim)`` array is allocated at once; otherwise it grows as rows arrive, so that a
-    damaged header in a compressed file costs no more memory than the rows really read.
-    """
-
-    def __init__(self, n, dim, preallocate=True):
-        self.n = n
-        self.vectors = np.empty((n if preallocate else 0, dim), np.float32)
-        self.keys = []
-        self.seen = set()
-
-    def _grow(self):
-        cap, dim = self.vectors.shape
-        new_cap = min(self.n, max(2 * cap, (1 << 20) // (4 * dim), 1))
-        grown = np.empty((new_cap, dim), np.float32)
-        grown[:cap] = self.vectors
-        self.vectors = grown
-
-    def add(self, key, vector):
-        if key in self.seen:
-            logger.warning("duplicate word %r in word2vec file, ignoring all but first", key)
-            return
-        self.seen.add(key)
-        if len(self.keys) == len(self.vectors):
-            self._grow()
-        self.vectors[len(self.keys)] = vector
-        self.keys.append(key)
-
-    def result(self):
-        vectors = self.vectors if len(self.keys) == len(self.vectors) else \
-            np.ascontiguousarray(self.vectors[:len(self.keys)])
-        return vectors, self.keys
-
-
-def _parse_text_line(line, path, line_no, dim, encoding, unicode_errors):
-    # gensim: the key runs to the first space; word2vec.c ends lines with "value \n"
-    line = line.rstrip()
-    key_raw, _, rest = line.partition(b" ")
-    values = rest.split()
-    if dim is not None and len(values) != dim:
-        raise ValueError(f"{path}: line {line_no}: expected a key and {dim} values, got "
-                         f"{len(values)} values")
-    try:
-        vector = np.array(values, dtype=np.float32)
-    except ValueError:
-        bad = next(v for v in values if not _is_float(v))
-        raise ValueError(f"{path}: line {line_no}: {bad[:40]!r} is not a number") from None
-    key = _decode_key(key_raw, path, f"line {line_no}", encoding, unicode_errors)
-    if not key:
-        raise ValueError(f"{path}: line {line_no}: empty key (the line starts with a space)")
-    return key, vector
-
-
-def _is_float(token):
-    try:
-        float(token)
-        return True
-    except ValueError:
-        return False
-
-
-def _read_text(fin, path, n, dim, encoding, unicode_errors, header_len, preallocate=True):
-    rows = _Collector(n, dim, preallocate)
-    first_line = 1 if header_len == 0 else 2
-    for i in range(n):
-        line = fin.readline()
-        if not line:
-            raise ValueError(f"{path}: line {first_line + i}: file ends after {i} vectors, "
-                             f"the header announces {n} vectors of dimension {dim}")
-        rows.add(*_parse_text_line(line, path, first_line + i, dim, encoding, unicode_errors))
-    return rows.result()
-
-
-def _detect_text_sizes(fin, path, limit):
-    """(number of lines, values on the first line) of a header-less text file."""
-    n = 0
-    dim = None
-    for line in fin:
-        if limit is not None and n == limit:
-            break
-        if dim is None:
-            dim = len(line.rstrip().partition(b" ")[2].split())
-            if dim < 1:
-                raise ValueError(f"{path}: line 1: expected a key followed by its values")
-        n += 1
-    if dim is None:
-        raise ValueError(f"{path}: the file is empty")
-    return n, dim
-
-
-def _read_binary(fin, path, n, dim, encoding, unicode_errors, header_len, preallocate=True,
-                 chunk_size=1 << 20):
-    rows = _Collector(n, dim, preallocate)
-    record = 4 * dim
-    buf = b""
-    pos = 0            # start of the next record in buf
-    consumed = header_len  # file offset of buf[0]
-    eof = False
-    i = 0
-    while i < n:
-        space = buf.find(b" ", pos)
-        if space < 0 or len(buf) - (space + 1) < record:
-            if eof:
-                raise ValueError(f"{path}: record {i + 1} (byte {consumed + pos}): file ends after "
-                                 f"{i} vectors, the header announces {n} vectors of dimension "
-                                 f"{dim}")
-            held = len(buf) - pos
-            consumed += pos
-            # At most twice what is held: a record of a damaged header's dimension is never
-            # asked for at once, yet a long record takes few reads.
-            more = fin.read(max(chunk_size, min(2 * record, 2 * held)))
-            eof = not more
-            buf = buf[pos:] + more
-            pos = 0
-            continue
-        # some writers put a newline after each vector (word2vec.c); gensim strips it from keys
-        where = f"record {i + 1} (byte {consumed + pos})"
-        key = _decode_key(buf[pos:space], path, where, encoding, unicode_errors).lstrip("\n")
-        if not key or "\n" in key:
-            raise ValueError(f"{path}: {where}: " + (f"key {key[:80]!r} contains a newline"
-                                                     if key else "empty key")
-                             + " (the word2vec format cannot store it)")
-        rows.add(key, np.frombuffer(buf, dtype="<f4", count=dim, offset=space + 1))
-        pos = space + 1 + record
-        i += 1
-    return rows.result()
+        return score_word_pairs(self, path, delimiter, restrict_vocab, case_insensitive,
+                                encoding, dummy4unknown)

@@ -541,8 +541,8 @@ def test_word2vec_format_header_larger_than_the_file(tmp_path, binary, suffix):
 
 def _write_compressed(path):
     """A binary file object writing ``path``, compressed by its suffix as the loaders expect."""
-    from fastsampled.keyedvectors import _open
-    return _open(path, "wb")
+    from fastsampled._kvformats import open_compressed
+    return open_compressed(path, "wb")
 
 
 def test_word2vec_format_header_of_300_columns(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastsampled as fs
-from fastsampled import keyedvectors as kvmod
+from fastsampled import _kveval, _kvformats
 from fastsampled.keyedvectors import KeyedVectors
 
 QUESTIONS_WORDS = "questions-words.txt"
@@ -359,8 +359,8 @@ def test_word2vec_c_style_files(tmp_path):
 def test_word2vec_binary_small_chunks(tmp_path, monkeypatch):
     kv = _random_kv(50, 7, keys=[f"k{i}" * (i % 5 + 1) for i in range(50)])
     kv.save_word2vec_format(tmp_path / "b", binary=True)
-    real = kvmod._read_binary
-    monkeypatch.setattr(kvmod, "_read_binary", lambda *a: real(*a, chunk_size=3))
+    real = _kvformats._read_binary
+    monkeypatch.setattr(_kvformats, "_read_binary", lambda *a: real(*a, chunk_size=3))
     back = KeyedVectors.load_word2vec_format(tmp_path / "b", binary=True)
     assert back.index_to_key == kv.index_to_key
     np.testing.assert_array_equal(back.vectors, kv.vectors)
@@ -451,7 +451,7 @@ def test_analogies_by_hand(tmp_path):
 def test_analogies_match_reference_across_blocks(tmp_path, monkeypatch):
     kv, countries, capitals, singular, plural = _analogy_kv(seed=1)
     path = _write_analogies(tmp_path / "q.txt", countries, capitals, singular, plural)
-    monkeypatch.setattr(kvmod, "_MAX_BLOCK", 7)  # many blocks, a ragged last one
+    monkeypatch.setattr(_kveval, "_MAX_BLOCK", 7)  # many blocks, a ragged last one
     scores = []
     for restrict, case_insensitive, dummy in [(None, True, False), (1000, True, True),
                                               (40, True, False), (len(kv), False, False)]:
