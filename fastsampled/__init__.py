@@ -3,7 +3,7 @@
 TensorFlow's ``tf.nn.sampled_softmax_loss`` / ``tf.nn.nce_loss`` and candidate samplers,
 numerically faithful, as parallel Numba kernels.
 """
-from . import _memory, datasets
+from . import datasets
 from .alias import AliasTable
 from .head import SampledSoftmaxHead
 from .keyedvectors import KeyedVectors
@@ -20,8 +20,6 @@ from .sharding import ShardedMatrix, StoreError, StoreLockedError
 from .word2vec import Word2Vec
 
 __version__ = "0.1.0"
-
-_memory.tune_malloc()   # per-step temporaries stay in the heap (see _memory.tune_malloc)
 
 __all__ = [
     "SampledSoftmaxHead", "datasets", "AliasTable", "SparseGrads", "nce_loss", "nce_loss_and_grads", "sampled_softmax_loss",

@@ -154,6 +154,21 @@ def plan(B, S):
 
 
 @njit(cache=True)
+def work_size(B, T, S, D, gather):
+    """Elements of the scratch buffer (``work``) a (B, T, S, D) step needs: none when S is one
+    chunk (its temporaries are small); otherwise the slab logits (S*B), the per-chunk
+    ``d_inputs`` partials and ``dW_s`` (or the per-block ``dW_s`` partials), and with
+    ``gather`` (:func:`step_dense`) the gathered rows."""
+    nrb, rb, nc, sc = plan(B, S)
+    if nc == 1:
+        return 0
+    n = S * B + ((nc * B + S) * D if nc >= nrb else nrb * S * D)
+    if gather:
+        n += (B * T + S) * D
+    return n
+
+
+@njit(cache=True)
 def _slab_logits(x, ws, bs, log_sec, hit_cols, r0, r1, s0, s1, Z):
     """Sampled logits of examples ``r0..r1`` for sampled classes ``s0..s1`` into ``Z``
     (s1 - s0, r1 - r0), transposed so that every pass below runs along contiguous rows of
@@ -470,12 +485,14 @@ def _combine_rows(zt, Mp, Sp, nce, want_grads, gscale, rb, nrb, loss, g_true, F)
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
-def _slab_grads(x, rows, num_true, g_true, nce, rb, nrb, sc, nc, Zbuf, F):
+def _slab_grads(x, rows, num_true, g_true, nce, rb, nrb, sc, nc, Zbuf, F, work):
     """Phase 3: dL/dz of every slab, then ``dW_s``, ``db_s`` and ``d_inputs`` by BLAS.
 
     With at least as many chunks as row blocks, a task owns a chunk (its ``dW_s`` rows
     directly, ``d_inputs`` as per-chunk partials); otherwise a row block (its ``d_inputs``
     rows directly, ``dW_s`` as per-block partials). Partials are added in a fixed order.
+    The per-chunk ``d_inputs`` partials and ``dW_s`` are carved from ``work`` (see
+    :func:`work_size`).
     """
     B, D = x.shape
     T = num_true
@@ -485,13 +502,13 @@ def _slab_grads(x, rows, num_true, g_true, nce, rb, nrb, sc, nc, Zbuf, F):
     dx = np.empty((B, D), x.dtype)
     by_chunk = nc >= nrb
     if by_chunk:
-        dxp = np.empty((nc, B, D), x.dtype)
-        wpart = np.empty((1, S, D), x.dtype)     # one "partial": dW_s itself
+        dxp = work[:nc * B * D].reshape((nc, B, D))
+        wpart = work[nc * B * D:(nc * B + S) * D].reshape((1, S, D))  # one "partial": dW_s
         bpart = np.empty((1, S), np.float64)
         ntask = nc
     else:
-        dxp = np.empty((1, 1, D), x.dtype)
-        wpart = np.empty((nrb, S, D), x.dtype)
+        dxp = work[:D].reshape((1, 1, D))
+        wpart = work[:nrb * S * D].reshape((nrb, S, D))
         bpart = np.empty((nrb, S), np.float64)
         ntask = nrb
     for t in prange(ntask):
@@ -562,7 +579,7 @@ def _sum_dx_partials(dxp, g_true, rows, rb, nrb, dx):
 
 @njit(cache=True)
 def sampled_fwd_bwd(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, want_grads,
-                    gscale):
+                    gscale, work):
     """Loss (float64, per example) and, if ``want_grads``, all gradients of ``gscale *
     sum(loss)`` (``gscale = 1 / B`` gives the mean's, folded into dL/dz for free).
 
@@ -574,6 +591,8 @@ def sampled_fwd_bwd(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, w
         (zeros when subtract_log_q is False).
     hit_cols : (B, T) int64, the sampled column to mask for each label, or -1.
     nce : False for sampled softmax, True for NCE (sigmoid cross-entropy).
+    work : 1-D array of x's dtype, at least ``work_size(B, T, S, D, False)`` elements:
+        scratch for the step's largest temporaries, owned and reused by the caller.
 
     Returns
     -------
@@ -594,7 +613,7 @@ def sampled_fwd_bwd(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, w
         BT = B * T
         return _fused(x, rows, brows, np.arange(BT), rows[BT:], brows[BT:], T, log_tec,
                       log_sec, hit_cols, nce, want_grads, gscale, rb, nrb)
-    Zbuf = np.empty(S * B, x.dtype)
+    Zbuf = work[:S * B]
     zt = np.empty((T, B))
     Mp = np.empty((nc, B))
     Sp = np.empty((nc, B))
@@ -607,7 +626,8 @@ def sampled_fwd_bwd(x, rows, brows, num_true, log_tec, log_sec, hit_cols, nce, w
     if not want_grads:
         return (loss, np.empty((0, D), x.dtype), g_true, np.empty((0, 0, D), x.dtype),
                 np.empty((0, 0)))
-    dx, wpart, bpart = _slab_grads(x, rows, T, g_true, nce, rb, nrb, sc, nc, Zbuf, F)
+    dx, wpart, bpart = _slab_grads(x, rows, T, g_true, nce, rb, nrb, sc, nc, Zbuf, F,
+                                   work[S * B:])
     return loss, dx, g_true, wpart, bpart
 
 
@@ -718,7 +738,7 @@ def _step_result(loss, dx, g_true, wpart, bpart, labels, sampled, x, want_grads)
 
 @njit(cache=True)
 def step_rows(rows, brows, x, labels, sampled, log_tec, log_sec, remove_hits, nce, want_grads,
-              gscale):
+              gscale, work):
     """One loss (+ gradients) step on already gathered rows: one dispatch for all phases.
 
     Returns ``(loss float64 (B,), dx, ids, dW, db)``, the gradients those of ``gscale *
@@ -728,17 +748,19 @@ def step_rows(rows, brows, x, labels, sampled, log_tec, log_sec, remove_hits, nc
     """
     hit_cols = _hit_columns(labels, sampled, remove_hits)
     loss, dx, g_true, wpart, bpart = sampled_fwd_bwd(x, rows, brows, labels.shape[1], log_tec,
-                                                     log_sec, hit_cols, nce, want_grads, gscale)
+                                                     log_sec, hit_cols, nce, want_grads, gscale,
+                                                     work)
     return _step_result(loss, dx, g_true, wpart, bpart, labels, sampled, x, want_grads)
 
 
 @njit(cache=True)
 def step_dense(weights, biases, x, labels, sampled, log_tec, log_sec, remove_hits, nce, want_grads,
-               gscale):
+               gscale, work):
     """:func:`step_rows` on one weights array and one biases array. With S in one chunk the
     S sampled rows are gathered here and each row block of :func:`_fused` gathers its own
     label rows from ``weights`` (one parallel region; the same values as gathering first);
-    otherwise everything is gathered first, in parallel."""
+    otherwise everything is gathered first, in parallel, into ``work`` (at least
+    ``work_size(B, T, S, D, True)`` elements)."""
     B, T = labels.shape
     BT = B * T
     S = sampled.size
@@ -759,9 +781,9 @@ def step_dense(weights, biases, x, labels, sampled, log_tec, log_sec, remove_hit
         return _step_result(loss, dx, g_true, wpart, bpart, labels, sampled, x, want_grads)
     ids = _concat_ids(labels.reshape(-1), sampled)
     pos = np.arange(BT + S)
-    rows = np.empty((BT + S, x.shape[1]), x.dtype)
+    rows = work[:(BT + S) * D].reshape((BT + S, D))
     brows = np.empty(BT + S, x.dtype)
     gather_rows(weights, ids, pos, rows)
     gather_vec(biases, ids, pos, brows)
     return step_rows(rows, brows, x, labels, sampled, log_tec, log_sec, remove_hits, nce,
-                     want_grads, gscale)
+                     want_grads, gscale, work[(BT + S) * D:])

@@ -1,19 +1,14 @@
-"""Memory the kernels use: large arrays on transparent huge pages, and malloc thresholds
-that keep per-step temporaries mapped (private).
+"""Memory the kernels use: large arrays on transparent huge pages (private).
 
 A training step reads and writes ~10^3 rows at random places of a weight matrix (and of its
 optimizer slots). With 4 KiB pages every such row costs a TLB miss and a page-table walk that
 itself misses the caches once the matrix is a few GB; with 2 MiB pages the TLB covers it, and
-a gather of random rows runs several times faster (docs/performance.md#huge-pages-and-malloc).
+a gather of random rows runs several times faster (docs/performance.md#huge-pages).
 Linux's default THP mode here is "madvise", so ordinary numpy allocations do not get huge
 pages; arrays made by :func:`empty` and :func:`full` ask for them (``MADV_HUGEPAGE``) when
 they are large. Elsewhere (no THP, non-Linux) they are ordinary arrays.
 """
-import ctypes
 import mmap
-import os
-import platform
-import sys
 
 import numpy as np
 
@@ -49,7 +44,7 @@ def full(shape, fill, dtype):
     write a page, in parallel), so that a training step does not pay for them later: left
     lazy, a large optimizer slot faults its 2 MiB pages in during the first few hundred steps
     of a head, and those steps run many times slower, most of all on virtual machines where
-    first touching guest memory is slow (docs/performance.md#huge-pages-and-malloc). The
+    first touching guest memory is slow (docs/performance.md#huge-pages). The
     memory is resident from the start, as any other framework's optimizer state is.
     """
     arr, zeroed = _alloc(shape, dtype)
@@ -81,43 +76,3 @@ def available_memory():
     except OSError:
         pass
     return 0
-
-
-# glibc mallopt parameters
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 32 << 20     # glibc's largest allowed value (64-bit)
-TRIM_THRESHOLD = 256 << 20
-_tuned = None
-
-
-def tune_malloc():
-    """Keep a training step's temporaries in the heap between steps (glibc only).
-
-    A step allocates and frees the same few MB of temporaries every call (gathered rows,
-    logits, partial sums). glibc's defaults hand chunks over 128 KiB back to the kernel, or
-    trim the heap once 2x the last such chunk is free at its top, so the next step faults
-    every page in again, a sizeable share of a step's time with a large ``num_sampled``
-    (docs/performance.md#huge-pages-and-malloc). With the mmap threshold at 32 MiB and
-    the trim threshold at 256 MiB they stay. The cost: up to 256 MiB of freed memory kept by
-    the process. Called once on import; left alone when ``FASTSAMPLED_KEEP_MALLOC=1`` or
-    when ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` are set (the user's choice
-    wins). Returns whether the thresholds were set.
-    """
-    global _tuned
-    if _tuned is not None:
-        return _tuned
-    _tuned = False
-    if (os.environ.get("FASTSAMPLED_KEEP_MALLOC", "") not in ("", "0")
-            or "MALLOC_MMAP_THRESHOLD_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ):
-        return _tuned
-    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
-        return _tuned
-    try:
-        libc = ctypes.CDLL(None)
-        ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-        ok = libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
-    except (OSError, AttributeError):
-        ok = False
-    _tuned = ok
-    return _tuned

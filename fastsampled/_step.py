@@ -12,12 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._blas import single_threaded_blas
-from ._loss_kernels import step_dense, step_rows
+from ._loss_kernels import step_dense, step_rows, work_size
 from ._validate import as_float_array, as_id_array, check_range
 from ._validate_kernels import first_not_positive_finite
 
-__all__ = ["SparseGrads", "StepOptions", "check_sampled_values", "step_ids", "loss_and_grads",
-           "loss_and_grads_on_rows"]
+__all__ = ["SparseGrads", "StepOptions", "Workspace", "check_sampled_values", "step_ids",
+           "loss_and_grads", "loss_and_grads_on_rows"]
 
 
 class SparseGrads:
@@ -71,6 +71,73 @@ class StepOptions:
     nce: bool = False
     remove_accidental_hits: bool = True
     subtract_log_q: bool = True
+
+
+class Workspace:
+    """Scratch memory that steps reuse, owned by whoever runs them (a head, a thread).
+
+    A large step (many sampled classes) needs tens of megabytes of temporaries: the slab
+    logits, the partial gradients, the gathered rows. Allocated afresh every step, they come
+    from new pages that the kernel must fault in and zero each time; kept here, the pages
+    stay mapped and warm from one step to the next (docs/performance.md#step-workspace). The
+    buffers grow to the largest step seen and are freed with the workspace (or by
+    :meth:`release`). Not thread-safe: one step at a time.
+
+    Parameters
+    ----------
+    max_bytes : int, optional
+        Buffers larger than this are not kept after the step (None: no limit).
+    """
+
+    __slots__ = ("max_bytes", "_buffers")
+
+    def __init__(self, max_bytes=None):
+        self.max_bytes = max_bytes
+        self._buffers = {}
+
+    def take(self, name, size, dtype):
+        """A 1-D buffer of ``size`` elements of ``dtype`` (contents undefined), reused.
+
+        Parameters
+        ----------
+        name : str
+            Which buffer (several may be in use in one step).
+        size : int
+        dtype : numpy.dtype
+
+        Returns
+        -------
+        ndarray
+        """
+        dtype = np.dtype(dtype)
+        key = (name, dtype)
+        buf = self._buffers.get(key)
+        if buf is None or buf.size < size:
+            buf = np.empty(max(int(size), 1), dtype)
+            if self.max_bytes is None or buf.nbytes <= self.max_bytes:
+                self._buffers[key] = buf
+        return buf[:size]
+
+    @property
+    def nbytes(self):
+        """Bytes held between steps."""
+        return sum(b.nbytes for b in self._buffers.values())
+
+    def release(self):
+        """Free every buffer (the next step allocates again)."""
+        self._buffers = {}
+
+
+_NO_WORK = {dt: np.empty(0, dt) for dt in (np.dtype(np.float32), np.dtype(np.float64))}
+
+
+def _work(workspace, B, T, S, D, dtype, gather):
+    n = work_size(B, T, S, D, gather)
+    if n == 0:
+        return _NO_WORK[dtype]
+    if workspace is None:
+        return np.empty(n, dtype)
+    return workspace.take("step", n, dtype)
 
 
 def check_sampled_values(sampled_values, labels, num_sampled, num_rows):
@@ -152,7 +219,7 @@ def _result(out, candidates, want_grads, w_dtype, b_dtype, dtype):
 
 
 def loss_and_grads(weights, biases, inputs, labels, candidates, options, *, want_grads=True,
-                   grad_scale=1.0):
+                   grad_scale=1.0, workspace=None):
     """Loss of one step and, if ``want_grads``, the gradients of ``grad_scale * sum(loss)``.
 
     Parameters
@@ -170,6 +237,8 @@ def loss_and_grads(weights, biases, inputs, labels, candidates, options, *, want
     want_grads : bool
     grad_scale : float
         Folded into dL/dz by the kernels at no cost (the head's mean passes ``1 / B``).
+    workspace : Workspace, optional
+        Scratch memory to reuse (None: allocated for this step).
 
     Returns
     -------
@@ -178,24 +247,30 @@ def loss_and_grads(weights, biases, inputs, labels, candidates, options, *, want
     """
     x = inputs
     s = candidates[0]
+    (B, D), T, S = x.shape, labels.shape[1], s.size
     log_tec, log_sec = _log_q(labels, candidates, x.dtype, options.subtract_log_q)
     with single_threaded_blas():
         if len(weights.shards) == 1 and len(biases.shards) == 1:
+            work = _work(workspace, B, T, S, D, x.dtype, True)
             out = step_dense(weights.shards[0], biases.shards[0], x, labels, s, log_tec,
                              log_sec, options.remove_accidental_hits, options.nce, want_grads,
-                             float(grad_scale))
+                             float(grad_scale), work)
         else:
             ids = step_ids(labels, s)
-            rows = weights.gather(ids, np.empty((ids.size, x.shape[1]), x.dtype))
+            if workspace is None:
+                rows = np.empty((ids.size, D), x.dtype)
+            else:
+                rows = workspace.take("rows", ids.size * D, x.dtype).reshape(ids.size, D)
+            rows = weights.gather(ids, rows)
             brows = biases.gather(ids, np.empty(ids.size, x.dtype))
             out = step_rows(rows, brows, x, labels, s, log_tec, log_sec,
                             options.remove_accidental_hits, options.nce, want_grads,
-                            float(grad_scale))
+                            float(grad_scale), _work(workspace, B, T, S, D, x.dtype, False))
     return _result(out, candidates, want_grads, weights.dtype, biases.dtype, x.dtype)
 
 
 def loss_and_grads_on_rows(rows, bias_rows, inputs, labels, candidates, options, *,
-                           want_grads=True, grad_scale=1.0):
+                           want_grads=True, grad_scale=1.0, workspace=None):
     """:func:`loss_and_grads` on rows gathered by the caller.
 
     Parameters
@@ -205,7 +280,7 @@ def loss_and_grads_on_rows(rows, bias_rows, inputs, labels, candidates, options,
         inputs' dtype, C-contiguous.
     bias_rows : ndarray of shape (B*T + S,)
         The matching biases, in the inputs' dtype.
-    inputs, labels, candidates, options, want_grads, grad_scale
+    inputs, labels, candidates, options, want_grads, grad_scale, workspace
         As :func:`loss_and_grads`, except that labels and candidates need only be
         non-negative: they name the gradient rows and are never used to index an array.
 
@@ -217,8 +292,9 @@ def loss_and_grads_on_rows(rows, bias_rows, inputs, labels, candidates, options,
     x = inputs
     s = candidates[0]
     log_tec, log_sec = _log_q(labels, candidates, x.dtype, options.subtract_log_q)
+    (B, D), T, S = x.shape, labels.shape[1], s.size
     with single_threaded_blas():
         out = step_rows(rows, bias_rows, x, labels, s, log_tec, log_sec,
                         options.remove_accidental_hits, options.nce, want_grads,
-                        float(grad_scale))
+                        float(grad_scale), _work(workspace, B, T, S, D, x.dtype, False))
     return _result(out, candidates, want_grads, x.dtype, x.dtype, x.dtype)

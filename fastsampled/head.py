@@ -37,7 +37,7 @@ from ._files import atomic_output, atomic_write_bytes, fsync_dir, read_json_obje
 from ._layout import check_strategy
 from ._storefile import check_group_record, check_replaceable
 from ._params import ParamRows
-from ._step import SparseGrads, StepOptions, check_sampled_values, step_ids
+from ._step import SparseGrads, StepOptions, Workspace, check_sampled_values, step_ids
 from ._step import loss_and_grads as step_loss_and_grads
 from ._validate import as_bool, as_float_array, as_int, as_real, as_true_classes, check_range
 from .optimizers import SGD, Adagrad, Adam
@@ -188,6 +188,7 @@ class SampledSoftmaxHead:
         self._lock_fd = None
         self._rows = None            # the parameters as the step takes them (_loss_rows)
         self._bound = None           # the parameters bound to the optimizer (apply_grads)
+        self._workspace = Workspace()  # the steps' scratch memory, reused step after step
         self.counts = None
         if sampler == "unigram":
             if counts is None:
@@ -565,6 +566,7 @@ class SampledSoftmaxHead:
         the last :meth:`checkpoint` are rolled back when the head is loaded again."""
         self._rows = None
         self._bound = None
+        self._workspace.release()
         self.closed = True
         if self.path is None:
             return
@@ -799,7 +801,8 @@ class SampledSoftmaxHead:
         W, Bs = self._loss_rows()
         scale = 1.0 / x.shape[0] if reduction == "mean" else 1.0
         loss, g = step_loss_and_grads(W, Bs, x, lab, candidates, self._options,
-                                      want_grads=want_grads, grad_scale=scale)
+                                      want_grads=want_grads, grad_scale=scale,
+                                      workspace=self._workspace)
         total = float(loss.sum(dtype=np.float64))
         if not np.isfinite(total):
             raise FloatingPointError(f"non-finite loss ({total}) at step {self.step}; nothing "

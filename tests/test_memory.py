@@ -1,7 +1,5 @@
-"""Huge-page arrays and the malloc thresholds set on import (fastsampled._memory)."""
+"""Huge-page arrays and the memory probe (fastsampled._memory)."""
 import os
-import platform
-import subprocess
 import sys
 
 import numpy as np
@@ -40,24 +38,6 @@ def test_full_of_zeros_is_resident_at_once():
     grown = _rss_anon_bytes() - before
     assert grown >= 0.9 * nbytes, (grown, nbytes)
     assert not a.any()
-
-
-def _tuned_in_child(env):
-    code = "import fastsampled, fastsampled._memory as m; print(m._tuned)"
-    out = subprocess.run([sys.executable, "-c", code], env=env,
-                         capture_output=True, text=True, check=True)
-    return out.stdout.strip()
-
-
-@pytest.mark.skipif(sys.platform != "linux" or platform.libc_ver()[0] != "glibc",
-                    reason="mallopt thresholds are glibc's")
-def test_malloc_thresholds_set_on_import_unless_the_user_says_otherwise():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    env.pop("FASTSAMPLED_KEEP_MALLOC", None)
-    base = {"FASTSAMPLED_KEEP_MALLOC": "0"}
-    assert _tuned_in_child({**env, **base}) == "True"
-    assert _tuned_in_child({**env, "FASTSAMPLED_KEEP_MALLOC": "1"}) == "False"
-    assert _tuned_in_child({**env, **base, "MALLOC_TRIM_THRESHOLD_": "131072"}) == "False"
 
 
 def test_available_memory_is_memavailable_in_bytes():
