@@ -32,7 +32,8 @@ import tempfile
 
 import numpy as np
 
-from . import _w2v_kernels as w2v_kernels
+from ._w2v_kernels import (ESCAPE, SCAN_LINE_LEN, SCAN_LINES, SCAN_OUT, SCAN_POS,
+                           SCAN_STATE_SIZE, SCAN_UNIQUE, encode_part, rehash, scan_tokens)
 
 MAX_WORDS_IN_BATCH = 10000
 _CHUNK_BYTES = 1 << 20
@@ -115,12 +116,12 @@ class _FileScan:
         self.counts = np.zeros(cap, np.int64)
         self.arena_off = np.zeros(cap + 1, np.int64)
         self.arena = np.empty(1 << 20, np.uint8)
-        self.st = np.zeros(w2v_kernels.SCAN_STATE_SIZE, np.int64)
+        self.st = np.zeros(SCAN_STATE_SIZE, np.int64)
         self.out_ids = np.empty(_CHUNK_BYTES // 2 + 1, np.int32)
         self.out_lens = np.empty(_CHUNK_BYTES // 2 + 1, np.int64)
 
     def _grow(self, nbytes):
-        nuniq = int(self.st[w2v_kernels.SCAN_UNIQUE])
+        nuniq = int(self.st[SCAN_UNIQUE])
         if nuniq >= min(self.slots.size // 2, self.hashes.size):
             cap = 2 * self.hashes.size
             self.hashes = np.concatenate((self.hashes, np.empty(cap - self.hashes.size,
@@ -130,7 +131,7 @@ class _FileScan:
             self.arena_off = np.concatenate((self.arena_off, np.zeros(
                 cap + 1 - self.arena_off.size, np.int64)))
             self.slots = np.full(2 * cap, -1, np.int64)
-            w2v_kernels.rehash(self.hashes, nuniq, self.slots)
+            rehash(self.hashes, nuniq, self.slots)
         else:
             self.arena = np.concatenate((self.arena, np.empty(max(self.arena.size, nbytes),
                                                               np.uint8)))
@@ -138,25 +139,25 @@ class _FileScan:
     def _chunks(self):
         """Run the tokeniser over the file; yield (ids, lens) of each chunk (views)."""
         st = self.st
-        st[w2v_kernels.SCAN_LINE_LEN] = 0
+        st[SCAN_LINE_LEN] = 0
         for data in _iter_file_chunks(self.path):
             if self.out_ids.size < data.size // 2 + 1:
                 self.out_ids = np.empty(data.size // 2 + 1, np.int32)
                 self.out_lens = np.empty(data.size // 2 + 1, np.int64)
-            st[w2v_kernels.SCAN_POS] = 0
-            st[w2v_kernels.SCAN_OUT] = 0
-            st[w2v_kernels.SCAN_LINES] = 0
-            while w2v_kernels.scan_tokens(data, st, self.slots, self.hashes, self.arena,
+            st[SCAN_POS] = 0
+            st[SCAN_OUT] = 0
+            st[SCAN_LINES] = 0
+            while scan_tokens(data, st, self.slots, self.hashes, self.arena,
                                           self.arena_off, self.counts, self.out_ids,
                                           self.out_lens, MAX_WORDS_IN_BATCH):
                 self._grow(data.size)
-            nl = int(st[w2v_kernels.SCAN_LINES])
-            line_len = st[w2v_kernels.SCAN_LINE_LEN]
-            if line_len > 0 and st[w2v_kernels.SCAN_POS] == data.size and data[-1] != 10:
+            nl = int(st[SCAN_LINES])
+            line_len = st[SCAN_LINE_LEN]
+            if line_len > 0 and st[SCAN_POS] == data.size and data[-1] != 10:
                 self.out_lens[nl] = line_len  # last line without a newline
                 nl += 1
-                st[w2v_kernels.SCAN_LINE_LEN] = 0
-            yield self.out_ids[:st[w2v_kernels.SCAN_OUT]], self.out_lens[:nl]
+                st[SCAN_LINE_LEN] = 0
+            yield self.out_ids[:st[SCAN_OUT]], self.out_lens[:nl]
 
     def scan(self):
         """First pass: returns ``(keys_of, counts)``: int64 counts of the distinct tokens
@@ -167,7 +168,7 @@ class _FileScan:
         """
         for _ in self._chunks():
             pass
-        nuniq = int(self.st[w2v_kernels.SCAN_UNIQUE])
+        nuniq = int(self.st[SCAN_UNIQUE])
         counts = self.counts[:nuniq].copy()
         arena, off = self.arena, self.arena_off
         try:
@@ -189,12 +190,12 @@ class _FileScan:
     def parts(self):
         """Second pass over the (unchanged) file: (provisional ids, line lengths) per chunk."""
         saved = self.counts
-        nuniq = int(self.st[w2v_kernels.SCAN_UNIQUE])
+        nuniq = int(self.st[SCAN_UNIQUE])
         self.counts = np.zeros_like(saved)  # counting again must not double the counts
         try:
             for part in self._chunks():
                 # new tokens: their ids are outside the remap
-                if self.st[w2v_kernels.SCAN_UNIQUE] != nuniq:
+                if self.st[SCAN_UNIQUE] != nuniq:
                     raise RuntimeError(f"corpus_file {self.path!r} changed while it was read")
                 yield part
         finally:
@@ -362,7 +363,7 @@ class EncodedCorpus:
         for n in self.units.tolist():
             end, ids = i + n, []
             while i < end:
-                if stream[i] == w2v_kernels.ESCAPE:
+                if stream[i] == ESCAPE:
                     ids.append((stream[i + 1] << 16) | stream[i + 2])
                     i += 3
                 else:
@@ -385,7 +386,7 @@ def encode_corpus(counts, parts, remap, in_memory):
     lengths) pairs, ``remap`` maps provisional ids to vocabulary ids (-1: dropped).
     """
     remap = np.ascontiguousarray(remap, np.int32)
-    size = int(counts[remap >= 0].sum()) + 2 * int(counts[remap >= w2v_kernels.ESCAPE].sum())
+    size = int(counts[remap >= 0].sum()) + 2 * int(counts[remap >= ESCAPE].sum())
     corpus = EncodedCorpus(size, in_memory)
     try:
         words, units = [], []
@@ -393,7 +394,7 @@ def encode_corpus(counts, parts, remap, in_memory):
             out, pos = corpus.writable(3 * ids.size)
             swords = np.empty(lens.size, np.uint16)
             sunits = np.empty(lens.size, np.uint16)
-            end, nsent = w2v_kernels.encode_part(ids, lens, remap, out, pos, swords, sunits)
+            end, nsent = encode_part(ids, lens, remap, out, pos, swords, sunits)
             corpus.wrote(end - pos)
             words.append(swords[:nsent].copy())
             units.append(sunits[:nsent].copy())

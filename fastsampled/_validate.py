@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 
-from . import _validate_kernels as VK
+from ._validate_kernels import first_nonfinite, min_max
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -52,7 +52,7 @@ def check_range(ids, low, high, name, what=None):
     if ids.size == 0:
         return
     if ids.dtype == np.int64 and ids.flags.c_contiguous:
-        lo, hi = VK.min_max(ids.reshape(-1))
+        lo, hi = min_max(ids.reshape(-1))
     else:
         lo, hi = ids.min(), ids.max()
     if lo < low or hi >= high:
@@ -77,7 +77,7 @@ def as_float_array(value, name, ndim=None):
 def check_finite(arr, name):
     """Raise unless every entry of the float array ``arr`` is finite (naming the first bad one)."""
     if arr.dtype in FLOAT_DTYPES and arr.flags.c_contiguous and arr.size:
-        first = VK.first_nonfinite(arr.reshape(-1))
+        first = first_nonfinite(arr.reshape(-1))
         if first < 0:
             return
         idx = np.unravel_index(first, arr.shape)

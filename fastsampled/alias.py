@@ -1,7 +1,7 @@
 """Walker/Vose alias tables: O(V) build, O(1) draws, reproducible in parallel."""
 import numpy as np
 
-from . import _alias_kernels as K
+from ._alias_kernels import alias_draw, build_alias, weights_summary
 from ._rng import normalize_seed, stream_key
 
 MAX_CLASSES = 2**32 - 1
@@ -25,7 +25,7 @@ def _prepare_weights(weights, name="weights"):
     if w.dtype not in (np.float32, np.float64):
         w = w.astype(np.float64)
     w = np.ascontiguousarray(w)
-    total, npos, first_neg, first_bad = K.weights_summary(w)
+    total, npos, first_neg, first_bad = weights_summary(w)
     if first_bad >= 0:
         raise ValueError(f"{name} must be finite; found {w[first_bad]} at index {first_bad}")
     if first_neg >= 0:
@@ -71,7 +71,7 @@ class AliasTable:
         self.total = total
         self.num_positive = npos
         self.table = np.empty(w.size, np.uint64)
-        K.build_alias(w, total, np.empty(w.size, np.float64), self.table)
+        build_alias(w, total, np.empty(w.size, np.float64), self.table)
 
     @property
     def num_classes(self):
@@ -110,7 +110,7 @@ class AliasTable:
                   and out.flags.c_contiguous):
             raise ValueError(f"out must be a contiguous int64 array of shape ({n},)")
         key = np.uint64(stream_key(normalize_seed(seed), np.uint64(stream)))
-        K.alias_draw(self.table, key, np.uint64(0), out)
+        alias_draw(self.table, key, np.uint64(0), out)
         return out
 
     def prob(self, ids):

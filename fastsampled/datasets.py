@@ -5,7 +5,7 @@ number of classes, every batch a pure function of ``(seed, split, step)``.
 """
 import numpy as np
 
-from . import _synth_kernels as SK
+from ._synth_kernels import teacher_examples
 from ._rng import normalize_seed, stream_key
 from ._validate import as_int
 from .alias import AliasTable
@@ -92,7 +92,7 @@ class SyntheticXC:
         labels = self._table.sample(n, seed=int(self.seed), stream=stream)
         x = np.empty((n, self.dim), np.float32)
         noise_key = np.uint64(stream_key(self.seed ^ _NOISE, np.uint64(stream)))
-        SK.teacher_examples(self._teacher, noise_key, labels, self.noise, x)
+        teacher_examples(self._teacher, noise_key, labels, self.noise, x)
         return x, labels
 
     def __repr__(self):

@@ -28,18 +28,18 @@ import time
 import numba
 import numpy as np
 
-from . import _head_kernels as HK
 from . import _memory
-from . import _validate_kernels as VK
 from ._blas import single_threaded_blas
 from ._errors import StoreError
 from ._files import atomic_output, atomic_write_bytes, fsync_dir, read_json_object
+from ._head_kernels import merge_heaps, merge_lse, scan_shard
 from ._layout import check_strategy
-from ._storefile import check_group_record, check_replaceable
 from ._params import ParamRows
 from ._step import SparseGrads, StepOptions, Workspace, check_sampled_values, step_ids
 from ._step import loss_and_grads as step_loss_and_grads
+from ._storefile import check_group_record, check_replaceable
 from ._validate import as_bool, as_float_array, as_int, as_real, as_true_classes, check_range
+from ._validate_kernels import first_nonfinite
 from .optimizers import SGD, Adagrad, Adam
 from .samplers import FixedUnigramSampler, LogUniformSampler, UniformSampler
 from .sharding import (ShardedMatrix, check_durability, commit_group, join_group,
@@ -607,7 +607,7 @@ class SampledSoftmaxHead:
         if x.shape[0] == 0:
             raise ValueError(f"{name} must have at least one row")
         x = np.ascontiguousarray(x, dtype=self.dtype)
-        bad = VK.first_nonfinite(x.reshape(-1))     # a vectorised probe, then the index
+        bad = first_nonfinite(x.reshape(-1))     # a vectorised probe, then the index
         if bad >= 0:
             idx = tuple(int(i) for i in np.unravel_index(bad, x.shape))
             raise ValueError(f"{name} must be finite; found {x[idx]} at index {idx}")
@@ -808,7 +808,7 @@ class SampledSoftmaxHead:
             raise FloatingPointError(f"non-finite loss ({total}) at step {self.step}; nothing "
                                      "was written to the weights")
         total = loss if reduction == "none" else total * scale
-        if want_grads and VK.first_nonfinite(g.inputs.reshape(-1)) >= 0:
+        if want_grads and first_nonfinite(g.inputs.reshape(-1)) >= 0:
             raise FloatingPointError(f"non-finite gradient w.r.t. inputs at step {self.step}; "
                                      "nothing was written to the weights")
         return total, g
@@ -880,12 +880,12 @@ class SampledSoftmaxHead:
                 run_m = np.full((nthr, nb), -np.inf)
                 run_s = np.zeros((nthr, nb))
                 for p in range(P):
-                    HK.scan_shard(xb, np.asarray(ws[p]), np.asarray(bs[p]), P, p,
+                    scan_shard(xb, np.asarray(ws[p]), np.asarray(bs[p]), P, p,
                                   int(offsets[p]), is_div, chunk, heap_s, heap_i, run_m, run_s,
                                   want_lse)
-                HK.merge_heaps(heap_s, heap_i, scores[r0:r0 + nb], ids[r0:r0 + nb])
+                merge_heaps(heap_s, heap_i, scores[r0:r0 + nb], ids[r0:r0 + nb])
                 if want_lse:
-                    HK.merge_lse(run_m, run_s, lse[r0:r0 + nb])
+                    merge_lse(run_m, run_s, lse[r0:r0 + nb])
         return ids, scores, lse
 
     @contextlib.contextmanager

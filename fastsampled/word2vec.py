@@ -58,16 +58,17 @@ import time
 
 import numpy as np
 
-from . import _w2v_kernels as w2v_kernels
+from ._w2v_kernels import (LOSS_NCE, LOSS_NEGATIVE_SAMPLING, LOSS_SAMPLED_SOFTMAX, block_table,
+                           train_blocks)
 from ._corpus import MAX_WORDS_IN_BATCH, encode_corpus, scan_corpus, select_vocab
 from ._rng import normalize_seed
 from ._validate import as_int
 from ._modelfiles import NpzReader, replacing
 from .sharding import StoreError
 
-_LOSSES = {"negative_sampling": w2v_kernels.LOSS_NEGATIVE_SAMPLING,
-           "sampled_softmax": w2v_kernels.LOSS_SAMPLED_SOFTMAX,
-           "nce": w2v_kernels.LOSS_NCE}
+_LOSSES = {"negative_sampling": LOSS_NEGATIVE_SAMPLING,
+           "sampled_softmax": LOSS_SAMPLED_SOFTMAX,
+           "nce": LOSS_NCE}
 _FORMAT = "fastsampled.word2vec/1"
 # Upper limits of the sizes the training kernel allocates its per-block buffers from
 # (2 * window context rows by 1 + negative candidates): far above any useful value, low enough
@@ -112,7 +113,7 @@ def block_boundaries(words, units, batch_words):
     """
     cap = min(words.size, int(words.sum(dtype=np.int64)) // batch_words + 1) + 1
     bsent, bword, bunit = (np.empty(cap, np.int64) for _ in range(3))
-    nb = w2v_kernels.block_table(words, units, batch_words, bsent, bword, bunit)
+    nb = block_table(words, units, batch_words, bsent, bword, bunit)
     return bsent[:nb + 1].copy(), bword[:nb + 1].copy(), bunit[:nb + 1].copy()
 
 
@@ -461,7 +462,7 @@ class Word2Vec:
         bsent, bword, bunit = block_boundaries(corpus.words, corpus.units, self.batch_words)
         nblocks = bsent.size - 1
         mode = _LOSSES[self.loss]
-        nneg = self.negative if mode == w2v_kernels.LOSS_NEGATIVE_SAMPLING else self.num_sampled
+        nneg = self.negative if mode == LOSS_NEGATIVE_SAMPLING else self.num_sampled
         chunk = max(4 * self.workers, 32)
         starts = np.arange(0, nblocks, chunk)
         ends = np.minimum(starts + chunk, nblocks)
@@ -488,7 +489,7 @@ class Word2Vec:
                     loss_out = np.zeros(b1 - b0, np.float64)
                     eff_out = np.zeros(b1 - b0, np.int64)
                     pairs_out = np.zeros(b1 - b0, np.int64)
-                    w2v_kernels.train_blocks(
+                    train_blocks(
                         self.syn0, self.syn1neg, stream, sent_off, bsent[b0:b1 + 1] - s0, b0,
                         alphas[b0:b1], self._keep_thr, self._alias.table, self._logq,
                         self._seed64, np.uint64(epoch * nblocks), self.window, nneg, self.sg,

@@ -34,3 +34,23 @@ def densify(grads, num_rows, dim, weights_dtype=None, biases_dtype=None):
     gw[grads.ids] = grads.weights
     gb[grads.ids] = grads.biases
     return gw, gb
+
+
+def forbid_kernels(monkeypatch, kernel_modules, why, allowed=()):
+    """Make every Numba kernel defined in ``kernel_modules`` (module names) fail the test when
+    called, in its own module and wherever a fastsampled module imported it by name."""
+    import sys
+
+    def forbid(name):
+        def kernel(*args, **kwargs):
+            raise AssertionError(f"kernel {name} ran {why}")
+        return kernel
+
+    for modname, module in list(sys.modules.items()):
+        if not modname.startswith("fastsampled") or module is None:
+            continue
+        for name in dir(module):
+            obj = getattr(module, name)
+            if (hasattr(obj, "py_func") and name not in allowed    # a numba dispatcher
+                    and obj.py_func.__module__ in kernel_modules):
+                monkeypatch.setattr(module, name, forbid(f"{obj.py_func.__module__}.{name}"))

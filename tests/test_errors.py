@@ -6,10 +6,9 @@ fails the test, so each case below also proves that the error came from validati
 (Validation helpers that only read a value array -- ``weights_summary``,
 ``sequential_sum_f32`` and the content fingerprint -- are left alone.)
 """
-import sys
-
 import numpy as np
 import pytest
+from conftest import forbid_kernels
 
 import fastsampled as fs
 import fastsampled.word2vec  # noqa: F401  (its kernels are blocked too)
@@ -22,23 +21,9 @@ _ID_KERNELS = {"fastsampled._loss_kernels", "fastsampled._sampler_kernels",
 
 @pytest.fixture
 def block_kernels(monkeypatch):
-    """Call it to make every id-consuming kernel fail the test from then on: in the kernel
-    modules and wherever a fastsampled module imported one by name."""
-    def forbid(name):
-        def kernel(*args, **kwargs):
-            raise AssertionError(f"kernel {name} ran before validation failed")
-        return kernel
-
-    def block():
-        for modname, module in list(sys.modules.items()):
-            if not modname.startswith("fastsampled") or module is None:
-                continue
-            for name in dir(module):
-                obj = getattr(module, name)
-                if (hasattr(obj, "py_func") and name not in _ALLOWED    # a numba dispatcher
-                        and obj.py_func.__module__ in _ID_KERNELS):
-                    monkeypatch.setattr(module, name, forbid(f"{modname}.{name}"))
-    return block
+    """Call it to make every id-consuming kernel fail the test from then on."""
+    return lambda: forbid_kernels(monkeypatch, _ID_KERNELS, "before validation failed",
+                                  _ALLOWED)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import forbid_kernels
 
 import fastsampled as fs
 from fastsampled import _alias_kernels, _w2v_kernels
@@ -84,15 +85,8 @@ def _rewrite(path, arrays):
 @pytest.fixture
 def no_kernels(monkeypatch):
     """Make the kernels a load or a training run would call fail the test."""
-    def forbid(name):
-        def kernel(*args, **kwargs):
-            raise AssertionError(f"kernel {name} ran before the file was refused")
-        return kernel
-
-    for module in (_alias_kernels, _w2v_kernels):
-        for name in dir(module):
-            if hasattr(getattr(module, name), "py_func"):
-                monkeypatch.setattr(module, name, forbid(f"{module.__name__}.{name}"))
+    forbid_kernels(monkeypatch, {_alias_kernels.__name__, _w2v_kernels.__name__},
+                   "before the file was refused")
 
 
 # ---------------------------------------------------------------------------- atomic saves
