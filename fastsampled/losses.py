@@ -53,8 +53,8 @@ def _default_candidates(labels, num_sampled, num_classes, num_rows, seed):
     num_sampled = as_int_at_most(num_sampled, "num_sampled", 1, INT32_MAX, INT32_WHY)
     if num_sampled > num_classes:
         raise ValueError(
-            f"num_sampled ({num_sampled}) must be <= range_max ({num_classes}) when "
-            "unique=True (TensorFlow: \"Sampler's range is too small.\")")
+            f"num_sampled ({num_sampled}) must be <= num_classes ({num_classes}): the default "
+            "sampler draws distinct classes from [0, num_classes)")
     return tuple(sampler.sample_unchecked(labels, num_sampled, True))
 
 

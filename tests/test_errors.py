@@ -521,3 +521,15 @@ def test_default_sampler_num_classes_beyond_weights(no_kernels):
     for func in LOSSES:
         with pytest.raises(ValueError, match="num_classes|sampled_candidates"):
             func(**kw)
+
+
+def test_num_sampled_beyond_num_classes_is_named_as_passed(no_kernels):
+    """The default sampler's limit is worded with the loss's own arguments, not the
+    sampler's (range_max, unique) the caller never passed."""
+    kw = _problem()
+    kw.update(sampled_values=None, num_sampled=2000, num_classes=12)
+    for func in LOSSES:
+        with pytest.raises(ValueError, match=r"num_sampled \(2000\) must be <= num_classes "
+                                             r"\(12\)") as info:
+            func(**kw)
+        assert "range_max" not in str(info.value)
