@@ -507,10 +507,13 @@ def arg_parser(description):
 
 
 def out_dir_for(args):
-    """Results folder: ``--out``, else bench/results (bench/results/quick with --quick)."""
+    """Results folder: ``--out``, else bench/results/local (``local/quick`` with --quick), a
+    folder git ignores: the committed results under bench/results change only when a run is
+    pointed at them with ``--out``."""
     if args.out:
         return args.out
-    return os.path.join(DEFAULT_OUT, "quick") if args.quick else DEFAULT_OUT
+    local = os.path.join(DEFAULT_OUT, "local")
+    return os.path.join(local, "quick") if args.quick else local
 
 
 def section(title):

@@ -2,6 +2,9 @@
 
 Also ``python -m fastsampled ...``.
 """
+
+_DESCRIPTION = ("Sampled softmax, NCE and word2vec over huge vocabularies on CPUs. Sub-commands: "
+                "demo, word2vec train|eval, bench, info; 'fastsampled COMMAND --help' for each.")
 import argparse
 import dataclasses
 import json
@@ -146,16 +149,40 @@ def demo(num_classes=10**6, dim=128, batch=1024, num_sampled=64, steps=4000, pat
     return res
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default (flags and options without one excepted)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False \
+                or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _parser(sub, name, help, **kw):
+    """A sub-command parser that shows defaults and reports its own errors."""
+    p = sub.add_parser(name, help=help, description=kw.pop("description", help[:1].upper()
+                                                           + help[1:] + "."),
+                       formatter_class=_HelpFormatter, **kw)
+    p.set_defaults(parser=p)
+    return p
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="fastsampled", description=__doc__)
+    from . import __version__
+    parser = argparse.ArgumentParser(prog="fastsampled", description=_DESCRIPTION,
+                                     formatter_class=_HelpFormatter)
+    parser.add_argument("-V", "--version", action="version",
+                        version=f"fastsampled {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="train a sampled-softmax head on a synthetic 10^6-class task")
-    p.add_argument("--classes", type=int, default=10**6, help="number of classes (10^6)")
-    p.add_argument("--dim", type=int, default=128, help="feature dimension (128)")
-    p.add_argument("--batch", type=int, default=1024, help="examples per step (1024)")
-    p.add_argument("--num-sampled", type=int, default=64, help="sampled classes per step (64)")
-    p.add_argument("--steps", type=int, default=4000, help="training steps (4000)")
-    p.add_argument("--optimizer", choices=("sgd", "adagrad", "adam"), default="adam")
+    p = _parser(sub, "demo", "train a sampled-softmax head on a synthetic 10^6-class task")
+    p.add_argument("--classes", type=int, default=10**6, help="number of classes")
+    p.add_argument("--dim", type=int, default=128, help="feature dimension")
+    p.add_argument("--batch", type=int, default=1024, help="examples per step")
+    p.add_argument("--num-sampled", type=int, default=64, help="sampled classes per step")
+    p.add_argument("--steps", type=int, default=4000, help="training steps")
+    p.add_argument("--optimizer", choices=("sgd", "adagrad", "adam"), default="adam",
+                   help="sparse optimizer of the head")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 0.05 for adam, else the head's default)")
     p.add_argument("--path", default=None,
@@ -166,15 +193,17 @@ def main(argv=None):
                    help="replace a head stored at --path (only a head's own files are deleted)")
     g.add_argument("--resume", action="store_true",
                    help="continue training the head stored at --path from its last checkpoint")
-    p.add_argument("--eval-examples", type=int, default=1000, help="held-out examples (1000)")
+    p.add_argument("--eval-examples", type=int, default=1000, help="held-out examples")
     p.add_argument("--no-full-softmax", action="store_true",
                    help="skip timing one full-softmax step for comparison")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the task, the weights and the sampler")
     _word2vec_parsers(sub)
     _bench_parser(sub)
-    i = sub.add_parser("info", help="versions, threads, BLAS, CPU model and SIMD flags, peers")
+    i = _parser(sub, "info", "versions, threads, BLAS, CPU model and SIMD flags, peers")
     i.add_argument("--json", action="store_true", help="print the facts as JSON")
     args = parser.parse_args(argv)
+    parser = args.parser            # errors below are the sub-command's own
     if args.command == "word2vec":
         return _word2vec(parser, args)
     if args.command == "bench":
@@ -212,42 +241,46 @@ def main(argv=None):
 
 
 def _word2vec_parsers(sub):
-    w = sub.add_parser("word2vec", help="train or evaluate word vectors")
+    w = _parser(sub, "word2vec", "train or evaluate word vectors")
     wsub = w.add_subparsers(dest="w2v_command", required=True)
-    t = wsub.add_parser("train", help="train word2vec on a text file (one sentence per line)")
+    t = _parser(wsub, "train", "train word2vec on a text file (one sentence per line)")
     t.add_argument("corpus", help="UTF-8 text, one sentence per line, whitespace tokens")
     t.add_argument("-o", "--output", required=True, help="vectors file to write")
     arch = t.add_mutually_exclusive_group()
     arch.add_argument("--sg", dest="sg", action="store_const", const=1, default=1,
                       help="skip-gram (default)")
     arch.add_argument("--cbow", dest="sg", action="store_const", const=0, help="CBOW")
-    t.add_argument("--dim", type=int, default=100, help="vector size (100)")
-    t.add_argument("--window", type=int, default=5)
-    t.add_argument("--min-count", type=int, default=5)
-    t.add_argument("--max-final-vocab", type=int, default=None)
-    t.add_argument("--sample", type=float, default=1e-3)
-    t.add_argument("--negative", type=int, default=5)
-    t.add_argument("--ns-exponent", type=float, default=0.75)
+    t.add_argument("--dim", type=int, default=100, help="vector size")
+    t.add_argument("--window", type=int, default=5, help="largest distance to a context word")
+    t.add_argument("--min-count", type=int, default=5, help="drop words seen fewer times")
+    t.add_argument("--max-final-vocab", type=int, default=None,
+                   help="keep at most this many words, the most frequent (default: no limit)")
+    t.add_argument("--sample", type=float, default=1e-3,
+                   help="down-sampling threshold of frequent words (0: off)")
+    t.add_argument("--negative", type=int, default=5, help="negative samples per pair")
+    t.add_argument("--ns-exponent", type=float, default=0.75,
+                   help="exponent of the counts in the negative-sampling distribution")
     t.add_argument("--loss", choices=("negative_sampling", "sampled_softmax", "nce"),
-                   default="negative_sampling")
+                   default="negative_sampling", help="training objective")
     t.add_argument("--num-sampled", type=int, default=None,
-                   help="candidates per pair for sampled_softmax / nce")
-    t.add_argument("--epochs", type=int, default=5)
-    t.add_argument("--alpha", type=float, default=0.025)
-    t.add_argument("--min-alpha", type=float, default=1e-4)
+                   help="candidates per pair for sampled_softmax / nce (default: --negative)")
+    t.add_argument("--epochs", type=int, default=5, help="passes over the corpus")
+    t.add_argument("--alpha", type=float, default=0.025, help="initial learning rate")
+    t.add_argument("--min-alpha", type=float, default=1e-4, help="final learning rate")
     t.add_argument("--lr-schedule", choices=("linear", "gensim"), default="linear",
                    help="linear decay over all epochs (word2vec.c, default) or gensim's "
                         "corpus_file schedule (better CBOW analogies at few epochs)")
     t.add_argument("--workers", type=int, default=None, help="threads (default: all cores)")
-    t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--seed", type=int, default=1, help="seeds the vectors and the sampling")
     t.add_argument("--text", action="store_true", help="write the text format (default binary)")
     t.add_argument("--save-model", default=None, help="also save the whole model here")
-    e = wsub.add_parser("eval", help="evaluate word vectors on analogies and word pairs")
+    e = _parser(wsub, "eval", "evaluate word vectors on analogies and word pairs")
     e.add_argument("vectors", help="word2vec-format vectors (binary unless --text)")
     e.add_argument("--text", action="store_true", help="the vectors are in the text format")
     e.add_argument("--analogies", default=None, help="questions-words format file")
     e.add_argument("--pairs", default=None, help="wordsim format file (word, word, score)")
-    e.add_argument("--restrict-vocab", type=int, default=30000)
+    e.add_argument("--restrict-vocab", type=int, default=30000,
+                   help="only the most frequent words are candidates and questions")
 
 
 def _word2vec(parser, args):
@@ -407,7 +440,9 @@ BENCH_SUITES = {
     "losses": BenchSuite(
         "train-step time against V: fastsampled, TensorFlow, full softmax (full mode also: "
         "the step variants, FLOP rate, under load)",
-        (BenchScript("bench_scaling.py", 18, 200), BenchScript("bench_losses.py", None, 200))),
+        (BenchScript("bench_scaling.py", 18, 200), BenchScript("bench_losses.py", None, 200),
+         # a step of this tree against another checkout (--baseline-src): by hand only
+         BenchScript("bench_step.py", None, None))),
     "head": BenchSuite(
         "SampledSoftmaxHead train_step and memory against V, optimizers, memory-mapped, "
         "predict",
@@ -460,18 +495,19 @@ def _fmt_s(seconds):
 
 
 def _bench_parser(sub):
-    b = sub.add_parser(
-        "bench", help="run the benchmark suites: JSON, markdown tables and PNG plots",
+    b = _parser(
+        sub, "bench", "run the benchmark suites: JSON, markdown tables and PNG plots",
         description="Run benchmark suites (scripts in bench/ of a source checkout), each in its "
                     "own process, then write markdown tables and PNG plots of their JSON. "
                     "Suites: " + "; ".join(f"{k}: {v.description}"
                                            for k, v in BENCH_SUITES.items()))
-    b.add_argument("suites", nargs="*", metavar="SUITE", choices=[[]] + list(BENCH_SUITES),
+    b.add_argument("suites", nargs="*", metavar="SUITE",
                    help="which suites (default: all): " + ", ".join(BENCH_SUITES))
     b.add_argument("--quick", action="store_true",
                    help="small sizes and few repeats: all suites in under 2 minutes")
     b.add_argument("--out", default=None,
-                   help="results folder (default bench/results/suite, or suite-quick)")
+                   help="results folder (default: bench/results/local/suite, or suite-quick; "
+                        "not tracked by git)")
     b.add_argument("--bench-dir", default=None,
                    help="folder of the benchmark scripts (default: ./bench of a checkout)")
     b.add_argument("--corpus", default=None,
@@ -529,6 +565,9 @@ def _bench(parser, args, out=None):
     def say(msg=""):
         print(msg, file=out, flush=True)
 
+    unknown = [s for s in args.suites if s not in BENCH_SUITES]
+    if unknown:
+        parser.error(f"unknown suite {unknown[0]!r} (choose from {', '.join(BENCH_SUITES)})")
     if args.list:
         for name, suite in BENCH_SUITES.items():
             q = sum(s.quick_s or 0 for s in suite.scripts)
@@ -550,7 +589,7 @@ def _bench(parser, args, out=None):
     if args.corpus is not None and not os.path.isfile(args.corpus):
         parser.error(f"--corpus {args.corpus}: no such file")
     out_dir = os.path.abspath(args.out or os.path.join(
-        bench_dir, "results", "suite-quick" if args.quick else "suite"))
+        bench_dir, "results", "local", "suite-quick" if args.quick else "suite"))
     logs = os.path.join(out_dir, "logs")
     os.makedirs(logs, exist_ok=True)
     plan = _bench_plan(args, bench_dir)

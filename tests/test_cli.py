@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+import fastsampled as fs
 from fastsampled.cli import demo, main
 
 
@@ -76,3 +77,61 @@ def test_word2vec_train_passes_the_lr_schedule(tmp_path, capsys):
     assert fs.Word2Vec.load(str(model_path)).lr_schedule == "gensim"
     with pytest.raises(SystemExit):
         main(["word2vec", "train", str(corpus), "-o", "x", "--lr-schedule", "cosine"])
+
+
+# ------------------------------------------------------------------ as a user runs it
+
+def _cli(*args):
+    """``python -m fastsampled ARGS`` in a subprocess: (exit code, stdout, stderr)."""
+    import subprocess
+    import sys
+    res = subprocess.run([sys.executable, "-m", "fastsampled", *args], capture_output=True,
+                         text=True, timeout=120)
+    return res.returncode, res.stdout, res.stderr
+
+
+def test_version():
+    for flag in ("--version", "-V"):
+        code, out, _ = _cli(flag)
+        assert code == 0 and out.strip() == f"fastsampled {fs.__version__}"
+
+
+SUBCOMMANDS = [("demo",), ("word2vec",), ("word2vec", "train"), ("word2vec", "eval"),
+               ("bench",), ("info",)]
+
+
+@pytest.mark.parametrize("cmd", SUBCOMMANDS, ids=" ".join)
+def test_help_shows_every_default_and_no_markup(cmd):
+    import re
+    code, out, _ = _cli(*cmd, "--help")
+    assert code == 0 and out.startswith("usage: fastsampled " + " ".join(cmd))
+    assert "``" not in out and ":func:" not in out and ":class:" not in out
+    options = out.split("options:", 1)[1]
+    # an option's entry: its line and the indented lines that continue its help
+    entries = {m.group(1): m.group(0) for m in re.finditer(
+        r"\n  (?:-\w, )?(--[\w-]+)[^\n]*(?:\n {10,}[^\n]*)*", options)}
+    expected = {"demo": ["--classes", "--dim", "--batch", "--num-sampled", "--steps",
+                         "--optimizer", "--eval-examples", "--seed"],
+                "train": ["--dim", "--window", "--min-count", "--sample", "--negative",
+                          "--ns-exponent", "--loss", "--epochs", "--alpha", "--min-alpha",
+                          "--lr-schedule", "--seed"],
+                "eval": ["--restrict-vocab"],
+                "bench": ["--wait-quiet"]}.get(cmd[-1], [])
+    for opt in expected:
+        assert "(default:" in entries[opt], entries[opt]
+    for opt in ("--max-final-vocab", "--num-sampled", "--workers"):
+        if cmd[-1] == "train":               # no default value: the help says what happens
+            assert "default" in entries[opt], entries[opt]
+
+
+def test_subcommand_errors_come_from_the_subcommand():
+    code, _, err = _cli("demo", "--steps", "0")
+    assert code == 2
+    assert err.splitlines()[0].startswith("usage: fastsampled demo")
+    assert "fastsampled demo: error: --steps must be >= 1" in err
+
+
+def test_bench_unknown_suite_lists_the_suites():
+    code, _, err = _cli("bench", "nosuch")
+    assert code == 2 and "unknown suite 'nosuch' (choose from samplers, losses" in err
+    assert "[]" not in err
