@@ -37,15 +37,24 @@ from . import _store_kernels as SK
 from ._errors import StoreError
 from ._files import fsync_dir
 
-__all__ = ["RollbackJournal", "read_journal", "checksum_bytes", "JOURNAL"]
+__all__ = ["RollbackJournal", "read_journal", "checksum_bytes", "check_durability", "JOURNAL",
+           "DURABILITY"]
 
 JOURNAL = "journal"
+DURABILITY = ("process", "power", "none")
 _MAGIC = b"FSJRNL\x00\x01"
 _TAG = b"FSBLOCK\x01"
 _MIN_FILE = 1 << 20
 _MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)     # Linux 5.14+
 _HEADER = struct.Struct("<8sqqqQ")
 _BLOCK = struct.Struct("<8sQqQ")
+
+
+def check_durability(durability):
+    """``durability`` if it is one of :data:`DURABILITY`, else ``ValueError``."""
+    if durability not in DURABILITY:
+        raise ValueError(f"durability must be one of {DURABILITY}, got {durability!r}")
+    return durability
 
 
 def checksum_bytes(payload):

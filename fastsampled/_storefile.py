@@ -1,8 +1,9 @@
 """The on-disk format of a ``ShardedMatrix`` store (private): ``meta.json`` and its digest,
 the shard files with their identity header, the writer's lock, fsync helpers, what may be
-deleted, and recovery from the rollback journal at open. ``docs/storage.md`` describes the
-format and the guarantees.
+deleted (and deleting a store), and opening a store: its checks, recovery from the rollback
+journal and the shards' maps. ``docs/storage.md`` describes the format and the guarantees.
 """
+import contextlib
 import errno
 import hashlib
 import json
@@ -85,6 +86,28 @@ def unlock(fd):
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def lock_directory(path):
+    """Take the exclusive writer's lock ``<path>/.lock`` (non-blocking ``flock``).
+
+    Returns
+    -------
+    int
+        The lock's file descriptor; :func:`unlock_directory` releases it (so does the death
+        of the process).
+
+    Raises
+    ------
+    StoreLockedError
+        Another writer holds it, in this or another process.
+    """
+    return lock(pathlib.Path(os.fspath(path)))
+
+
+def unlock_directory(fd):
+    """Release a lock taken by :func:`lock_directory`."""
+    unlock(fd)
 
 
 def fsync_file(fn, drop_cache=False):
@@ -174,6 +197,29 @@ def remove_store_files(path):
     for name in os.listdir(path):
         if _is_store_file(name) and name != LOCK:
             os.unlink(path / name)
+
+
+def remove_store(path):
+    """Delete the store at ``path`` -- its own files only -- and the directory if then empty.
+
+    Takes the store's lock first (a live writer makes it fail with
+    :class:`StoreLockedError`), and refuses with ``FileExistsError`` a directory that holds
+    anything but a store's files.
+    """
+    path = pathlib.Path(os.fspath(path))
+    if not path.is_dir() or path.is_symlink():
+        raise FileExistsError(f"{path} is not a store directory; refusing to delete it")
+    check_replaceable(path)
+    fd = lock(path)
+    try:
+        check_replaceable(path)
+        remove_store_files(path)
+    finally:
+        unlock(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path / LOCK)
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
 
 
 def check_group(group):
@@ -426,6 +472,69 @@ def read_store(path):
             raise StoreError(f"{fn}: {size} bytes, but {META} records {meta['shard_bytes'][p]}")
         offsets.append(offset)
     return meta, offsets
+
+
+def open_store(path, mode, lock_fd, created=False):
+    """Check a store's files, bring it to its last commit and map its shards.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The store directory.
+    mode : {"r", "r+"}
+        ``"r+"``: writable maps, under the writer's lock (taken here unless ``lock_fd`` is
+        given); a journal is rolled back. ``"r"``: read-only maps; a journal a dead writer
+        left is rolled back under the lock, taken for a moment.
+    lock_fd : int or None
+        The writer's lock, already taken by the caller; it stays the caller's to release
+        when this raises (a lock taken here is released).
+    created : bool
+        The store was just written, consistent by construction: nothing to recover.
+
+    Returns
+    -------
+    meta : dict
+        The store's ``meta.json`` after recovery.
+    shards : list of numpy.memmap
+        Every shard, mapped in ``mode``.
+    lock_fd : int or None
+        The writer's lock (mode ``"r+"``), None in mode ``"r"``.
+    """
+    own_lock = lock_fd is None
+    try:
+        if not path.is_dir():
+            raise StoreError(f"{path}: no such directory (not a ShardedMatrix store)")
+        if mode == "r+" and lock_fd is None:
+            lock_fd = lock(path)
+        meta, offsets = read_store(path)
+        if created:
+            pass                        # consistent by construction; no record yet
+        elif mode == "r+":
+            meta = recover(path, meta, offsets)
+        elif needs_recovery(path, meta):
+            try:
+                fd = lock(path)
+            except StoreLockedError:
+                pass                    # a live writer: its rows are read as they are
+            except OSError as e:
+                raise StoreError(f"{path}: a writer stopped with changes to roll back, and "
+                                 f"this process cannot take the store's lock to do it "
+                                 f"({e.strerror}); open it once with write access") from None
+            else:
+                try:
+                    meta = recover(path, meta, offsets)
+                finally:
+                    unlock(fd)
+        shards = []
+        for p, n in enumerate(meta["shard_rows"]):
+            shape = (n,) if meta["dim"] is None else (n, meta["dim"])
+            shards.append(np.memmap(path / shard_file_name(p), dtype=meta["dtype"],
+                                    mode=mode, offset=offsets[p], shape=shape))
+    except BaseException:
+        if lock_fd is not None and own_lock:
+            unlock(lock_fd)
+        raise
+    return meta, shards, lock_fd
 
 
 def drop_cached_pages(fd):

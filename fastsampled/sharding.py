@@ -4,35 +4,45 @@ The shard layouts (``"mod"`` / ``"div"``, exactly TensorFlow's ``embedding_looku
 in ``_layout.py`` and are re-exported here. :class:`ShardedMatrix` keeps a matrix as a
 directory of memory-mapped ``.npy`` files plus ``meta.json``, initialised in parallel, locked
 against a second writer, journalled so that it reopens at exactly its last checkpoint, and
-accepted wherever the losses and optimizers take weights or biases. Its on-disk format and
-recovery live in ``_storefile.py``, its page-cache management in ``_pagecache.py``;
-:func:`commit_group` checkpoints several stores as one commit (``docs/storage.md``).
+accepted wherever the losses and optimizers take weights or biases. Its on-disk format,
+opening, recovery and deletion live in ``_storefile.py``, the writing of a new store's files
+in ``_storecreate.py``, :meth:`~ShardedMatrix.verify` in ``_storecheck.py``, its page-cache
+management in ``_pagecache.py``; :func:`commit_group` (``_groupcommit.py``) checkpoints
+several stores as one commit (``docs/storage.md``).
 """
 import contextlib
-import json
 import os
 import pathlib
-import uuid as _uuid
 
 import numpy as np
 
 from . import _pagecache
 from ._errors import StoreError, StoreLockedError
-from ._files import atomic_write_bytes
-from ._journal import JOURNAL, RollbackJournal, checksum_bytes
+from ._groupcommit import commit_group, join_group
+from ._journal import JOURNAL, RollbackJournal, check_durability
 from ._layout import (STRATEGIES, check_layout, check_strategy, is_store, layout_sizes,
                       shard_ids, split_by_shard, store_shards)
-from ._params import ParamRows
-from ._rng import normalize_seed
+from ._params import row_view
 from ._rows_kernels import gather_rows, scatter_rows
-from ._store_kernels import (INIT_CONSTANT, INIT_NORMAL, INIT_UNIFORM, INIT_ZEROS,
-                             first_nonfinite_row, init_rows)
-from ._storefile import (FORMAT, LOCK, VERSION, check_group, check_replaceable,
-                         fsync_file, group_key, lock, needs_recovery, npy_header,
-                         read_group_record, read_store, recover, remove_store_files, reserve,
-                         shard_file_name, unlock, write_meta)
+from ._storecheck import shard_checksums, verify_store
+from ._storecreate import check_extra, create_store, layout_of
+from ._storefile import (FORMAT, VERSION, fsync_file, lock_directory, open_store,
+                         read_group_record, remove_store, shard_file_name, unlock,
+                         unlock_directory, write_meta)
 from ._validate import (FLOAT_DTYPES, as_bool, as_float_array, as_id_array, as_int,
-                        as_real, check_finite, check_range)
+                        check_finite, check_range)
+# importable from here before the code that uses them moved out (re-exported)
+from ._files import atomic_write_bytes  # noqa: F401
+from ._journal import DURABILITY, checksum_bytes  # noqa: F401
+from ._params import ParamRows  # noqa: F401
+from ._rng import normalize_seed  # noqa: F401
+from ._store_kernels import (INIT_CONSTANT, INIT_NORMAL, INIT_UNIFORM,  # noqa: F401
+                             INIT_ZEROS, first_nonfinite_row, init_rows)
+from ._storecreate import INITS  # noqa: F401
+from ._storefile import (LOCK, check_group, check_replaceable, group_key, lock,  # noqa: F401
+                         needs_recovery, npy_header, read_store, recover, remove_store_files,
+                         reserve)
+from ._validate import as_real  # noqa: F401
 
 __all__ = ["ShardedMatrix", "StoreError", "StoreLockedError", "commit_group", "join_group",
            "check_durability",
@@ -44,10 +54,6 @@ __all__ = ["ShardedMatrix", "StoreError", "StoreLockedError", "commit_group", "j
 # --------------------------------------------------------------------------------------------
 # ShardedMatrix: a matrix (or vector) stored as memory-mapped .npy shards on disk
 # --------------------------------------------------------------------------------------------
-
-INITS = ("zeros", "uniform", "normal", "constant")
-DURABILITY = ("process", "power", "none")
-_CHUNK_BYTES = 2 << 20  # rows per parallel task: about 2 MiB, so each task streams its own pages
 
 
 class ShardedMatrix:
@@ -237,86 +243,15 @@ class ShardedMatrix:
         -------
         ShardedMatrix
         """
-        path = pathlib.Path(os.fspath(path))
-        num_rows = as_int(num_rows, "num_rows", 1)
-        if dim is not None:
-            dim = as_int(dim, "dim", 1)
-        num_shards = as_int(num_shards, "num_shards", 1)
-        check_strategy(partition_strategy)
-        dtype = _store_dtype(dtype)
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
-        scale = as_real(scale, "scale", 0.0)
-        std = scale if std is None else as_real(std, "std", 0.0)
-        if init == "constant":
-            if fill is None:
-                raise ValueError("init='constant' needs a fill value")
-            fill = as_real(fill, "fill")
-        elif fill is not None:
-            raise ValueError(f"fill is only used with init='constant', not init={init!r}")
-        key = normalize_seed(seed)
-        overwrite = as_bool(overwrite, "overwrite")
-        extra = _check_extra(extra)
-
-        durability = check_durability(durability)
-        if group is not None:
-            group = check_group(group)
-
-        if path.exists() and not path.is_dir():
-            raise FileExistsError(f"{path} exists and is not a directory")
-        if path.is_dir() and any(path.iterdir()):
-            if not overwrite:
-                raise FileExistsError(f"{path} is not empty; pass overwrite=True to replace a "
-                                      "store there")
-            check_replaceable(path)
-        path.mkdir(parents=True, exist_ok=True)
-        lock_fd = lock(path)
-        try:
-            if overwrite:
-                check_replaceable(path)      # again, under the lock
-                remove_store_files(path)
-            sizes = layout_sizes(num_rows, num_shards, partition_strategy)
-            kind = {"zeros": INIT_ZEROS, "uniform": INIT_UNIFORM,
-                    "normal": INIT_NORMAL, "constant": INIT_CONSTANT}[init]
-            a = {"zeros": 0.0, "uniform": scale, "normal": std, "constant": fill}[init]
-            width = 1 if dim is None else dim
-            chunk = max(1, _CHUNK_BYTES // (width * dtype.itemsize))
-            ident = _uuid.uuid4().hex
-            offset = 0
-            shard_bytes = []
-            for p, n in enumerate(sizes):
-                fn = path / shard_file_name(p)
-                shape = (n,) if dim is None else (n, dim)
-                header = npy_header(dtype, shape, ident, p, num_shards)
-                size = len(header) + n * width * dtype.itemsize
-                with open(fn, "wb") as f:
-                    f.write(header)
-                    f.truncate(size)
-                reserve(fn)  # real blocks now: a full disk fails here, not as SIGBUS later
-                if kind != INIT_ZEROS and n:
-                    mm = np.memmap(fn, dtype=dtype, mode="r+", offset=len(header), shape=shape)
-                    if num_shards > 1 and partition_strategy == "mod":
-                        stride, first = num_shards, p  # shard p holds ids p, p + P, ...
-                    else:
-                        stride, first = 1, offset
-                    init_rows(_as2d(np.asarray(mm)), stride, first, kind, a, key, chunk)
-                    mm.flush()
-                    del mm
-                fsync_file(fn, drop_cache=True)  # see drop_cache()
-                shard_bytes.append(size)
-                offset += n
-            meta = {"format": FORMAT, "version": VERSION, "num_rows": num_rows, "dim": dim,
-                    "dtype": dtype.name, "num_shards": num_shards,
-                    "partition_strategy": partition_strategy, "shard_rows": sizes, "step": 0,
-                    "extra": extra, "epoch": 0, "uuid": ident, "group": group,
-                    "shard_bytes": shard_bytes, "checksums": None}
-            write_meta(path, meta)
+        def opened(path, lock_fd, durability):
             self = cls.__new__(cls)
             self._init(path, "r+", lock_fd, durability, created=True)
-        except BaseException:
-            unlock(lock_fd)
-            raise
-        return self
+            return self
+
+        return create_store(path, num_rows, dim, num_shards=num_shards,
+                            partition_strategy=partition_strategy, dtype=dtype, init=init,
+                            scale=scale, std=std, seed=seed, fill=fill, overwrite=overwrite,
+                            extra=extra, durability=durability, group=group, opened=opened)
 
     @classmethod
     def like(cls, other, path, init=None, fill=None, *, partition_strategy=None, scale=0.05,
@@ -343,7 +278,7 @@ class ShardedMatrix:
         ShardedMatrix
             Opened ``"r+"``.
         """
-        num_rows, dim, num_shards, strategy, dtype = _layout_of(other, partition_strategy)
+        num_rows, dim, num_shards, strategy, dtype = layout_of(other, partition_strategy)
         if init is None:
             init = "zeros" if fill is None else "constant"
         return cls.create(path, num_rows, dim, num_shards=num_shards,
@@ -358,43 +293,10 @@ class ShardedMatrix:
         self._lock_fd = None
         self._journal = None
         self._parked_journal = None
-        own_lock = lock_fd is None
         if mode not in ("r", "r+"):
             raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
         path = pathlib.Path(os.fspath(path))
-        try:
-            if not path.is_dir():
-                raise StoreError(f"{path}: no such directory (not a ShardedMatrix store)")
-            if mode == "r+" and lock_fd is None:
-                lock_fd = lock(path)
-            meta, offsets = read_store(path)
-            if created:
-                pass                        # consistent by construction; no record yet
-            elif mode == "r+":
-                meta = recover(path, meta, offsets)
-            elif needs_recovery(path, meta):
-                try:
-                    fd = lock(path)
-                except StoreLockedError:
-                    pass                    # a live writer: its rows are read as they are
-                except OSError as e:
-                    raise StoreError(f"{path}: a writer stopped with changes to roll back, and "
-                                     f"this process cannot take the store's lock to do it "
-                                     f"({e.strerror}); open it once with write access") from None
-                else:
-                    try:
-                        meta = recover(path, meta, offsets)
-                    finally:
-                        unlock(fd)
-            shards = []
-            for p, n in enumerate(meta["shard_rows"]):
-                shape = (n,) if meta["dim"] is None else (n, meta["dim"])
-                shards.append(np.memmap(path / shard_file_name(p), dtype=meta["dtype"],
-                                        mode=mode, offset=offsets[p], shape=shape))
-        except BaseException:
-            if lock_fd is not None and own_lock:
-                unlock(lock_fd)
-            raise
+        meta, shards, lock_fd = open_store(path, mode, lock_fd, created)
         self.path = path
         self.mode = mode
         self.num_rows = meta["num_rows"]
@@ -491,7 +393,7 @@ class ShardedMatrix:
         Records nothing: after a crash the journal still rolls these rows back to the last
         checkpoint. :meth:`checkpoint` and :func:`commit_group` call it first.
         """
-        self._check_writable("sync")
+        self.check_writable("sync")
         for p, s in enumerate(self.shards):
             s.flush()
             fsync_file(self.path / shard_file_name(p))
@@ -515,7 +417,7 @@ class ShardedMatrix:
             Rows were changed since the last checkpoint: half of an interval journalled and
             half not would reopen as neither state.
         """
-        self._check_writable("set_durability")
+        self.check_writable("set_durability")
         durability = check_durability(durability)
         if self.journal_rows:
             raise ValueError(f"{self.path}: rows changed since the last checkpoint; call "
@@ -549,7 +451,7 @@ class ShardedMatrix:
         ids : array_like of int, shape (K,)
             Row ids in ``[0, num_rows)``; repeats are fine.
         """
-        self._check_writable("journal")
+        self.check_writable("journal")
         if self._journal is None:
             return
         ids = as_id_array(ids, "ids").reshape(-1)
@@ -560,7 +462,7 @@ class ShardedMatrix:
         """Rows ``ids`` (valid, 1-D) into ``out`` (C-contiguous, ``ids.size`` rows)."""
         out2 = out.reshape(ids.size, 1 if self.dim is None else self.dim)
         for p, pos, rows in split_by_shard(ids, self.shard_sizes, self.partition_strategy):
-            gather_rows(_as2d(np.asarray(self.shards[p])), rows, pos, out2)
+            gather_rows(row_view(self.shards[p]), rows, pos, out2)
 
     def checkpoint(self, step=None, extra=None, *, checksums=False):
         """Make every write so far durable, then record ``step`` / ``extra`` atomically.
@@ -585,12 +487,12 @@ class ShardedMatrix:
         ValueError
             The store belongs to a group (a head's store): checkpoint the group's owner.
         """
-        self._check_writable("checkpoint")
+        self.check_writable("checkpoint")
         if self.group is not None:
             raise ValueError(f"{self.path} is checkpointed together with the stores of "
                              f"{self.group!r}; checkpoint that (e.g. the head) instead")
         step = self.step if step is None else as_int(step, "step", 0)
-        extra = self.extra if extra is None else _check_extra(extra)
+        extra = self.extra if extra is None else check_extra(extra)
         sums = self.checksums() if as_bool(checksums, "checksums") else None
         self.sync()
         self._commit(self.epoch + 1, step, extra, sums)
@@ -602,6 +504,33 @@ class ShardedMatrix:
         self._meta_v2["checksums"] = sums
         if self._journal is not None:
             self._journal.committed(epoch)
+
+    def record_commit(self, epoch, step):
+        """Record a group's commit: ``epoch`` and ``step`` in ``meta.json`` (atomically), then
+        start the journal over. :func:`commit_group` calls it on every member after the
+        commit record's rename; the rows were made durable before it.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch of the group's commit record.
+        step : int
+            The step the record holds for this store.
+        """
+        self._commit(epoch, step, self.extra)
+
+    def set_group(self, group):
+        """Make ``group`` the store's commit record and record it in ``meta.json``
+        (atomically); :func:`join_group` calls it once it has checked the record.
+
+        Parameters
+        ----------
+        group : str
+            Path of the commit record, relative to the store's directory.
+        """
+        self.group = group
+        write_meta(self.path, self._meta(self.step, self.extra, self.epoch,
+                                         self._meta_v2["checksums"]))
 
     def _meta(self, step, extra, epoch, sums):
         uuid = self._meta_v2["uuid"]
@@ -622,12 +551,7 @@ class ShardedMatrix:
             One hexadecimal checksum per shard.
         """
         self._check_open()
-        out = []
-        with self.scan():
-            for s in self.shards:
-                raw = np.asarray(s).reshape(-1).view(np.uint8)
-                out.append(f"{checksum_bytes(raw):016x}")
-        return out
+        return shard_checksums(self)
 
     def verify(self, values=False, checksums=False):
         """Re-check the store on disk; raise :class:`StoreError` if anything is wrong.
@@ -655,39 +579,7 @@ class ShardedMatrix:
             ``checksums=True`` but none were recorded at the last checkpoint.
         """
         self._check_open()
-        meta, _ = read_store(self.path)
-        for key in ("num_rows", "dim", "dtype", "num_shards", "partition_strategy"):
-            mine = self.dtype.name if key == "dtype" else getattr(self, key)
-            if meta[key] != mine:
-                raise StoreError(f"{self.path}: {key} is {meta[key]!r} on disk but {mine!r} in "
-                                 "this open store (replaced while open?)")
-        if as_bool(checksums, "checksums"):
-            want = meta.get("checksums")
-            if want is None:
-                raise ValueError(f"{self.path}: no checksums were recorded at its last "
-                                 "checkpoint (checkpoint(checksums=True) records them)")
-            for p, (got, exp) in enumerate(zip(self.checksums(), want)):
-                if got != exp:
-                    raise StoreError(f"{self.path / shard_file_name(p)}: content checksum "
-                                     f"{got} differs from {exp} recorded at step "
-                                     f"{meta['step']}")
-        if not as_bool(values, "values"):
-            return
-        with self.scan():
-            self._scan_nonfinite()
-
-    def _scan_nonfinite(self):
-        for p, s in enumerate(self.shards):
-            if not s.shape[0]:
-                continue
-            width = 1 if self.dim is None else self.dim
-            chunk = max(1, _CHUNK_BYTES // (width * self.dtype.itemsize))
-            bad = int(first_nonfinite_row(_as2d(np.asarray(s)), chunk))
-            if bad >= 0:
-                raise StoreError(
-                    f"{self.path / shard_file_name(p)}: row {bad} (global id "
-                    f"{self._global_id(p, bad)}) holds a non-finite value: "
-                    f"{np.asarray(s[bad]).tolist()}")
+        verify_store(self, values, checksums)
 
     # ---------------------------------------------------------------- rows
 
@@ -748,7 +640,7 @@ class ShardedMatrix:
             float32 or float64, cast to the storage dtype; must be finite there (a NaN or an
             overflow to infinity raises ``ValueError`` and nothing is written).
         """
-        self._check_writable("assign")
+        self.check_writable("assign")
         ids = as_id_array(ids, "ids")
         if ids.ndim != 1:
             raise ValueError(f"ids must be 1-D, got shape {ids.shape}")
@@ -770,7 +662,7 @@ class ShardedMatrix:
         if self._journal is not None:
             self._journal.save(np.ascontiguousarray(ids), self._gather_into)
         for p, pos, rows in split_by_shard(ids, self.shard_sizes, self.partition_strategy):
-            scatter_rows(vals2, pos, rows, _as2d(np.asarray(self.shards[p])))
+            scatter_rows(vals2, pos, rows, row_view(self.shards[p]))
 
     def to_numpy(self):
         """A dense in-RAM copy in global id order, shape :attr:`shape` (small stores, tests)."""
@@ -887,177 +779,20 @@ class ShardedMatrix:
 
     # ---------------------------------------------------------------- helpers
 
-    def _global_id(self, p, row):
-        if self.num_shards > 1 and self.partition_strategy == "mod":
-            return row * self.num_shards + p
-        return sum(self.shard_sizes[:p]) + row
-
     def _check_open(self):
         if self.closed:
             raise ValueError(f"{self!r} is closed")  # the wording of store_shards
 
-    def _check_writable(self, what):
+    def check_writable(self, what):
+        """Raise ``ValueError`` unless the store is open in mode ``"r+"``.
+
+        Parameters
+        ----------
+        what : str
+            The operation that needs it, named in the message.
+        """
         self._check_open()
         if self.mode != "r+":
             raise ValueError(f"{what} needs a store opened with mode 'r+'; {self.path} is open "
                              "read-only")
-
-
-def _as2d(a):
-    """A 1-D shard as an (n, 1) view, so one kernel serves matrices and vectors."""
-    return a.reshape(a.shape[0], 1) if a.ndim == 1 else a
-
-
-def _store_dtype(dtype):
-    try:
-        dt = np.dtype(dtype)
-    except TypeError as e:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from e
-    if dt not in FLOAT_DTYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {dt}")
-    return dt.newbyteorder("=")
-
-
-def _check_extra(extra):
-    """A JSON-serialisable dict, returned as it will read back from ``meta.json``."""
-    if extra is None:
-        return {}
-    if not isinstance(extra, dict):
-        raise TypeError(f"extra must be a dict (a JSON object), got {type(extra).__name__}")
-    try:
-        return json.loads(json.dumps(extra, allow_nan=False))
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"extra must be JSON-serialisable (finite numbers): {e}") from e
-
-
-def _layout_of(other, partition_strategy):
-    """(num_rows, dim, num_shards, strategy, dtype) of a store, an array or a shard list."""
-    if is_store(other) and partition_strategy is not None and other.num_shards > 1 \
-            and partition_strategy != other.partition_strategy:
-        raise ValueError(f"partition_strategy {partition_strategy!r} disagrees with the "
-                         f"store's own {other.partition_strategy!r}")
-    if partition_strategy is not None:
-        check_strategy(partition_strategy)
-    rows = ParamRows(other, "other", partition_strategy=partition_strategy)
-    strategy = rows.strategy if len(rows.sizes) > 1 or is_store(other) else (
-        "div" if partition_strategy is None else partition_strategy)
-    return rows.num_rows, rows.dim, len(rows.sizes), strategy, rows.dtype
-
-
-# ---------------------------------------------------------------- files
-
-
-def check_durability(durability):
-    """``durability`` if it is one of :data:`DURABILITY`, else ``ValueError``."""
-    if durability not in DURABILITY:
-        raise ValueError(f"durability must be one of {DURABILITY}, got {durability!r}")
-    return durability
-
-
-def commit_group(record_path, members, record):
-    """Checkpoint several stores as one atomic commit (a head's weights, biases and slots).
-
-    Every store's rows are made durable first; then ``record`` -- with ``epoch`` and each
-    store's ``step`` added -- atomically replaces ``record_path``: that rename is the commit
-    point. Last, each store records the new epoch and starts its journal over. A store opened after
-    a crash reads the record: a journal from before the record's epoch is rolled back, one
-    from a commit the record already holds is dropped. So after a crash at any instant every
-    store of the group reopens at the same commit.
-
-    Parameters
-    ----------
-    record_path : str or os.PathLike
-        The JSON commit record, named by every member's ``group`` (relative to the member).
-    members : list of (ShardedMatrix, int)
-        Each store, open ``"r+"`` at the same epoch, with the step to record for it.
-    record : dict
-        The rest of the record (JSON); ``epoch`` and ``stores`` are filled in here.
-    """
-    record_path = pathlib.Path(os.fspath(record_path))
-    members = [(st, as_int(step, "step", 0)) for st, step in members]
-    for st, _ in members:
-        st._check_writable("commit_group")
-        if st.group is None or os.path.abspath(st.path / st.group) != \
-                os.path.abspath(record_path):
-            raise ValueError(f"{st.path} does not belong to the group of {record_path}")
-    epochs = sorted({st.epoch for st, _ in members})
-    if len(epochs) > 1:
-        raise ValueError(f"the stores of {record_path} are at different epochs {epochs}")
-    epoch = (epochs[0] if epochs else 0) + 1
-    for st, _ in members:
-        st.sync()
-    rec = dict(record, epoch=epoch,
-               stores={group_key(st.path, record_path): step for st, step in members})
-    text = json.dumps(rec, indent=1, sort_keys=True, allow_nan=False) + "\n"
-    atomic_write_bytes(record_path, text.encode())
-    for st, step in members:
-        st._commit(epoch, step, st.extra)
-    return rec
-
-
-def join_group(store, record_path):
-    """Make an open store (mode ``"r+"``, not in a group) a member of the commit record at
-    ``record_path`` from now on (a head written by an earlier version adopting its stores).
-
-    The record must already list the store at its epoch and step.
-    """
-    store._check_writable("join_group")
-    record_path = pathlib.Path(os.fspath(record_path))
-    if store.group is not None:
-        raise ValueError(f"{store.path} already belongs to the group of {store.group!r}")
-    rec = read_group_record(record_path)
-    key = group_key(store.path, record_path)
-    if rec["epoch"] != store.epoch or rec["stores"].get(key) != store.step:
-        raise StoreError(f"{record_path}: records {key!r} at epoch {rec['epoch']} step "
-                         f"{rec['stores'].get(key)}, but the store is at epoch {store.epoch} "
-                         f"step {store.step}")
-    store.group = os.path.relpath(os.path.abspath(record_path), os.path.abspath(store.path))
-    write_meta(store.path, store._meta(store.step, store.extra, store.epoch,
-                                        store._meta_v2["checksums"]))
-
-
-def lock_directory(path):
-    """Take the exclusive writer's lock ``<path>/.lock`` (non-blocking ``flock``).
-
-    Returns
-    -------
-    int
-        The lock's file descriptor; :func:`unlock_directory` releases it (so does the death
-        of the process).
-
-    Raises
-    ------
-    StoreLockedError
-        Another writer holds it, in this or another process.
-    """
-    return lock(pathlib.Path(os.fspath(path)))
-
-
-def unlock_directory(fd):
-    """Release a lock taken by :func:`lock_directory`."""
-    unlock(fd)
-
-
-def remove_store(path):
-    """Delete the store at ``path`` -- its own files only -- and the directory if then empty.
-
-    Takes the store's lock first (a live writer makes it fail with
-    :class:`StoreLockedError`), and refuses with ``FileExistsError`` a directory that holds
-    anything but a store's files.
-    """
-    path = pathlib.Path(os.fspath(path))
-    if not path.is_dir() or path.is_symlink():
-        raise FileExistsError(f"{path} is not a store directory; refusing to delete it")
-    check_replaceable(path)
-    fd = lock(path)
-    try:
-        check_replaceable(path)
-        remove_store_files(path)
-    finally:
-        unlock(fd)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path / LOCK)
-    with contextlib.suppress(OSError):
-        os.rmdir(path)
-
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import fastsampled as fs
-from fastsampled import _storefile, sharding
+from fastsampled import _storecreate, _storefile, sharding
 from fastsampled.sharding import ShardedMatrix, StoreError, StoreLockedError, shard_ids
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -107,7 +107,7 @@ def test_values_do_not_depend_on_layout_chunks_or_threads(tmp_path, monkeypatch,
     ref = ShardedMatrix.create(tmp_path / "ref", 23, dim, init=init, seed=5, **kw)
     expected = ref.to_numpy()
     ref.close()
-    monkeypatch.setattr(sharding, "_CHUNK_BYTES", 40)  # many small prange chunks
+    monkeypatch.setattr(_storecreate, "CHUNK_BYTES", 40)  # many small prange chunks
     threads = numba.get_num_threads()
     k = 0
     for P in (2, 3, 5, 23, 30):
