@@ -10,61 +10,27 @@ when the head's update happens (``fastsampled.torch`` applies it in the backward
 ``predict`` and ``evaluate`` are exact over all classes, chunked over shards and threads,
 and never build a (batch, num_classes) matrix.
 
-On-disk layout of a head at ``path``::
-
-    path/head.json                  config and step counter (replaced atomically)
-    path/weights/, path/biases/     ShardedMatrix stores
-    path/opt/weights/<slot>/, ...   optimizer state, stored like the weights
-    path/counts.npy                 unigram counts (sampler="unigram" only)
+A memory-mapped head's files (``_headfiles``) are listed in docs/storage.md#what-is-on-disk.
 """
-import contextlib
-import json
-import math
 import os
 import pathlib
 import shutil
-import time
 
-import numba
 import numpy as np
 
-from . import _memory
-from ._blas import single_threaded_blas
-from ._errors import StoreError
-from ._files import atomic_output, atomic_write_bytes, fsync_dir, read_json_object
-from ._head_kernels import merge_heaps, merge_lse, scan_shard
+from ._headfiles import (FORMAT, LOSSES, RECORD, SAMPLERS, VERSION, create_stores,
+                         lock_new_head, open_head, warm_stores, write_head)
+from ._headinit import check_counts, make_optimizer, make_sampler, ram_params
+from ._headscan import full_softmax_losses, scan_classes
 from ._layout import check_strategy
 from ._params import ParamRows
 from ._step import SparseGrads, StepOptions, Workspace, check_sampled_values, step_ids
 from ._step import loss_and_grads as step_loss_and_grads
-from ._storefile import check_group_record, check_replaceable
 from ._validate import as_bool, as_float_array, as_int, as_real, as_true_classes, check_range
 from ._validate_kernels import first_nonfinite
-from .optimizers import SGD, Adagrad, Adam
-from .samplers import FixedUnigramSampler, LogUniformSampler, UniformSampler
-from .sharding import (ShardedMatrix, check_durability, commit_group, join_group,
-                       lock_directory, remove_store, unlock_directory)
+from .sharding import ShardedMatrix, check_durability, commit_group, unlock_directory
 
 __all__ = ["SampledSoftmaxHead", "Batch"]
-
-_FORMAT = "fastsampled.SampledSoftmaxHead"
-_VERSION = 2
-_READABLE_VERSIONS = (1, 2)   # 1: no commit record (epoch, stores) in head.json
-_RECORD = "head.json"
-# what a head directory may hold; anything else there is the user's and is never deleted
-_HEAD_ENTRIES = {_RECORD, "weights", "biases", "opt", "counts.npy", ".lock"}
-_OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adam": Adam}
-_SAMPLERS = ("log_uniform", "uniform", "unigram")
-_LOSSES = ("sampled_softmax", "nce")
-_EXAMPLE_BLOCK = 256   # examples per pass over the classes in predict / evaluate
-
-
-def _optimizer_config(opt):
-    name = {SGD: "sgd", Adagrad: "adagrad", Adam: "adam"}.get(type(opt))
-    if name is None:
-        raise TypeError(f"optimizer must be 'sgd', 'adagrad', 'adam' or an SGD/Adagrad/Adam "
-                        f"instance, got {opt!r}")
-    return {"name": name, **opt.get_config()}
 
 
 class Batch:
@@ -164,10 +130,10 @@ class SampledSoftmaxHead:
         if self.num_sampled > self.num_classes:
             raise ValueError(f"num_sampled ({self.num_sampled}) must be <= num_classes "
                              f"({self.num_classes}): candidates are drawn without repeats")
-        if sampler not in _SAMPLERS:
-            raise ValueError(f"sampler must be one of {_SAMPLERS}, got {sampler!r}")
-        if loss not in _LOSSES:
-            raise ValueError(f"loss must be one of {_LOSSES}, got {loss!r}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         if reduction not in ("mean", "sum"):
             raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
         if init not in ("normal", "uniform", "zeros"):
@@ -189,27 +155,10 @@ class SampledSoftmaxHead:
         self._rows = None            # the parameters as the step takes them (_loss_rows)
         self._bound = None           # the parameters bound to the optimizer (apply_grads)
         self._workspace = Workspace()  # the steps' scratch memory, reused step after step
-        self.counts = None
-        if sampler == "unigram":
-            if counts is None:
-                raise ValueError("sampler='unigram' needs counts (class frequencies)")
-            c = np.asarray(counts, dtype=np.float64).reshape(-1)
-            if c.size != self.num_classes:
-                raise ValueError(f"counts has {c.size} entries, num_classes is {self.num_classes}")
-            self.counts = c
-        elif counts is not None:
-            raise ValueError(f"counts is only used with sampler='unigram', not {sampler!r}")
-        if isinstance(optimizer, str):
-            if optimizer not in _OPTIMIZERS:
-                raise ValueError(f"optimizer must be one of {tuple(_OPTIMIZERS)} or an optimizer "
-                                 f"instance, got {optimizer!r}")
-            defaults = {"sgd": 0.5, "adagrad": 0.1, "adam": 1e-3}
-            optimizer = _OPTIMIZERS[optimizer](lr=defaults[optimizer] if lr is None else lr)
-        elif lr is not None:
-            raise ValueError("lr is only used when optimizer is given by name")
-        self._opt_config = _optimizer_config(optimizer)
-        self.optimizer = optimizer
-        self.sampler = self._make_sampler()
+        self.counts = check_counts(sampler, counts, self.num_classes)
+        self.optimizer, self._opt_config = make_optimizer(optimizer, lr)
+        self.sampler = make_sampler(sampler, self.num_classes, self.seed, self.counts,
+                                    self.distortion)
         if self.num_sampled > self.sampler.num_drawable:
             raise ValueError(f"num_sampled ({self.num_sampled}) exceeds the "
                              f"{self.sampler.num_drawable} classes the sampler can draw (zero "
@@ -233,23 +182,12 @@ class SampledSoftmaxHead:
         if self.path is None:
             if self.num_shards != 1:
                 raise ValueError("num_shards > 1 needs a path (in-RAM heads use one array)")
-            self.weights = _init_ram_weights(self.num_classes, self.dim, self.dtype, init,
-                                             scale, self.seed)
-            self.biases = _memory.full(self.num_classes, 0, self.dtype)
-            self._states = (self.optimizer.init_state(self.weights),
-                            self.optimizer.init_state(self.biases))
+            self.weights, self.biases, self._states = ram_params(
+                self.num_classes, self.dim, self.dtype, init, scale, self.seed, self.optimizer)
         else:
             self._create_store(init, scale, overwrite)
 
     # ------------------------------------------------------------------ construction
-    def _make_sampler(self):
-        V, seed = self.num_classes, self.seed
-        if self.sampler_kind == "log_uniform":
-            return LogUniformSampler(V, seed=seed)
-        if self.sampler_kind == "uniform":
-            return UniformSampler(V, seed=seed)
-        return FixedUnigramSampler(V, unigrams=self.counts, distortion=self.distortion, seed=seed)
-
     def _step_options(self):
         return StepOptions(nce=self.loss_kind == "nce",
                            remove_accidental_hits=self.remove_accidental_hits,
@@ -266,7 +204,7 @@ class SampledSoftmaxHead:
         values: sizes, sampler, loss, optimizer and its hyper-parameters, ``step``, the
         sampler's and the optimizer's counters)."""
         return {
-            "format": _FORMAT, "version": _VERSION, "num_classes": self.num_classes,
+            "format": FORMAT, "version": VERSION, "num_classes": self.num_classes,
             "dim": self.dim, "num_shards": self.num_shards,
             "partition_strategy": self.partition_strategy, "sampler": self.sampler_kind,
             "distortion": self.distortion, "loss": self.loss_kind,
@@ -283,47 +221,17 @@ class SampledSoftmaxHead:
         }
 
     def _create_store(self, init, scale, overwrite):
-        p = self.path
-        overwrite = as_bool(overwrite, "overwrite")
-        if p.exists() and not p.is_dir():
-            raise FileExistsError(f"path {str(p)!r} exists and is not a directory")
-        if p.is_dir() and any(p.iterdir()):
-            _check_head_dir(p)
-            if not overwrite:
-                raise FileExistsError(f"{p} holds a head already (pass overwrite=True to "
-                                      "replace it, or SampledSoftmaxHead.load to resume it)")
+        self._lock_fd = lock_new_head(self.path, overwrite)
         try:
-            p.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ValueError(f"path {str(p)!r}: cannot create the directory ({e.strerror})") \
-                from None
-        self._lock_fd = lock_directory(p)
-        try:
-            if overwrite:
-                _check_head_dir(p)         # again, under the lock
-                _remove_head(p)
-            self._make_stores(p, init, scale)
+            self.weights, self.biases, self._states = create_stores(
+                self.path, self.num_classes, self.dim, num_shards=self.num_shards,
+                partition_strategy=self.partition_strategy, dtype=self.dtype.name,
+                durability=self.durability, seed=self.seed, init=init, scale=scale,
+                counts=self.counts, optimizer=self.optimizer)
+            self.checkpoint()
         except BaseException:
             self._release()
             raise
-
-    def _make_stores(self, p, init, scale):
-        group = "../" + _RECORD
-        common = dict(num_shards=self.num_shards, partition_strategy=self.partition_strategy,
-                      dtype=self.dtype.name, durability=self.durability, group=group)
-        kw = {"normal": dict(init="normal", std=scale), "uniform": dict(init="uniform", scale=scale),
-              "zeros": dict(init="zeros")}[init]
-        self.weights = ShardedMatrix.create(p / "weights", self.num_classes, self.dim,
-                                            seed=self.seed, **common, **kw)
-        self.biases = ShardedMatrix.create(p / "biases", self.num_classes, None, **common)
-        if self.counts is not None:
-            with atomic_output(p / "counts.npy") as f:
-                np.save(f, self.counts)
-        self._states = tuple(
-            self.optimizer.init_state(param, path=p / "opt" / name, durability=self.durability,
-                                      group=p / _RECORD)
-            for name, param in (("weights", self.weights), ("biases", self.biases)))
-        self.checkpoint()
 
     @classmethod
     def load(cls, path, mode="r+", durability="process"):
@@ -356,52 +264,17 @@ class SampledSoftmaxHead:
         StoreLockedError
             When another process has it open for writing.
         """
-        p = pathlib.Path(os.fspath(path))
-        if mode not in ("r", "r+"):
-            raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
-        if not p.is_dir():
-            raise StoreError(f"{p}: no such directory (not a SampledSoftmaxHead store)")
-        lock_fd = lock_directory(p) if mode == "r+" else None
-        opened = []
-        try:
-            cfg, opt = _read_config(p)
-            weights = ShardedMatrix.open(p / "weights", mode, durability)
-            opened.append(weights)
-            biases = ShardedMatrix.open(p / "biases", mode, durability)
-            opened.append(biases)
-            _check_stores(p, cfg, weights, biases)
-            counts = _read_counts(p, cfg) if cfg["sampler"] == "unigram" else None
-            states = (None, None)
-            if mode == "r+":
-                for name in ("weights", "biases"):
-                    for slot in opt.slots:
-                        if not (p / "opt" / name / slot / "meta.json").is_file():
-                            raise StoreError(f"{p}: the optimizer state opt/{name}/{slot} is "
-                                             f"missing ({cfg['optimizer']['name']} keeps "
-                                             f"slots {opt.slots})")
-                states = tuple(opt.init_state(param, path=p / "opt" / name,
-                                              durability=durability)
-                               for name, param in (("weights", weights), ("biases", biases)))
-                opened.extend(states)
-                if cfg["version"] == 1:
-                    _adopt_stores(p, cfg, weights, biases, states)
-            if cfg["version"] >= 2 or mode == "r+":
-                _check_steps(p, cfg, weights, biases, states)
-            head = cls(cfg["num_classes"], cfg["dim"], path=p, sampler=cfg["sampler"],
+        def build(cfg, opt, counts, opened):
+            return cls(cfg["num_classes"], cfg["dim"], path=p, sampler=cfg["sampler"],
                        counts=counts, distortion=cfg["distortion"], loss=cfg["loss"],
                        num_sampled=cfg["num_sampled"], num_true=cfg["num_true"], optimizer=opt,
                        reduction=cfg["reduction"],
                        remove_accidental_hits=cfg["remove_accidental_hits"],
                        subtract_log_q=cfg["subtract_log_q"], seed=cfg["seed"],
-                       dtype=cfg["dtype"], durability=durability,
-                       _open=(weights, biases, states, cfg["step"], lock_fd))
-        except BaseException:
-            for o in reversed(opened):
-                if o is not None:
-                    o.close()
-            if lock_fd is not None:
-                unlock_directory(lock_fd)
-            raise
+                       dtype=cfg["dtype"], durability=durability, _open=opened)
+
+        p = pathlib.Path(os.fspath(path))
+        head, cfg, states = open_head(p, mode, durability, build)
         head._mode = mode
         head.sampler.calls = cfg.get("sampler_calls", cfg["step"])
         for st, t in zip(states, cfg.get("optimizer_t", (None, None))):
@@ -423,7 +296,7 @@ class SampledSoftmaxHead:
         self._check_open()
         if getattr(self, "_mode", "r+") == "r":
             raise ValueError("head opened read-only (mode='r')")
-        commit_group(self.path / _RECORD, self._members(), self.config())
+        commit_group(self.path / RECORD, self._members(), self.config())
 
     def set_durability(self, durability):
         """Change what the stores' journals protect against, right after a checkpoint.
@@ -479,28 +352,8 @@ class SampledSoftmaxHead:
             shutil.copytree(self.path, dest, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns(".lock", "*.tmp", "journal"))
             return
-        dest.mkdir(parents=True, exist_ok=True)
-        fd = lock_directory(dest)
-        stores = []
-        try:
-            members = []
-            for name, arr, step in (("weights", self.weights, self.step),
-                                    ("biases", self.biases, self.step)):
-                stores.append(_copy_to_store(arr, dest / name, "../" + _RECORD))
-                members.append((stores[-1], step))
-            for name, st in zip(("weights", "biases"), self._states):
-                for slot, arr in st.slots.items():
-                    stores.append(_copy_to_store(arr, dest / "opt" / name / slot,
-                                                 "../../../" + _RECORD))
-                    members.append((stores[-1], st.t))
-            if self.counts is not None:
-                with atomic_output(dest / "counts.npy") as f:
-                    np.save(f, self.counts)
-            commit_group(dest / _RECORD, members, self.config())
-        finally:
-            for store in stores:
-                store.close()
-            unlock_directory(fd)
+        write_head(dest, self.weights, self.biases, self.step, self._states, self.counts,
+                   self.config())
 
     def warm(self, num_rows=None, max_bytes=None):
         """Bring the rows of the most frequent classes into the page cache (memory-mapped
@@ -535,31 +388,10 @@ class SampledSoftmaxHead:
         for st in self._states:
             if st is not None:
                 stores += [v for v in st.slots.values() if isinstance(v, ShardedMatrix)]
-        vectors = [st for st in stores if st.dim is None]       # biases and their slots
-        matrices = [st for st in stores if st.dim is not None]
-        nv = None
-        if num_rows is None:
-            budget = max(0, _memory.available_memory() // 2 if max_bytes is None
-                         else int(max_bytes))
-            # the per-class vectors cost 4 bytes a class: all of them, when they take at most a
-            # quarter of the budget, save a second page read for every row outside the rest
-            vec_bytes = self.num_classes * sum(st.dtype.itemsize for st in vectors)
-            row_bytes = sum(st.dim * st.dtype.itemsize for st in matrices)
-            if 0 < vec_bytes <= budget // 4:
-                nv, budget = self.num_classes, budget - vec_bytes
-            else:                           # the vectors share the matrices' row count
-                row_bytes += vec_bytes // self.num_classes
-            num_rows = min(self.num_classes, budget // row_bytes)
-        n = as_int(num_rows, "num_rows", 0)
-        if n > self.num_classes:
-            raise ValueError(f"num_rows ({n}) must be <= num_classes ({self.num_classes})")
-        nv = n if nv is None else nv
-        t0 = time.perf_counter()
-        total = sum(st.warm(n) for st in matrices) + sum(st.warm(nv) for st in vectors)
-        self._warm_rows = max(self._warm_rows, n)
-        self._warm_bias_rows = max(self._warm_bias_rows, nv)
-        return {"rows": n, "vector_rows": nv, "bytes": total,
-                "seconds": time.perf_counter() - t0}
+        info = warm_stores(stores, self.num_classes, num_rows, max_bytes)
+        self._warm_rows = max(self._warm_rows, info["rows"])
+        self._warm_bias_rows = max(self._warm_bias_rows, info["vector_rows"])
+        return info
 
     def close(self):
         """Release the stores (and the writer lock). Does not checkpoint: rows changed since
@@ -854,48 +686,15 @@ class SampledSoftmaxHead:
         return self._rows[2], self._rows[3]
 
     # ------------------------------------------------------------------ inference
-    def _shards(self):
-        if self.path is not None:
-            return self.weights.shards, self.biases.shards, self.partition_strategy
-        return [self.weights], [self.biases], "div"
-
     def _scan(self, x, k, want_lse):
         """Top-k (ids, scores) and optionally log-sum-exp over all classes for rows of x."""
-        ws, bs, strategy = self._shards()
-        P = len(ws)
-        is_div = strategy == "div" or P == 1
-        offsets = np.concatenate([[0], np.cumsum([w.shape[0] for w in ws])])
-        nthr = numba.config.NUMBA_NUM_THREADS
-        B = x.shape[0]
-        ids = np.empty((B, k), np.int64)
-        scores = np.empty((B, k), self.dtype)
-        lse = np.empty(B) if want_lse else None
-        with single_threaded_blas(), self._sequential():
-            for r0 in range(0, B, _EXAMPLE_BLOCK):
-                xb = x[r0:r0 + _EXAMPLE_BLOCK]
-                nb = xb.shape[0]
-                chunk = int(min(2048, max(128, (1 << 17) // nb)))
-                heap_s = np.full((nthr, nb, k), -np.inf, self.dtype)
-                heap_i = np.full((nthr, nb, k), np.iinfo(np.int64).max, np.int64)
-                run_m = np.full((nthr, nb), -np.inf)
-                run_s = np.zeros((nthr, nb))
-                for p in range(P):
-                    scan_shard(xb, np.asarray(ws[p]), np.asarray(bs[p]), P, p,
-                                  int(offsets[p]), is_div, chunk, heap_s, heap_i, run_m, run_s,
-                                  want_lse)
-                merge_heaps(heap_s, heap_i, scores[r0:r0 + nb], ids[r0:r0 + nb])
-                if want_lse:
-                    merge_lse(run_m, run_s, lse[r0:r0 + nb])
-        return ids, scores, lse
-
-    @contextlib.contextmanager
-    def _sequential(self):
-        """Stores read sequentially (kernel read-ahead on) for the duration of a full scan."""
         if self.path is None:
-            yield
-            return
+            return scan_classes(x, [self.weights], [self.biases], "div", self.dtype, k,
+                                want_lse)
+        # the stores are read sequentially (kernel read-ahead on) for the duration of the scan
         with self.weights.scan(), self.biases.scan():
-            yield
+            return scan_classes(x, self.weights.shards, self.biases.shards,
+                                self.partition_strategy, self.dtype, k, want_lse)
 
     def predict(self, inputs, k=10):
         """Exact top-k classes of each input over all classes.
@@ -983,243 +782,4 @@ class SampledSoftmaxHead:
             wl, bl = self.weights.gather(flat), self.biases.gather(flat)
         else:
             wl, bl = self.weights[flat], self.biases[flat]
-        zt = (np.einsum("bd,btd->bt", x.astype(np.float64), wl.reshape(lab.shape + (-1,))
-                        .astype(np.float64)) + bl.reshape(lab.shape))
-        return lse - zt.mean(axis=1), ids
-
-
-def _init_ram_weights(V, D, dtype, init, scale, seed, chunk=1 << 22):
-    """Initial in-RAM weights (V, D): N(0, scale), U(-scale, scale) or zeros, seeded, on huge
-    pages when large (see ``_memory``), generated in chunks of the one generator so that no
-    float64 temporary of the whole matrix exists (the values are those of one big draw)."""
-    w = _memory.full((V, D), 0, dtype) if init == "zeros" else _memory.empty((V, D), dtype)
-    if init == "zeros":
-        return w
-    rng = np.random.default_rng(seed)
-    flat = w.reshape(-1)
-    for lo in range(0, flat.size, chunk):
-        part = flat[lo:lo + chunk]
-        if init == "normal":
-            rng.standard_normal(out=part, dtype=dtype)
-            part *= dtype.type(scale)
-        else:
-            part[...] = rng.uniform(-scale, scale, part.size)
-    return w
-
-
-def _copy_to_store(arr, path, group):
-    """A new store at ``path`` holding ``arr``, in the commit group ``group``; left open."""
-    arr = np.asarray(arr)
-    store = ShardedMatrix.create(path, arr.shape[0], arr.shape[1] if arr.ndim == 2 else None,
-                                 dtype=arr.dtype.name, durability="none", group=group)
-    try:
-        store.shards[0][...] = arr
-    except BaseException:
-        store.close()
-        raise
-    return store
-
-
-def _check_head_dir(p):
-    """Refuse to replace a directory unless it holds a head and nothing else."""
-    names = set(os.listdir(p)) - {".lock"}
-    names = {n for n in names if not (n.startswith(".") and n.endswith(".tmp"))}
-    if not names:
-        return
-    if _RECORD not in names and not names & {"weights", "biases"}:
-        raise FileExistsError(f"{p} is not empty and is not a SampledSoftmaxHead store (no "
-                              f"{_RECORD}); refusing to delete anything there")
-    others = sorted(names - _HEAD_ENTRIES)
-    if others:
-        raise FileExistsError(f"{p} holds files that are not part of a head ({others[:5]}); "
-                              "refusing to replace it")
-    if _RECORD in names:
-        try:
-            cfg = json.loads((p / _RECORD).read_text())
-        except (OSError, ValueError, UnicodeDecodeError):
-            cfg = None
-        if not isinstance(cfg, dict) or cfg.get("format") != _FORMAT:
-            raise FileExistsError(f"{p / _RECORD} is not a SampledSoftmaxHead's; refusing to "
-                                  "replace the directory")
-    for store in _head_stores(p):   # every store, checked before anything is deleted
-        check_replaceable(store)
-
-
-def _head_stores(p):
-    """The store directories of the head at ``p`` (weights, biases, ``opt/<param>/<slot>``);
-    ``FileExistsError`` for anything else under them, so that nothing is deleted before the
-    whole tree is known to be the head's own."""
-    stores = []
-    for d in [p / "weights", p / "biases"]:
-        if d.is_symlink() or (d.exists() and not d.is_dir()):
-            raise FileExistsError(f"{d} is not a store directory; refusing to replace {p}")
-        if d.exists():
-            stores.append(d)
-    opt = p / "opt"
-    if opt.exists():
-        for d in [opt] + (sorted(opt.iterdir()) if opt.is_dir() else []):
-            if d.is_symlink() or not d.is_dir():
-                raise FileExistsError(f"{d} is not part of a head; refusing to replace {p}")
-            if d != opt:
-                for slot in sorted(d.iterdir()):
-                    if slot.is_symlink() or not slot.is_dir():
-                        raise FileExistsError(f"{slot} is not part of a head; refusing to "
-                                              f"replace {p}")
-                    stores.append(slot)
-    return stores
-
-
-def _remove_head(p):
-    """Delete a head's files (``head.json`` first: a half-deleted head is not loadable)."""
-    stores = _head_stores(p)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(p / _RECORD)
-    fsync_dir(p)
-    for store in stores:
-        remove_store(store)
-    opt = p / "opt"
-    if opt.is_dir():
-        for param in sorted(opt.iterdir()):
-            with contextlib.suppress(OSError):
-                os.rmdir(param)
-        with contextlib.suppress(OSError):
-            os.rmdir(opt)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(p / "counts.npy")
-
-
-def _read_config(p):
-    """``head.json`` checked field by field; returns ``(config, optimizer)``."""
-    fn = p / _RECORD
-    cfg = read_json_object(fn, f"{p}: no {_RECORD} (not a SampledSoftmaxHead store)")
-    if cfg.get("format") != _FORMAT or cfg.get("version") not in _READABLE_VERSIONS:
-        raise StoreError(f"{fn}: unknown format {cfg.get('format')!r} version "
-                         f"{cfg.get('version')!r}")
-
-    def field(key, ok, what):
-        if key not in cfg:
-            raise StoreError(f"{fn}: missing field {key!r}")
-        v = cfg[key]
-        if not ok(v):
-            raise StoreError(f"{fn}: field {key!r} must be {what}, got {v!r}")
-        return v
-
-    def is_int(lo):
-        return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo
-
-    def is_bool(v):
-        return isinstance(v, bool)
-
-    def is_real(lo):
-        return lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool)
-                          and math.isfinite(v) and v >= lo)
-
-    field("num_classes", is_int(1), "an int >= 1")
-    field("dim", is_int(1), "an int >= 1")
-    field("num_shards", is_int(1), "an int >= 1")
-    field("partition_strategy", lambda v: v in ("mod", "div"), "'mod' or 'div'")
-    field("sampler", lambda v: v in _SAMPLERS, f"one of {_SAMPLERS}")
-    field("distortion", is_real(0), "a finite number >= 0")
-    field("loss", lambda v: v in _LOSSES, f"one of {_LOSSES}")
-    field("num_sampled", is_int(1), "an int >= 1")
-    if cfg["num_sampled"] > cfg["num_classes"]:
-        raise StoreError(f"{fn}: field 'num_sampled' ({cfg['num_sampled']}) exceeds "
-                         f"num_classes ({cfg['num_classes']})")
-    field("num_true", is_int(1), "an int >= 1")
-    field("reduction", lambda v: v in ("mean", "sum"), "'mean' or 'sum'")
-    field("remove_accidental_hits", is_bool, "true or false")
-    field("subtract_log_q", is_bool, "true or false")
-    field("seed", is_int(0), "an int >= 0")
-    field("dtype", lambda v: v in ("float32", "float64"), "'float32' or 'float64'")
-    field("step", is_int(0), "an int >= 0")
-    if "sampler_calls" in cfg:
-        field("sampler_calls", is_int(0), "an int >= 0")
-    if "optimizer_t" in cfg:
-        field("optimizer_t", lambda v: isinstance(v, list) and len(v) == 2 and all(
-            isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in v),
-            "a list of two ints >= 0")
-    oc = field("optimizer", lambda v: isinstance(v, dict) and v.get("name") in _OPTIMIZERS,
-               f"an object whose name is one of {tuple(_OPTIMIZERS)}")
-    params = {k: v for k, v in oc.items() if k != "name"}
-    try:
-        opt = _OPTIMIZERS[oc["name"]](**params)
-    except (TypeError, ValueError) as e:
-        raise StoreError(f"{fn}: field 'optimizer' is not a valid {oc['name']} "
-                         f"configuration: {e}") from None
-    if cfg["version"] >= 2:
-        check_group_record(cfg, fn)     # head.json is the stores' commit record too
-    return cfg, opt
-
-
-def _read_counts(p, cfg):
-    fn = p / "counts.npy"
-    if not fn.is_file():
-        raise StoreError(f"{fn}: missing (sampler 'unigram' needs the class counts)")
-    try:
-        c = np.load(fn, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise StoreError(f"{fn}: not a readable .npy file ({e})") from None
-    if c.shape != (cfg["num_classes"],) or c.dtype.kind not in "fiu":
-        raise StoreError(f"{fn}: must hold {cfg['num_classes']} numbers (one per class), got "
-                         f"shape {c.shape} dtype {c.dtype}")
-    c = c.astype(np.float64)
-    if not np.isfinite(c).all() or (c < 0).any():
-        raise StoreError(f"{fn}: counts must be finite and >= 0")
-    return c
-
-
-def _check_stores(p, cfg, weights, biases):
-    """The stores must match head.json and each other's shard layout."""
-    V, D = cfg["num_classes"], cfg["dim"]
-    if (weights.num_rows, weights.dim) != (V, D) or biases.num_rows != V or \
-            biases.dim is not None or weights.dtype.name != cfg["dtype"] or \
-            biases.dtype != weights.dtype:
-        raise StoreError(f"{p}: weights {weights.shape} {weights.dtype} / biases "
-                         f"{biases.shape} {biases.dtype} do not match {_RECORD} ({V} x {D} "
-                         f"{cfg['dtype']})")
-    if biases.shard_sizes != weights.shard_sizes or (
-            weights.num_shards > 1 and biases.partition_strategy != weights.partition_strategy):
-        raise StoreError(f"{p}: the biases are laid out over {biases.num_shards} shards "
-                         f"{biases.shard_sizes} ({biases.partition_strategy!r}) but the weights "
-                         f"over {weights.num_shards} {weights.shard_sizes} "
-                         f"({weights.partition_strategy!r}); a head needs one layout")
-    if weights.num_shards != cfg["num_shards"] or (
-            weights.num_shards > 1 and weights.partition_strategy != cfg["partition_strategy"]):
-        raise StoreError(f"{p}: the weights have {weights.num_shards} shards "
-                         f"({weights.partition_strategy!r}) but {_RECORD} says "
-                         f"{cfg['num_shards']} ({cfg['partition_strategy']!r})")
-
-
-def _check_steps(p, cfg, weights, biases, states):
-    """Every store is at the step its commit record gives (after the journals' recovery)."""
-    rec = cfg if cfg["version"] >= 2 else None     # checked by _read_config
-    for store, want in [(weights, cfg["step"]), (biases, cfg["step"])] + [
-            (store, st.t) for st in states if st is not None for store in st.slots.values()]:
-        if store.step != want or (rec is not None and store.group is not None and
-                                  rec["stores"].get(_rel(p, store.path)) != store.step):
-            raise StoreError(f"{store.path}: at step {store.step}, but {p / _RECORD} records "
-                             f"{want}")
-        if rec is not None and store.group is None:
-            raise StoreError(f"{store.path}: not part of {p / _RECORD}'s commit group")
-
-
-def _rel(p, path):
-    return os.path.relpath(os.path.abspath(path), os.path.abspath(p)).replace(os.sep, "/")
-
-
-def _adopt_stores(p, cfg, weights, biases, states):
-    """Bring a head written without a commit record into one (see ``join_group``)."""
-    members = [weights, biases] + [s for st in states for s in st.slots.values()]
-    epochs = {s.epoch for s in members}
-    if len(epochs) != 1:
-        raise StoreError(f"{p}: its stores are at different epochs {sorted(epochs)}")
-    if weights.step != cfg["step"] or biases.step != cfg["step"]:
-        raise StoreError(f"{p}: weights at step {weights.step} and biases at step "
-                         f"{biases.step}, but {_RECORD} records {cfg['step']}")
-    rec = dict(cfg, version=_VERSION, epoch=epochs.pop(),
-               stores={_rel(p, s.path): s.step for s in members})
-    atomic_write_bytes(p / _RECORD, (json.dumps(rec, indent=1, sort_keys=True) + "\n").encode())
-    for s in members:
-        if s.group is None:
-            join_group(s, p / _RECORD)
-    cfg.update(rec)
+        return full_softmax_losses(x, lab, wl, bl, lse), ids
