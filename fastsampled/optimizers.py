@@ -34,21 +34,22 @@ overflowing update (say a huge ``lr``, or ``g*g`` beyond float32).
 Every other argument (ids sorted, unique and in range; grad shape and dtype; the state's layout)
 is checked with numpy before any kernel runs. Per call that costs a few microseconds, so
 ``apply`` suits a training loop calling it twice a step (weights and biases).
+
+:class:`OptimizerState` (the slots in RAM or on disk, and the step ``t``) is defined in
+``_optim_state`` and exported from here.
 """
 import math
 import numbers
-import os
-import pathlib
 
 import numpy as np
 
-from . import _memory
-from . import _optimizer_kernels as K
-from ._errors import StoreError
-from ._layout import is_store
+from ._optim_state import OptimizerState, make_state
+from ._optimizer_kernels import ADAGRAD as ADAGRAD_RULE
+from ._optimizer_kernels import ADAM as ADAM_RULE
+from ._optimizer_kernels import SGD as SGD_RULE
+from ._optimizer_kernels import commit_rows, update_rows
 from ._params import ParamRows
 from ._validate import as_id_array
-from .sharding import ShardedMatrix, commit_group
 
 __all__ = ["SGD", "Adagrad", "Adam", "OptimizerState", "BoundParams"]
 
@@ -111,8 +112,7 @@ def _journal(p, state, ids):
     if p.store is not None:
         p.store.journal(ids)
     if state is not None:
-        for store in state._stores:
-            store.journal(ids)
+        state.journal(ids)
 
 
 def _check_ids(ids, name):
@@ -155,133 +155,6 @@ def _check_grad(grad, ids, param, name):
     if not (grad.flags.c_contiguous and grad.flags.writeable and grad.flags.aligned):
         grad = np.array(grad, order="C")  # one kernel variant: C-contiguous, writeable, aligned
     return grad.reshape(ids.size, 1) if param.dim is None else grad
-
-
-# ---------------------------------------------------------------- state
-
-_STATE_RECORD = "state.json"      # commit record of the slot stores of one state
-_STATE_FORMAT = "fastsampled.OptimizerState"
-
-
-class OptimizerState:
-    """The slots of one parameter (Adagrad's accumulator, Adam's ``m`` and ``v``) and its step.
-
-    Made by :meth:`SGD.init_state` / :meth:`Adagrad.init_state` / :meth:`Adam.init_state`; use
-    one state per parameter (weights and biases each have their own). Not thread-safe: one
-    ``apply`` at a time per state.
-
-    Attributes
-    ----------
-    slots : dict
-        Slot name -> slot values with exactly the parameter's layout: an ndarray for an array
-        parameter, a list of shard arrays for a shard list, a ``ShardedMatrix`` per slot when
-        the state was created with a ``path`` (otherwise a list of in-RAM shard arrays for a
-        ``ShardedMatrix`` parameter).
-    t : int
-        Number of successful ``apply`` calls (Adam's bias-correction step). Saved as the slot
-        stores' ``step`` by :meth:`checkpoint` and read back when a state is resumed.
-    path : pathlib.Path or None
-        Directory of the slot stores (``path / <slot name>``), or None for in-RAM slots.
-    closed : bool
-
-    Slot values may be read and modified in place; do not rebind ``slots`` entries (the state
-    keeps views of the arrays it was made with).
-
-    Examples
-    --------
-    >>> import numpy as np, fastsampled as fs
-    >>> w = np.zeros((4, 2), np.float32)
-    >>> state = fs.Adagrad(lr=0.5).init_state(w)
-    >>> state
-    OptimizerState(slots=('accumulator',), t=0, param shape (4, 2), float32, shard sizes [4])
-    >>> state.slots["accumulator"][0]
-    array([0.1, 0.1], dtype=float32)
-    """
-
-    def __init__(self, names, slots, param, t=0, path=None, stores=()):
-        self.slots = dict(zip(names, slots))
-        self.t = int(t)
-        self.path = path
-        self.closed = False
-        self._names = tuple(names)
-        self._stores = list(stores)
-        self._sizes = param.sizes
-        self._strategy = param.strategy
-        self._dtype = param.dtype
-        self._dim = param.dim
-        self._describe = param.describe()
-        # 2-D row views of each slot's shards, made once (slot arrays belong to the state)
-        self._views = tuple(ParamRows(s, f"slot {n!r}", partition_strategy=param.strategy,
-                                      in_place=True, writeable=True).views
-                            for n, s in zip(names, slots))
-        self._scratch = None
-
-    def _scratch_buffers(self, k, width):
-        """``1 + len(slots)`` scratch buffers of shape ``(k, width)``, reused across calls."""
-        buf = self._scratch
-        if buf is None or buf[0].shape[0] < k:
-            cap = max(k, 2 * buf[0].shape[0] if buf is not None else 0, 16)
-            buf = tuple(np.empty((cap, width), self._dtype)
-                        for _ in range(1 + len(self._names)))
-            self._scratch = buf
-        return tuple(b[:k] for b in buf)
-
-    def checkpoint(self):
-        """Make the slot stores durable with ``step = t``, as one atomic commit.
-
-        Slot stores made by ``init_state(path=...)`` commit together through
-        ``path/state.json`` (``fastsampled.sharding.commit_group``): after a crash at any
-        instant they reopen at the same step. A no-op for in-RAM slots. Checkpoint the
-        parameter in the same breath: a resumed run continues exactly only if parameter and
-        slots were saved at the same step. (The slots of a ``SampledSoftmaxHead`` commit with
-        the head's ``checkpoint()``; this method refuses them.)
-        """
-        self._check_open()
-        record = None if self.path is None else self.path / _STATE_RECORD
-        if self._stores and record is not None and all(
-                s.group is not None and os.path.abspath(s.path / s.group)
-                == os.path.abspath(record) for s in self._stores):
-            commit_group(record, [(s, self.t) for s in self._stores],
-                         {"format": _STATE_FORMAT, "slots": list(self._names)})
-            return
-        for store in self._stores:      # stores written before state.json existed
-            store.checkpoint(step=self.t)
-
-    def close(self):
-        """Close the slot stores (without checkpointing). Closing twice is a no-op."""
-        for store in self._stores:
-            store.close()
-        self._views = ()
-        self._scratch = None
-        self.closed = True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def __repr__(self):
-        where = f", path={str(self.path)!r}" if self.path is not None else ""
-        return (f"OptimizerState(slots={self._names}, t={self.t}, param {self._describe}"
-                f"{where}{', closed' if self.closed else ''})")
-
-    def _check_open(self):
-        if self.closed:
-            raise ValueError("the optimizer state is closed")
-        for store in self._stores:
-            if store.closed:
-                raise ValueError(f"the slot store {str(store.path)!r} is closed")
-
-    def _check_param(self, param, slots, name):
-        if tuple(slots) != self._names:
-            raise ValueError(f"state holds slots {self._names} but this optimizer uses "
-                             f"{tuple(slots)}: pass a state made by this optimizer's init_state")
-        if (param.sizes != self._sizes or param.dtype != self._dtype or param.dim != self._dim
-                or (len(param.sizes) > 1 and param.strategy != self._strategy)):
-            raise ValueError(f"{name} ({param.describe()}) does not match the layout its state "
-                             f"was made for ({self._describe})")
 
 
 class BoundParams:
@@ -377,64 +250,8 @@ class _SparseOptimizer:
         -------
         OptimizerState
         """
-        p = ParamRows(param, "param", partition_strategy=partition_strategy, in_place=True)
-        if path is None:
-            slots = [self._ram_slot(param, p, n) for n in self.slots]
-            return OptimizerState(self.slots, slots, p)
-        path = pathlib.Path(os.fspath(path))
-        dirs = [path / n for n in self.slots]
-        exist = [(d / "meta.json").exists() for d in dirs]
-        if any(exist) and not all(exist):
-            have = [n for n, e in zip(self.slots, exist) if e]
-            raise StoreError(f"{path}: found slot stores {have} but not all of {self.slots}; "
-                             "remove the partial state or restore it completely")
-        stores = []
-        try:
-            for n, d in zip(self.slots, dirs):
-                if exist[0]:
-                    store = ShardedMatrix.open(d, "r+", durability)
-                    stores.append(store)
-                    self._check_store(store, p, n)
-                else:
-                    path.mkdir(parents=True, exist_ok=True)
-                    strategy = None if is_store(param) else p.strategy
-                    # the slots commit together: with the caller's record (a head's) or with
-                    # their own, path/state.json
-                    record = path / _STATE_RECORD if group is None else pathlib.Path(group)
-                    rel = os.path.relpath(os.path.abspath(record), os.path.abspath(d))
-                    stores.append(ShardedMatrix.like(param, d, fill=self._slot_fill(n),
-                                                     partition_strategy=strategy,
-                                                     durability=durability, group=rel))
-            if stores and not exist[0] and group is None:
-                commit_group(path / _STATE_RECORD, [(s, 0) for s in stores],
-                             {"format": _STATE_FORMAT, "slots": list(self.slots)})
-            steps = {s.step for s in stores}
-            if len(steps) > 1:
-                raise StoreError(f"{path}: slot stores were checkpointed at different steps "
-                                 f"{sorted(steps)}; they cannot be resumed together")
-            t = steps.pop() if steps else 0
-            return OptimizerState(self.slots, stores, p, t=t, path=path, stores=stores)
-        except BaseException:
-            for s in stores:
-                s.close()
-            raise
-
-    @staticmethod
-    def _check_store(store, p, name):
-        if (tuple(store.shard_sizes) != p.sizes or store.dtype != p.dtype or store.dim != p.dim
-                or (len(p.sizes) > 1 and store.partition_strategy != p.strategy)):
-            raise StoreError(
-                f"slot store {str(store.path)!r} ({name}: shard sizes {store.shard_sizes}, "
-                f"{store.partition_strategy!r}, dim {store.dim}, {store.dtype}) does not match "
-                f"param ({p.describe()})")
-
-    def _ram_slot(self, param, p, name):
-        fill = self._slot_fill(name)
-        shards = [_memory.full(v.shape[:1] + ((p.dim,) if p.dim is not None else ()), fill,
-                               p.dtype) for v in p.views]
-        if not is_store(param) and not isinstance(param, (list, tuple)):
-            return shards[0]
-        return shards
+        return make_state(param, {n: self._slot_fill(n) for n in self.slots}, path,
+                          partition_strategy, durability, group)
 
     # ------------------------------------------------------------ updates
 
@@ -528,7 +345,7 @@ class _SparseOptimizer:
                             f"{type(grads).__name__}")
         for st in states:
             if st is not None:
-                st._check_open()
+                st.check_open()
         ids = _check_ids(grads.ids, "grads.ids")
         _check_range(ids, pw, "grads.ids")
         _check_range(ids, pb, "grads.ids")
@@ -553,15 +370,13 @@ class _SparseOptimizer:
             return p, ()
         if not isinstance(state, OptimizerState):
             raise TypeError(f"state must be an OptimizerState, got {type(state).__name__}")
-        state._check_open()
-        state._check_param(p, self.slots, name)
-        return p, state._views
+        return p, state.slot_rows(p, self.slots, name)
 
     def _compute(self, p, slot_views, state, ids, grad, groups, gname):
         """New rows into scratch, shard by shard; raises before anything is written."""
         k, width = grad.shape
         if state is not None:
-            outs = state._scratch_buffers(k, width)
+            outs = state.scratch_buffers(k, width)
         else:
             outs = (np.empty((k, width), p.dtype),)
         out_p = outs[0]
@@ -577,7 +392,7 @@ class _SparseOptimizer:
             w = p.views[q]
             s0 = slot_views[0][q] if nslots > 0 else w
             s1 = slot_views[1][q] if nslots > 1 else w
-            if K.update_rows(kind, w, s0, s1, rows, pos, grad, out_p, out_s0, out_s1,
+            if update_rows(kind, w, s0, s1, rows, pos, grad, out_p, out_s0, out_s1,
                              scalars):
                 self._refuse(p, ids, grad, pos, rows, q, outs, gname)
         return p, slot_views, groups, (out_p, out_s0, out_s1), state, t
@@ -590,7 +405,7 @@ class _SparseOptimizer:
             w = p.views[q]
             s0 = slot_views[0][q] if nslots > 0 else w
             s1 = slot_views[1][q] if nslots > 1 else w
-            K.commit_rows(nslots, w, s0, s1, rows, pos, out_p, out_s0, out_s1)
+            commit_rows(nslots, w, s0, s1, rows, pos, out_p, out_s0, out_s1)
         if state is not None:
             state.t = t
 
@@ -640,7 +455,7 @@ class SGD(_SparseOptimizer):
     """
 
     slots = ()
-    _kind = K.SGD
+    _kind = SGD_RULE
     _hypers = ("lr", "weight_decay")
 
     def __init__(self, lr=0.1, weight_decay=0.0):
@@ -677,7 +492,7 @@ class Adagrad(_SparseOptimizer):
     """
 
     slots = ("accumulator",)
-    _kind = K.ADAGRAD
+    _kind = ADAGRAD_RULE
     _hypers = ("lr", "initial_accumulator_value", "eps", "weight_decay")
     initial_accumulator_value = _Hyper(_non_negative)
     eps = _Hyper(_non_negative)
@@ -725,7 +540,7 @@ class Adam(_SparseOptimizer):
     """
 
     slots = ("m", "v")
-    _kind = K.ADAM
+    _kind = ADAM_RULE
     _hypers = ("lr", "beta1", "beta2", "eps", "weight_decay")
     beta1 = _Hyper(_unit)
     beta2 = _Hyper(_unit)

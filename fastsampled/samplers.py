@@ -19,19 +19,27 @@ Two forms:
 
 Draws are not bit-identical to TensorFlow's (which uses Philox); distributions, expected counts
 and the unique-rejection rule are.
+
+Fixed-unigram weight lists are built in ``_sampler_unigram``; ``expected_count`` and
+``compute_accidental_hits``, which draw nothing, come from ``_sampler_counts``.
 """
 import collections
-import numbers
-import os
 import threading
 
 import numpy as np
 
-from . import _sampler_kernels as K
 from ._rng import normalize_seed, stream_key
+from ._sampler_counts import FLT_MAX  # noqa: F401  (re-exported)
+from ._sampler_counts import compute_accidental_hits, expected_count
+from ._sampler_kernels import (ALIAS, FENWICK, LOG_UNIFORM, UNIFORM, count_prob,
+                               expected_counts, fenwick_add, fenwick_build, fenwick_draw,
+                               gather_prob, log_uniform_draw, log_uniform_prob, new_set,
+                               sample_fused, take_unique, uniform_draw)
+from ._sampler_unigram import (build_unigram_table, cached_unigram_table, check_unigram_length,
+                               unigram_params)
 from ._validate import (INT32_MAX, INT32_WHY, INT64_MAX, as_bool, as_id_array,
                         as_int_at_most, as_true_classes, check_range)
-from .alias import MAX_CLASSES, AliasTable
+from .alias import MAX_CLASSES
 
 __all__ = [
     "CandidateSamples", "CandidateSampler", "UniformSampler", "LogUniformSampler",
@@ -52,7 +60,6 @@ true_expected_count : ndarray of float32, shape (batch, num_true)
 sampled_expected_count : ndarray of float32, shape (num_sampled,)
 """
 
-FLT_MAX = np.float32(np.finfo(np.float32).max)
 _FUSED_MAX = 4096           # non-unique draws up to this many: one sequential kernel call
 _FUSED_UNIQUE_MAX = 65536   # unique draws are sequential anyway (rejection in draw order)
 _E_F = np.empty(0, np.float32)
@@ -73,46 +80,20 @@ def _check_call_args(true_classes, num_true, num_sampled, unique, range_max):
     return tc, num_sampled, unique
 
 
-def expected_count(p, num_tries, num_sampled):
-    """TensorFlow's expected count of candidates with single-draw probability ``p``.
-
-    Parameters
-    ----------
-    p : array_like of float32
-        Single-draw probabilities.
-    num_tries : int
-        Number of draws the call made (``num_sampled`` unless unique draws were rejected).
-    num_sampled : int
-        Number of candidates returned.
-
-    Returns
-    -------
-    ndarray of float32, same shape as ``p``
-        ``p * num_sampled`` if ``num_tries == num_sampled`` else ``-expm1(num_tries *
-        log1p(-p))``, evaluated in float32.
-    """
-    p = np.ascontiguousarray(np.asarray(p, dtype=np.float32))
-    out = np.empty(p.size, np.float32)
-    num_tries = as_int_at_most(num_tries, "num_tries", 0, INT64_MAX)
-    num_sampled = as_int_at_most(num_sampled, "num_sampled", 0, INT64_MAX)
-    K.expected_counts(p.reshape(-1), num_tries, num_sampled, out)
-    return out.reshape(p.shape)
-
-
 def _draw_candidates(draw, key, num_sampled, unique):
     """Run ``draw(key, start, out)`` until ``num_sampled`` candidates; returns (ids, num_tries)."""
     out = np.empty(num_sampled, np.int64)
     if not unique:
         draw(key, np.uint64(0), out)
         return out, num_sampled
-    keys = K.new_set(num_sampled)
+    keys = new_set(num_sampled)
     count = 0
     start = 0
     chunk = max(32, num_sampled + num_sampled // 4)
     while count < num_sampled:
         buf = np.empty(chunk, np.int64)
         draw(key, np.uint64(start), buf)
-        count, used = K.take_unique(buf, keys, out, count)
+        count, used = take_unique(buf, keys, out, count)
         start += used
         chunk = min(2 * chunk, 1 << 24)
     return out, start
@@ -246,14 +227,14 @@ class CandidateSampler:
         self.calls += 1
         if num_sampled <= (_FUSED_UNIQUE_MAX if unique else _FUSED_MAX):
             # one sequential kernel call: cheaper than several parallel ones for small S
-            cands, tec, sec, num_tries = K.sample_fused(
+            cands, tec, sec, num_tries = sample_fused(
                 *self._fused_args(), key, num_sampled, unique, tc.reshape(-1))
         else:
             cands, num_tries = _draw_candidates(self._draw, key, num_sampled, unique)
             tec = np.empty(tc.size, np.float32)
             sec = np.empty(num_sampled, np.float32)
-            K.expected_counts(self._prob(tc.reshape(-1)), num_tries, num_sampled, tec)
-            K.expected_counts(self._prob(cands), num_tries, num_sampled, sec)
+            expected_counts(self._prob(tc.reshape(-1)), num_tries, num_sampled, tec)
+            expected_counts(self._prob(cands), num_tries, num_sampled, sec)
         self.last_num_tries = num_tries
         self._observe(tc)
         return CandidateSamples(cands, tec.reshape(tc.shape), sec)
@@ -289,10 +270,10 @@ class UniformSampler(CandidateSampler):
     """
 
     def _fused_args(self):
-        return K.UNIFORM, self.range_max, _E_U, _E_F, np.float32(1), _E_I, _E_I, 1
+        return UNIFORM, self.range_max, _E_U, _E_F, np.float32(1), _E_I, _E_I, 1
 
     def _draw(self, key, start, out):
-        K.uniform_draw(self.range_max, key, start, out)
+        uniform_draw(self.range_max, key, start, out)
 
     def _prob(self, ids):
         return np.full(ids.size, np.float32(1.0 / self.range_max), np.float32)
@@ -317,80 +298,15 @@ class LogUniformSampler(CandidateSampler):
                           "would get expected count 0")
 
     def _fused_args(self):
-        return K.LOG_UNIFORM, self.range_max, _E_U, _E_F, np.float32(1), _E_I, _E_I, 1
+        return LOG_UNIFORM, self.range_max, _E_U, _E_F, np.float32(1), _E_I, _E_I, 1
 
     def _draw(self, key, start, out):
-        K.log_uniform_draw(self.range_max, key, start, out)
+        log_uniform_draw(self.range_max, key, start, out)
 
     def _prob(self, ids):
         out = np.empty(ids.size, np.float32)
-        K.log_uniform_prob(ids, self.range_max, out)
+        log_uniform_prob(ids, self.range_max, out)
         return out
-
-
-def _read_vocab_counts(vocab_file):
-    """The last comma-separated column of every non-empty line, as float64."""
-    try:
-        with open(vocab_file, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise ValueError(f"vocab_file {vocab_file!r} cannot be read: {e}") from None
-    lines = [ln for ln in data.splitlines() if ln.strip()]
-    try:
-        return np.array([ln.rpartition(b",")[2].strip() for ln in lines], dtype=np.bytes_).astype(np.float64)
-    except ValueError:
-        for n, ln in enumerate(lines):
-            try:
-                float(ln.rpartition(b",")[2])
-            except ValueError:
-                raise ValueError(
-                    f"vocab_file {vocab_file!r}: the last column of non-empty line {n + 1} is "
-                    f"not a number: {ln[:80]!r}") from None
-        raise
-
-
-def _in_shard(n, num_shards, shard):
-    """How many of the ids ``0 .. n-1`` have ``id % num_shards == shard`` (0 <= shard)."""
-    return max(0, (n - shard + num_shards - 1) // num_shards)
-
-
-def _unigram_list_length(num_reserved_ids, num_unigrams, num_shards, shard):
-    """Length of TensorFlow's weight list for one shard, computed without building it.
-
-    The reserved ids ``0 .. num_reserved_ids-1`` of this shard come first (``start`` of
-    them); the t-th unigram then has word id ``start + t`` (not ``num_reserved_ids + t``: a
-    TensorFlow quirk when num_shards > 1) and is kept when that id falls in this shard.
-    """
-    start = _in_shard(num_reserved_ids, num_shards, shard)
-    return start + _in_shard(start + num_unigrams, num_shards, shard) \
-        - _in_shard(start, num_shards, shard)
-
-
-def _unigram_weights(u, distortion, num_reserved_ids, num_shards, shard):
-    """TensorFlow's weight list for this shard (float32) and its float32 sequential total.
-
-    ``u`` is the validated 1-D float64 count array; the list length was checked against
-    range_max before this allocates it.
-    """
-    if not np.isfinite(u).all():
-        raise ValueError(f"unigrams must be finite; found {u[~np.isfinite(u)][0]} at index "
-                         f"{int(np.argmax(~np.isfinite(u)))}")
-    if (u < 0).any():
-        i = int(np.argmax(u < 0))
-        raise ValueError(f"unigrams must be non-negative (TensorFlow silently accepts negative "
-                         f"counts and returns negative probabilities); found {u[i]} at index {i}")
-    u = u.astype(np.float32)
-    start = _in_shard(num_reserved_ids, num_shards, shard)
-    word_ids = start + np.arange(u.size, dtype=np.int64)
-    mine = u[word_ids % num_shards == shard]
-    with np.errstate(divide="ignore", over="ignore"):
-        w = np.concatenate([np.zeros(start, np.float32),
-                            np.power(mine, np.float32(distortion), dtype=np.float32)])
-    if not np.isfinite(w).all():
-        i = int(np.argmax(~np.isfinite(w)))
-        raise ValueError(f"unigram weight {i} is {w[i]} in float32 (count ** distortion); "
-                         "scale the unigrams down")
-    return w, K.sequential_sum_f32(w)
 
 
 class FixedUnigramSampler(CandidateSampler):
@@ -427,8 +343,8 @@ class FixedUnigramSampler(CandidateSampler):
                  num_shards=1, shard=0, unigrams=(), seed=None, _table=None):
         super().__init__(range_max, seed)
         if _table is None:
-            _table = _build_unigram_table(self.range_max, vocab_file, distortion,
-                                          num_reserved_ids, num_shards, shard, unigrams)
+            _table = build_unigram_table(self.range_max, vocab_file, distortion,
+                                         num_reserved_ids, num_shards, shard, unigrams)
         self.weights, self.total, self.table = _table
 
     @property
@@ -437,7 +353,7 @@ class FixedUnigramSampler(CandidateSampler):
         return self.table.num_positive
 
     def _fused_args(self):
-        return (K.ALIAS, self.range_max, self.table.table, self.weights, np.float32(self.total),
+        return (ALIAS, self.range_max, self.table.table, self.weights, np.float32(self.total),
                 _E_I, _E_I, 1)
 
     def _draw(self, key, start, out):
@@ -446,91 +362,8 @@ class FixedUnigramSampler(CandidateSampler):
 
     def _prob(self, ids):
         out = np.empty(ids.size, np.float32)
-        K.gather_prob(self.weights, self.total, ids, out)
+        gather_prob(self.weights, self.total, ids, out)
         return out
-
-
-_INT32_ATTR_WHY = "TensorFlow's fixed unigram sampler holds it in an int32"
-
-_UnigramParams = collections.namedtuple(
-    "_UnigramParams", ["distortion", "num_reserved_ids", "num_shards", "shard", "unigrams"])
-
-
-def _as_unigrams(unigrams):
-    """``unigrams`` as a 1-D float64 array (empty when not given)."""
-    if isinstance(unigrams, np.ndarray) and unigrams.dtype.kind in "iuf":
-        u = np.asarray(unigrams, dtype=np.float64)
-    else:
-        try:
-            u = np.asarray(unigrams)
-        except ValueError:
-            raise ValueError("unigrams must be a 1-D sequence of numbers") from None
-        if u.size and (u.dtype == np.bool_ or u.dtype.kind not in "iuf"):
-            raise TypeError(f"unigrams must hold numbers, got dtype {u.dtype}")
-        u = u.astype(np.float64)
-    if u.ndim != 1:
-        raise ValueError(f"unigrams must be 1-D, got shape {u.shape}")
-    return u
-
-
-def _unigram_params(vocab_file, distortion, num_reserved_ids, num_shards, shard, unigrams):
-    """Validate every argument of the fixed unigram sampler except range_max and the counts'
-    values; nothing O(range_max) is allocated. Returns :class:`_UnigramParams`, whose
-    ``unigrams`` is a 1-D float64 array, or None when vocab_file is given."""
-    num_reserved_ids = as_int_at_most(num_reserved_ids, "num_reserved_ids", 0, INT32_MAX,
-                                      _INT32_ATTR_WHY)
-    num_shards = as_int_at_most(num_shards, "num_shards", 1, INT32_MAX, _INT32_ATTR_WHY)
-    shard = as_int_at_most(shard, "shard", 0, INT32_MAX, _INT32_ATTR_WHY)
-    if shard >= num_shards:
-        raise ValueError(f"shard ({shard}) must be < num_shards ({num_shards})")
-    if isinstance(distortion, (bool, np.bool_)) or not isinstance(distortion, numbers.Real):
-        raise TypeError(f"distortion must be a number, got {type(distortion).__name__} "
-                        f"{distortion!r}")
-    distortion = float(distortion)
-    with np.errstate(over="ignore"):
-        distortion32 = np.float32(distortion)
-    if not np.isfinite(distortion32):
-        raise ValueError(f"distortion must be finite in float32 (TensorFlow's type), got "
-                         f"{distortion}")
-    u = _as_unigrams(unigrams)
-    has_file = bool(vocab_file)
-    if has_file == (u.size > 0):
-        raise ValueError("exactly one of vocab_file and unigrams must be given")
-    return _UnigramParams(distortion, num_reserved_ids, num_shards, shard,
-                         None if has_file else u)
-
-
-def _check_unigram_length(range_max, params, num_unigrams, what):
-    """TensorFlow's rule: range_max equals this shard's list length (before it is built)."""
-    length = _unigram_list_length(params.num_reserved_ids, num_unigrams, params.num_shards,
-                                  params.shard)
-    if length != range_max:
-        raise ValueError(
-            f"range_max is {range_max} but the unigram weights have {length} entries "
-            f"({params.num_reserved_ids} reserved ids and {num_unigrams} {what}, shard "
-            f"{params.shard} of {params.num_shards}); they must be equal")
-
-
-def _build_unigram_table(range_max, vocab_file, distortion, num_reserved_ids, num_shards, shard,
-                         unigrams):
-    """``(weights float32, total float32, AliasTable)`` of a checked range_max."""
-    params = _unigram_params(vocab_file, distortion, num_reserved_ids, num_shards, shard,
-                             unigrams)
-    if params.unigrams is None:
-        counts = _read_vocab_counts(os.fspath(vocab_file))
-        what = "lines of vocab_file"
-    else:
-        counts = params.unigrams
-        what = "unigrams"
-    _check_unigram_length(range_max, params, counts.size, what)
-    w, total = _unigram_weights(counts, params.distortion, params.num_reserved_ids,
-                                params.num_shards, params.shard)
-    if not np.isfinite(total):
-        raise ValueError(f"the unigram weights sum to {total} in float32 (TensorFlow's running "
-                         "total); scale the unigrams down")
-    if not total > 0:
-        raise ValueError("the unigram weights of this shard are all zero")
-    return w, total, AliasTable(w)
 
 
 class LearnedUnigramSampler(CandidateSampler):
@@ -554,7 +387,7 @@ class LearnedUnigramSampler(CandidateSampler):
         super().__init__(range_max, seed)
         self.counts = np.ones(self.range_max, np.int64)
         self.tree = np.empty(self.range_max, np.int64)
-        K.fenwick_build(self.counts, self.tree)
+        fenwick_build(self.counts, self.tree)
         self.total = self.range_max
 
     def update(self, true_classes):
@@ -571,18 +404,18 @@ class LearnedUnigramSampler(CandidateSampler):
 
     def _observe(self, true_classes):
         ids = true_classes.reshape(-1)
-        K.fenwick_add(self.tree, self.counts, ids)
+        fenwick_add(self.tree, self.counts, ids)
         self.total += ids.size
 
     def _fused_args(self):
-        return K.FENWICK, self.range_max, _E_U, _E_F, np.float32(1), self.tree, self.counts, self.total
+        return FENWICK, self.range_max, _E_U, _E_F, np.float32(1), self.tree, self.counts, self.total
 
     def _draw(self, key, start, out):
-        K.fenwick_draw(self.tree, self.total, key, start, out)
+        fenwick_draw(self.tree, self.total, key, start, out)
 
     def _prob(self, ids):
         out = np.empty(ids.size, np.float32)
-        K.count_prob(self.counts, self.total, ids, out)
+        count_prob(self.counts, self.total, ids, out)
         return out
 
 
@@ -724,27 +557,6 @@ def _sample_once(cls, true_classes, num_true, num_sampled, unique, range_max, se
     return cls(range_max, seed)._checked_sample(*args)
 
 
-_UNIGRAM_CACHE = collections.OrderedDict()
-_UNIGRAM_CACHE_SIZE = 4
-_UNIGRAM_LOCK = threading.Lock()
-
-
-def _unigram_cache_key(range_max, vocab_file, params):
-    from ._hash import fingerprint
-
-    key = (range_max, params.distortion, params.num_reserved_ids, params.num_shards,
-           params.shard)
-    if params.unigrams is None:
-        path = os.path.realpath(os.fspath(vocab_file))
-        try:
-            st = os.stat(path)
-        except OSError as e:
-            raise ValueError(f"vocab_file {vocab_file!r} cannot be read: {e}") from None
-        return ("file", path, st.st_mtime_ns, st.st_size) + key
-    u = np.ascontiguousarray(params.unigrams)
-    return ("list", u.size, fingerprint(u.view(np.uint8))) + key
-
-
 def fixed_unigram_candidate_sampler(true_classes, num_true, num_sampled, unique, range_max,
                                     vocab_file="", distortion=1.0, num_reserved_ids=0,
                                     num_shards=1, shard=0, unigrams=(), seed=None):
@@ -785,25 +597,13 @@ def fixed_unigram_candidate_sampler(true_classes, num_true, num_sampled, unique,
     True
     """
     range_max = FixedUnigramSampler._check_range_max(range_max)
-    params = _unigram_params(vocab_file, distortion, num_reserved_ids, num_shards, shard,
-                             unigrams)
+    params = unigram_params(vocab_file, distortion, num_reserved_ids, num_shards, shard,
+                            unigrams)
     if params.unigrams is not None:
-        _check_unigram_length(range_max, params, params.unigrams.size, "unigrams")
+        check_unigram_length(range_max, params, params.unigrams.size, "unigrams")
     seed = normalize_seed(seed)
     args = _check_call_args(true_classes, num_true, num_sampled, unique, range_max)
-    key = _unigram_cache_key(range_max, vocab_file, params)
-    with _UNIGRAM_LOCK:
-        table = _UNIGRAM_CACHE.get(key)
-        if table is not None:
-            _UNIGRAM_CACHE.move_to_end(key)
-    if table is None:
-        table = _build_unigram_table(range_max, vocab_file, params.distortion,
-                                     params.num_reserved_ids, params.num_shards, params.shard,
-                                     () if params.unigrams is None else params.unigrams)
-        with _UNIGRAM_LOCK:
-            _UNIGRAM_CACHE[key] = table
-            while len(_UNIGRAM_CACHE) > _UNIGRAM_CACHE_SIZE:
-                _UNIGRAM_CACHE.popitem(last=False)
+    table = cached_unigram_table(range_max, vocab_file, params)
     sampler = FixedUnigramSampler(range_max, seed=seed, _table=table)
     return sampler._checked_sample(*args)
 
@@ -849,48 +649,3 @@ def all_candidate_sampler(true_classes, num_true, num_sampled, unique, seed=None
     CandidateSamples
     """
     return AllCandidateSampler(seed)(true_classes, num_true, num_sampled, unique)
-
-
-def compute_accidental_hits(true_classes, sampled_candidates, num_true):
-    """Find true classes among the sampled candidates (``tf.nn.compute_accidental_hits``).
-
-    For every ``(i, j)`` in row-major order whose label ``true_classes[i, j]`` occurs in
-    ``sampled_candidates``, emit ``(i, k, -FLT_MAX)`` where ``k`` is the **last** position of
-    that value in ``sampled_candidates`` (earlier duplicates are not reported, as in TF).
-    Values are only compared, never range-checked, as in TensorFlow: any int64 matches,
-    negative ones included.
-
-    Parameters
-    ----------
-    true_classes : array_like of int, shape (batch, num_true)
-        Labels (int32/int64; 1-D accepted when num_true == 1).
-    sampled_candidates : array_like of int, shape (num_sampled,)
-        Candidates, e.g. a sampler's first output.
-    num_true : int
-        Columns of ``true_classes``.
-
-    Returns
-    -------
-    indices : ndarray of int32, shape (H,)
-        Row of each hit.
-    ids : ndarray of int64, shape (H,)
-        Position in ``sampled_candidates`` of each hit.
-    weights : ndarray of float32, shape (H,)
-        ``-FLT_MAX`` for every hit.
-
-    Examples
-    --------
-    >>> import fastsampled as fs
-    >>> idx, ids, w = fs.compute_accidental_hits([[1], [3]], [3, 1, 3], 1)
-    >>> idx.tolist(), ids.tolist()
-    ([0, 1], [1, 2])
-    """
-    tc, num_true = as_true_classes(true_classes, num_true, max_num_true=INT64_MAX)
-    s = as_id_array(sampled_candidates, "sampled_candidates")
-    if s.ndim != 1:
-        raise ValueError(f"sampled_candidates must be 1-D, got shape {s.shape}")
-    cols = np.empty(tc.size, np.int64)
-    K.last_positions(tc.reshape(-1), s, cols)
-    hits = np.flatnonzero(cols >= 0)
-    rows = (hits // num_true).astype(np.int32)
-    return rows, cols[hits], np.full(hits.size, -FLT_MAX, np.float32)

@@ -21,7 +21,9 @@ import fastsampled as fs
 import fastsampled.alias as alias_mod
 import fastsampled.samplers as samplers_mod
 import reference as ref
-from fastsampled import _alias_kernels, _loss_kernels, _sampler_kernels
+from conftest import forbid_kernels
+from fastsampled import (_alias_kernels, _loss_kernels, _sampler_counts, _sampler_kernels,
+                         _sampler_unigram)
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
@@ -65,16 +67,23 @@ class _GuardedNumpy:
         return attr
 
 
+# the sampler modules, which allocate with numpy
+SAMPLER_MODULES = (samplers_mod, _sampler_unigram, _sampler_counts)
+
+
 @contextlib.contextmanager
 def allocation_guard():
     """Refuse large numpy allocations in the sampler and alias modules while active."""
     guard = _GuardedNumpy()
-    saved = samplers_mod.np, alias_mod.np
-    samplers_mod.np = alias_mod.np = guard
+    modules = SAMPLER_MODULES + (alias_mod,)
+    saved = [m.np for m in modules]
+    for m in modules:
+        m.np = guard
     try:
         yield
     finally:
-        samplers_mod.np, alias_mod.np = saved
+        for m, real in zip(modules, saved):
+            m.np = real
 
 
 _VALUE_READERS = {"weights_summary", "sequential_sum_f32"}   # read a value array, no ids
@@ -82,21 +91,12 @@ _VALUE_READERS = {"weights_summary", "sequential_sum_f32"}   # read a value arra
 
 @contextlib.contextmanager
 def kernels_blocked():
-    """Make every id-consuming kernel fail the test while active."""
-    saved = []
-    for module in (_sampler_kernels, _alias_kernels, _loss_kernels):
-        for name in dir(module):
-            obj = getattr(module, name)
-            if hasattr(obj, "py_func") and name not in _VALUE_READERS:
-                def kernel(*args, _name=f"{module.__name__}.{name}", **kwargs):
-                    raise AssertionError(f"kernel {_name} ran before validation failed")
-                saved.append((module, name, obj))
-                setattr(module, name, kernel)
-    try:
+    """Make every id-consuming kernel fail the test while active: in its kernel module and
+    wherever a fastsampled module imported it by name."""
+    with pytest.MonkeyPatch.context() as mp:
+        forbid_kernels(mp, {m.__name__ for m in (_sampler_kernels, _alias_kernels, _loss_kernels)},
+                       "before validation failed", _VALUE_READERS)
         yield
-    finally:
-        for module, name, obj in saved:
-            setattr(module, name, obj)
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import fastsampled as fs
-import fastsampled.samplers as samplers_mod
+from fastsampled import _sampler_unigram
 import reference as ref
 from fastsampled._alias_kernels import alias_column_probs
 
@@ -441,15 +441,15 @@ def test_functional_sampler_int_seed_reproducible(name):
 def fresh_unigram_cache(monkeypatch):
     import collections
     cache = collections.OrderedDict()
-    monkeypatch.setattr(samplers_mod, "_UNIGRAM_CACHE", cache)
+    monkeypatch.setattr(_sampler_unigram, "_UNIGRAM_CACHE", cache)
     calls = []
-    real = samplers_mod._build_unigram_table
+    real = _sampler_unigram.build_unigram_table
 
     def spy(*args, **kwargs):
         calls.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(samplers_mod, "_build_unigram_table", spy)
+    monkeypatch.setattr(_sampler_unigram, "build_unigram_table", spy)
     return cache, calls
 
 
@@ -470,7 +470,7 @@ def test_functional_fixed_unigram_caches_table(fresh_unigram_cache):
     assert len(calls) == 2 and len(cache) == 2
     for k in range(6):
         fs.fixed_unigram_candidate_sampler([[1]], 1, 5, False, 50, unigrams=u + k + 1, seed=1)
-    assert len(cache) == samplers_mod._UNIGRAM_CACHE_SIZE
+    assert len(cache) == _sampler_unigram._UNIGRAM_CACHE_SIZE
 
 
 def test_functional_fixed_unigram_cache_sees_content_changes(fresh_unigram_cache):

@@ -226,7 +226,7 @@ def test_power_durability_syncs_the_journal_before_rows_change(tmp_path, monkeyp
     """The ordering that a power cut relies on: every journal block is msync-ed (its pages
     and the file's size written to disk) before any row of the step changes."""
     import mmap
-    from fastsampled import _optimizer_kernels
+    from fastsampled import _optimizer_kernels, optimizers
     events = []
     real_flush = mmap.mmap.flush
 
@@ -244,7 +244,7 @@ def test_power_durability_syncs_the_journal_before_rows_change(tmp_path, monkeyp
             events.append("block")
     monkeypatch.setattr(_journal.RollbackJournal, "save", save)
     real_commit = _optimizer_kernels.commit_rows
-    monkeypatch.setattr(_optimizer_kernels, "commit_rows",
+    monkeypatch.setattr(optimizers, "commit_rows",     # where the optimizers call it
                         lambda *a: (events.append("rows"), real_commit(*a))[1])
     head = fs.SampledSoftmaxHead(V, D, path=tmp_path / "h", num_sampled=8,
                                  optimizer="adam", durability="power")
