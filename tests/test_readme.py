@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 import pytest
+from test_prose import anchors
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -83,22 +84,6 @@ def test_illustrative_blocks_are_valid_python(where, index, info, code):
     compile(code, f"{where} python block {index}", "exec")
 
 
-def _slug(heading):
-    """The anchor GitHub gives a markdown heading."""
-    text = re.sub(r"[`*_]", lambda m: "_" if m.group(0) == "_" else "", heading.strip().lower())
-    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
-
-
-def _anchors(page):
-    out, fenced = set(), False
-    for line in page.read_text(encoding="utf-8").splitlines():
-        if line.startswith("```"):
-            fenced = not fenced
-        elif not fenced and re.match(r"#{1,6} ", line):
-            out.add(_slug(line.lstrip("#")))
-    return out
-
-
 def _prose(page):
     """A page's text outside fenced code blocks."""
     return re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.S | re.M)
@@ -115,7 +100,7 @@ def test_links_resolve(page):
         target = (page.parent / link) if link else page
         if not target.exists():
             problems.append(f"{link} does not exist")
-        elif anchor and target.suffix == ".md" and anchor not in _anchors(target):
+        elif anchor and target.suffix == ".md" and anchor not in anchors(target):
             problems.append(f"{link or _where(page)} has no section #{anchor}")
     assert not problems, f"{_where(page)}: " + "; ".join(problems)
 
