@@ -9,6 +9,9 @@ import os
 import platform
 import sys
 
+from . import __version__
+from .alias import AliasTable
+
 # CPU flags worth knowing for this library's kernels (LLVM vectorises for the widest available)
 SIMD_PREFIXES = ("sse4", "avx", "fma", "amx", "f16c", "bmi", "vnni")
 CORE = ("numpy", "scipy", "numba", "llvmlite", "threadpoolctl")
@@ -72,7 +75,6 @@ def _threading_layer():
     except ValueError:
         pass
     try:
-        from .alias import AliasTable
         AliasTable(np.ones(64, np.float32)).sample(64, seed=0)
         return numba.threading_layer()
     except Exception as e:  # report, never fail: info must work on a broken install too
@@ -107,7 +109,6 @@ def collect():
         (optional packages: version or None), ``env`` (``NUMBA_*``, ``OMP_*``, ``OPENBLAS_*``,
         ``MKL_*`` variables) and ``platform``.
     """
-    from . import __version__
     versions = {"fastsampled": __version__, "python": sys.version.split()[0]}
     for name in CORE:
         versions[name] = _dist_version((name,))

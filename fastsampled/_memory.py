@@ -12,6 +12,8 @@ import mmap
 
 import numpy as np
 
+from ._store_kernels import touch_pages
+
 HUGE_MIN_BYTES = 32 << 20   # smaller arrays: plain np.empty (a partly used 2 MiB page wastes RAM)
 
 
@@ -51,7 +53,6 @@ def full(shape, fill, dtype):
     if fill != 0 or not zeroed:
         arr.fill(fill)
     else:
-        from ._store_kernels import touch_pages
         touch_pages(arr.reshape(-1).view(np.uint8), mmap.PAGESIZE)
     return arr
 

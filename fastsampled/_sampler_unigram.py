@@ -14,6 +14,7 @@ import threading
 
 import numpy as np
 
+from ._hash import fingerprint
 from ._sampler_kernels import sequential_sum_f32
 from ._validate import INT32_MAX, as_int_at_most
 from .alias import AliasTable
@@ -222,7 +223,6 @@ _UNIGRAM_LOCK = threading.Lock()
 
 
 def _unigram_cache_key(range_max, vocab_file, params):
-    from ._hash import fingerprint
 
     key = (range_max, params.distortion, params.num_reserved_ids, params.num_shards,
            params.shard)

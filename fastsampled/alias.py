@@ -3,6 +3,7 @@ import numpy as np
 
 from ._alias_kernels import alias_draw, build_alias, weights_summary
 from ._rng import normalize_seed, stream_key
+from ._validate import INT64_MAX, as_id_array, as_int_at_most, check_range
 
 MAX_CLASSES = 2**32 - 1
 
@@ -100,7 +101,6 @@ class AliasTable:
         out : ndarray of int64, shape (n,), optional
             Buffer to fill.
         """
-        from ._validate import INT64_MAX, as_int_at_most
 
         n = as_int_at_most(n, "n", 0, INT64_MAX)
         stream = as_int_at_most(stream, "stream", 0, 2**64 - 1, "streams are 64-bit counters")
@@ -126,7 +126,6 @@ class AliasTable:
         ndarray of float64, same shape as ``ids``
             ``weights[id] / sum(weights)``.
         """
-        from ._validate import as_id_array, check_range
 
         ids = as_id_array(ids, "ids")
         check_range(ids, 0, self.num_classes, "ids")

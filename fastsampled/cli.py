@@ -17,6 +17,15 @@ import time
 
 import numpy as np
 
+import fastsampled as fs
+
+from . import __version__
+from ._errors import StoreError, StoreLockedError
+from ._files import check_writable_target
+from ._info import collect, format_info
+from .baselines import full_softmax_step_time
+from .datasets import SyntheticXC
+
 
 class _Progress:
     """A progress line: tqdm when installed, else a plain line redrawn in place (TTY) or
@@ -64,9 +73,6 @@ def demo(num_classes=10**6, dim=128, batch=1024, num_sampled=64, steps=4000, pat
     (or an empty one), a head stored there before when ``overwrite`` (nothing else is ever
     replaced), or -- with ``resume`` -- the head stored there, trained further from its last
     checkpoint."""
-    import fastsampled as fs
-    from fastsampled.baselines import full_softmax_step_time
-    from fastsampled.datasets import SyntheticXC
 
     out = sys.stdout if out is None else out
 
@@ -169,7 +175,6 @@ def _parser(sub, name, help, **kw):
 
 
 def main(argv=None):
-    from . import __version__
     parser = argparse.ArgumentParser(prog="fastsampled", description=_DESCRIPTION,
                                      formatter_class=_HelpFormatter)
     parser.add_argument("-V", "--version", action="version",
@@ -209,7 +214,6 @@ def main(argv=None):
     if args.command == "bench":
         return _bench(parser, args)
     if args.command == "info":
-        from ._info import collect, format_info
         info = collect()
         print(json.dumps(info, indent=1) if args.json else format_info(info))
         return 0
@@ -221,7 +225,6 @@ def main(argv=None):
             parser.error("--num-sampled must be <= --classes")
         if (args.overwrite or args.resume) and args.path is None:
             parser.error("--overwrite and --resume need --path")
-        from .sharding import StoreError, StoreLockedError
         try:
             demo(args.classes, args.dim, args.batch, args.num_sampled, args.steps, args.path,
                  args.optimizer, args.lr, args.eval_examples, not args.no_full_softmax,
@@ -284,7 +287,6 @@ def _word2vec_parsers(sub):
 
 
 def _word2vec(parser, args):
-    import fastsampled as fs
 
     if args.w2v_command == "train":
         for name in ("dim", "window", "epochs"):
@@ -298,7 +300,6 @@ def _word2vec(parser, args):
         if args.workers is not None:
             kw["workers"] = args.workers
         # Before training: an unwritable output would otherwise cost the whole run.
-        from ._files import check_writable_target
         for option, out_path in (("-o/--output", args.output),
                                  ("--save-model", args.save_model)):
             if out_path is not None:

@@ -28,6 +28,7 @@ import threading
 
 import numpy as np
 
+from ._alias_kernels import alias_draw
 from ._rng import normalize_seed, stream_key
 from ._sampler_counts import FLT_MAX  # noqa: F401  (re-exported)
 from ._sampler_counts import compute_accidental_hits, expected_count
@@ -357,7 +358,6 @@ class FixedUnigramSampler(CandidateSampler):
                 _E_I, _E_I, 1)
 
     def _draw(self, key, start, out):
-        from ._alias_kernels import alias_draw
         alias_draw(self.table.table, key, start, out)
 
     def _prob(self, ids):

@@ -58,13 +58,15 @@ import time
 
 import numpy as np
 
+from ._corpus import MAX_WORDS_IN_BATCH, encode_corpus, scan_corpus, select_vocab
+from ._errors import StoreError
+from ._modelfiles import NpzReader, replacing
+from ._rng import GAMMA, mix64_array, normalize_seed, stream_key
+from ._validate import as_int
 from ._w2v_kernels import (LOSS_NCE, LOSS_NEGATIVE_SAMPLING, LOSS_SAMPLED_SOFTMAX, block_table,
                            train_blocks)
-from ._corpus import MAX_WORDS_IN_BATCH, encode_corpus, scan_corpus, select_vocab
-from ._rng import normalize_seed
-from ._validate import as_int
-from ._modelfiles import NpzReader, replacing
-from .sharding import StoreError
+from .alias import AliasTable
+from .keyedvectors import KeyedVectors
 
 _LOSSES = {"negative_sampling": LOSS_NEGATIVE_SAMPLING,
            "sampled_softmax": LOSS_SAMPLED_SOFTMAX,
@@ -228,7 +230,6 @@ def _init_vectors(n, dim, seed):
 
     SplitMix64 in numpy (same construction as ``_rng.bits``), no compiled kernel needed.
     """
-    from ._rng import GAMMA, mix64_array, stream_key
 
     key = np.uint64(stream_key(np.uint64(seed), np.uint64(0x5EED)))
     out = np.empty((n, dim), np.float32)
@@ -415,7 +416,6 @@ class Word2Vec:
         return self
 
     def _prepare_tables(self):
-        from .alias import AliasTable
 
         self.keep_prob, self._keep_thr = keep_probabilities(self.counts, self.sample)
         w = self.counts.astype(np.float64) ** self.ns_exponent
@@ -596,7 +596,6 @@ class Word2Vec:
         if self.syn0 is None:
             raise ValueError("the model has no vocabulary yet: call build_vocab first")
         if self._wv is None:
-            from .keyedvectors import KeyedVectors
 
             self._wv = KeyedVectors(self.syn0, list(self.index_to_key), counts=self.counts)
         return self._wv
