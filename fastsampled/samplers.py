@@ -608,7 +608,11 @@ def fixed_unigram_candidate_sampler(true_classes, num_true, num_sampled, unique,
     return sampler._checked_sample(*args)
 
 
-_LEARNED = {}
+# The functional learned sampler's states, by (range_max, seed): the most recently used ones
+# are kept (each holds O(range_max) counts), so a loop over many seeds does not grow without
+# bound.
+_LEARNED = collections.OrderedDict()
+_LEARNED_SIZE = 8
 _LEARNED_LOCK = threading.Lock()
 
 
@@ -617,8 +621,9 @@ def learned_unigram_candidate_sampler(true_classes, num_true, num_sampled, uniqu
 
     Stateful like TensorFlow's op: calls with the same ``(range_max, seed)`` share one
     :class:`LearnedUnigramSampler` (counts start at 1; every true class of a call adds 1 after
-    the call; the random stream advances every call). Use the class directly to control the
-    state's lifetime.
+    the call; the random stream advances every call). The states of the 8 most recently used
+    ``(range_max, seed)`` pairs are kept; a pair used again after more than 8 others starts
+    afresh. Use the class directly to control the state's lifetime.
 
     Returns
     -------
@@ -633,6 +638,10 @@ def learned_unigram_candidate_sampler(true_classes, num_true, num_sampled, uniqu
         sampler = _LEARNED.get(key)
         if sampler is None:
             sampler = _LEARNED[key] = LearnedUnigramSampler(range_max, seed)
+            while len(_LEARNED) > _LEARNED_SIZE:
+                _LEARNED.popitem(last=False)
+        else:
+            _LEARNED.move_to_end(key)
     return sampler._checked_sample(*args)
 
 

@@ -553,3 +553,17 @@ def test_compute_accidental_hits_matches_reference(seed, B, T, S, C):
     for g, e in zip(got, expected):
         assert g.dtype == e.dtype
         np.testing.assert_array_equal(g, e)
+
+
+def test_learned_function_keeps_a_bounded_number_of_states():
+    """The functional learned sampler shares state per (range_max, seed), like TensorFlow's
+    op, but keeps only the most recently used states."""
+    from fastsampled import samplers
+    for seed in range(samplers._LEARNED_SIZE + 5):
+        fs.learned_unigram_candidate_sampler([[1]], 1, 2, True, 50, seed=10_000 + seed)
+    assert len(samplers._LEARNED) <= samplers._LEARNED_SIZE
+    key = (50, 10_000 + samplers._LEARNED_SIZE + 4)          # the last one used is kept
+    assert key in samplers._LEARNED
+    before = samplers._LEARNED[key].calls
+    fs.learned_unigram_candidate_sampler([[1]], 1, 2, True, 50, seed=key[1])
+    assert samplers._LEARNED[key].calls == before + 1        # shared, its stream advanced
