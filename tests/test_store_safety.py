@@ -637,6 +637,7 @@ def test_a_closed_store_gets_one_clear_error_from_every_entry_point(tmp_path):
         "SGD.apply": lambda: fs.SGD().apply(W, grads.ids, grads.weights),
         "SGD.apply_grads": lambda: fs.SGD().apply_grads(W, b, grads),
         "Adagrad.apply_grads": lambda: fs.Adagrad().apply_grads(W, b, grads, (state_w, None)),
+        "SGD.bind": lambda: fs.SGD().bind(W, b),
         "init_state": lambda: fs.Adam().init_state(W),
         "ShardedMatrix.like": lambda: ShardedMatrix.like(W, tmp_path / "L"),
         "gather": lambda: W.gather([1]),
@@ -650,6 +651,22 @@ def test_a_closed_store_gets_one_clear_error_from_every_entry_point(tmp_path):
         with pytest.raises(ValueError, match=r"ShardedMatrix\(.*closed\)? is closed"):
             call()
     b.close()
+
+    # a closed head: every method that reads or writes its stores says so
+    head = fs.SampledSoftmaxHead(50, 4, path=tmp_path / "head", num_sampled=5)
+    batch = head.batch(x, y)
+    head.close()
+    for what, call in {"train_step": lambda: head.train_step(x, y),
+                       "loss_and_grads": lambda: head.loss_and_grads(x, y),
+                       "loss (Batch)": lambda: head.loss(batch),
+                       "batch": lambda: head.batch(x, y),
+                       "apply_grads": lambda: head.apply_grads(grads),
+                       "predict": lambda: head.predict(x),
+                       "evaluate": lambda: head.evaluate(x, y),
+                       "exact_loss": lambda: head.exact_loss(batch),
+                       "checkpoint": lambda: head.checkpoint()}.items():
+        with pytest.raises(ValueError, match=r"SampledSoftmaxHead\(.*\) is closed"):
+            call()
 
 
 def test_a_standalone_optimizer_state_commits_its_slots_atomically(tmp_path, monkeypatch):
