@@ -101,7 +101,9 @@ def read_word2vec_format(path, binary, limit, encoding, unicode_errors, no_heade
     Parameters
     ----------
     path : str or os.PathLike
-    binary : bool
+    binary : bool or None
+        None: the format is read from the first record (:func:`detect_binary`); a bool that
+        disagrees with it is refused.
     limit : int or None
         Read at most this many vectors.
     encoding, unicode_errors : str
@@ -140,6 +142,15 @@ def read_word2vec_format(path, binary, limit, encoding, unicode_errors, no_heade
                 raise ValueError(
                     f"{path_str}: line 1: expected a word2vec header 'count dim', got "
                     f"{header[:80]!r} (a file without one: no_header=True)") from None
+        found = None if no_header else detect_binary(fin, dim)
+        fin.seek(header_len)
+        if binary is None:
+            binary = bool(found)
+        elif found is not None and found != binary:
+            raise ValueError(
+                f"{path_str}: a word2vec {'binary' if found else 'text'} file, but it was "
+                f"read as {'binary' if binary else 'text'} (binary={binary}); leave binary "
+                "unset to read either format")
         declared = n
         if limit is not None:
             n = min(n, limit)
@@ -152,6 +163,32 @@ def read_word2vec_format(path, binary, limit, encoding, unicode_errors, no_heade
                       size is not None)
 
 
+# what the values of a text record are written with: digits, signs, points, exponents,
+# "nan" / "inf" and the separators
+_TEXT_VALUE_BYTES = frozenset(b"0123456789+-.eE \t\r\nnaifNAIFty")
+_SNIFF = 256      # value bytes of the first record looked at
+
+
+def detect_binary(fin, dim):
+    """Whether the word2vec file ``fin``, positioned after its header, holds binary vectors.
+
+    The first record is a key, a space, then either ``dim`` float32 values (binary) or
+    their decimal text up to a newline. Text values use a handful of ASCII characters, digits
+    among them; the bytes of raw floats almost never all do. Returns None when the file has
+    no record to look at. Moves the file position.
+    """
+    chunk = fin.read(_MAX_KEY_BYTES + 1 + min(4 * dim, _SNIFF))
+    space = chunk.find(b" ")
+    if space < 0:
+        return None
+    values = chunk[space + 1:space + 1 + min(4 * dim, _SNIFF)]
+    if not values:
+        return None
+    line = values.split(b"\n", 1)[0]       # a text record ends at its newline
+    return not (line and all(b in _TEXT_VALUE_BYTES for b in line)
+                and any(48 <= b <= 57 for b in line))
+
+
 def _decode_key(raw, path, where, encoding, unicode_errors):
     try:
         return raw.decode(encoding, errors=unicode_errors)
@@ -162,6 +199,7 @@ def _decode_key(raw, path, where, encoding, unicode_errors):
 
 # The header line "count dim\n" is short; a first line longer than this is not one.
 _MAX_HEADER = 1024
+_MAX_KEY_BYTES = 4096   # a first key longer than this leaves the format undetected
 # A header that the file is too small for is refused outright when its array would take more
 # than this; a smaller one is read until the file ends, to name the line where it does.
 _EAGER_BYTES = 1 << 24

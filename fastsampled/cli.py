@@ -275,15 +275,29 @@ def _word2vec_parsers(sub):
                         "corpus_file schedule (better CBOW analogies at few epochs)")
     t.add_argument("--workers", type=int, default=None, help="threads (default: all cores)")
     t.add_argument("--seed", type=int, default=1, help="seeds the vectors and the sampling")
-    t.add_argument("--text", action="store_true", help="write the text format (default binary)")
+    fmt = t.add_mutually_exclusive_group()
+    fmt.add_argument("--text", dest="binary", action="store_false", default=None,
+                     help="write the word2vec text format (default for a name ending in .txt, "
+                          ".txt.gz, .txt.bz2 or .txt.xz)")
+    fmt.add_argument("--binary", dest="binary", action="store_true",
+                     help="write the word2vec binary format (default for other names)")
     t.add_argument("--save-model", default=None, help="also save the whole model here")
     e = _parser(wsub, "eval", "evaluate word vectors on analogies and word pairs")
-    e.add_argument("vectors", help="word2vec-format vectors (binary unless --text)")
-    e.add_argument("--text", action="store_true", help="the vectors are in the text format")
+    e.add_argument("vectors", help="word2vec-format vectors, text or binary (read from the file; "
+                                   "also .gz, .bz2, .xz)")
     e.add_argument("--analogies", default=None, help="questions-words format file")
     e.add_argument("--pairs", default=None, help="wordsim format file (word, word, score)")
     e.add_argument("--restrict-vocab", type=int, default=30000,
                    help="only the most frequent words are candidates and questions")
+
+
+def _text_name(path):
+    """Whether a vectors file name asks for the text format (``.txt``, also compressed)."""
+    name = os.fspath(path).lower()
+    for ext in (".gz", ".bz2", ".xz"):
+        if name.endswith(ext):
+            name = name[:-len(ext)]
+    return name.endswith(".txt")
 
 
 def _word2vec(parser, args):
@@ -314,20 +328,21 @@ def _word2vec(parser, args):
             print(f"fastsampled word2vec train: {err}", file=sys.stderr)
             return 1
         try:
-            model.wv.save_word2vec_format(args.output, binary=not args.text)
+            binary = args.binary if args.binary is not None else not _text_name(args.output)
+            model.wv.save_word2vec_format(args.output, binary=binary)
             if args.save_model:
                 model.save(args.save_model)
         except (OSError, ValueError) as err:
             print(f"fastsampled word2vec train: cannot write the result: {err}",
                   file=sys.stderr)
             return 1
-        print(f"{len(model.wv):,} words x {args.dim} written to {args.output} "
-              f"({time.perf_counter() - t0:.1f} s)")
+        print(f"{len(model.wv):,} words x {args.dim} written to {args.output} in the word2vec "
+              f"{'binary' if binary else 'text'} format ({time.perf_counter() - t0:.1f} s)")
         return 0
     if not (args.analogies or args.pairs):
         parser.error("give --analogies and/or --pairs")
     try:
-        kv = fs.KeyedVectors.load_word2vec_format(args.vectors, binary=not args.text)
+        kv = fs.KeyedVectors.load_word2vec_format(args.vectors)
         if args.analogies:
             acc, _ = kv.evaluate_word_analogies(args.analogies, restrict_vocab=args.restrict_vocab)
             print(f"analogy accuracy: {acc:.4f} ({args.analogies}, restrict_vocab "

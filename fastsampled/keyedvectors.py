@@ -453,7 +453,7 @@ class KeyedVectors:
         write_word2vec_format(path, self.index_to_key, self._vectors, binary, write_header)
 
     @classmethod
-    def load_word2vec_format(cls, path, binary=False, limit=None, encoding="utf8",
+    def load_word2vec_format(cls, path, binary=None, limit=None, encoding="utf8",
                              unicode_errors="strict", no_header=False):
         """Read a C word2vec text or binary file (as written by word2vec.c or gensim).
 
@@ -462,6 +462,9 @@ class KeyedVectors:
         path : str or os.PathLike
             ``.gz``, ``.bz2`` and ``.xz`` files are decompressed on the fly.
         binary : bool, optional
+            None (the default) reads the format from the file's first record: its values
+            are either raw float32 or decimal text. True or False states the format, and a
+            file of the other one is refused rather than misread.
         limit : int, optional
             Read only the first ``limit`` vectors (the rest of the file is not read).
         encoding : str, optional
@@ -488,7 +491,7 @@ class KeyedVectors:
             uncompressed file too small for the vectors the header declares is refused at
             once; a compressed one is read with arrays that grow as vectors arrive.
         """
-        binary = as_bool(binary, "binary")
+        binary = None if binary is None else as_bool(binary, "binary")
         no_header = as_bool(no_header, "no_header")
         if limit is not None:
             limit = as_int(limit, "limit", minimum=1)

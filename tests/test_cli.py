@@ -135,3 +135,20 @@ def test_bench_unknown_suite_lists_the_suites():
     code, _, err = _cli("bench", "nosuch")
     assert code == 2 and "unknown suite 'nosuch' (choose from samplers, losses" in err
     assert "[]" not in err
+
+
+def test_word2vec_cli_picks_the_format_from_the_name_and_reads_either(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat on the mat\nthe dog sat on the log\n" * 50)
+    for name, fmt in (("v.txt", "text"), ("v.bin", "binary"), ("v.txt.gz", "text")):
+        code, out, err = _cli("word2vec", "train", str(corpus), "-o", str(tmp_path / name),
+                              "--dim", "8", "--min-count", "1", "--epochs", "1",
+                              "--workers", "1")
+        assert code == 0, err
+        assert f"in the word2vec {fmt} format" in out
+        kv = fs.KeyedVectors.load_word2vec_format(tmp_path / name)
+        assert "cat" in kv.key_to_index
+    code, out, _ = _cli("word2vec", "train", str(corpus), "-o", str(tmp_path / "w.txt"),
+                        "--binary", "--dim", "8", "--min-count", "1", "--epochs", "1")
+    assert code == 0 and "binary format" in out
+    assert fs.KeyedVectors.load_word2vec_format(tmp_path / "w.txt", binary=True).vector_size == 8

@@ -764,3 +764,42 @@ def test_fuzz_load_word2vec_format(tmp_path, binary, suffix):
                 f.write(data[data.index(b"\n") + 1:] if b"\n" in data else data)
             _expect_clean(lambda p: KeyedVectors.load_word2vec_format(p, no_header=True),
                           path, _check_kv, what + " (no header)")
+
+
+# ------------------------------------------------------------------ text or binary
+
+@pytest.mark.parametrize("suffix", ["", ".gz", ".bz2"])
+def test_word2vec_files_are_read_in_their_own_format(tmp_path, suffix):
+    """The format is read from the file: either file loads without ``binary``, and a flag
+    that names the other format is refused instead of misreading the file."""
+    rng = np.random.default_rng(0)
+    kv = KeyedVectors(rng.normal(size=(30, 8)).astype(np.float32),
+                      [f"w{i}" for i in range(30)])
+    for binary in (True, False):
+        path = tmp_path / f"v{int(binary)}{suffix}"
+        kv.save_word2vec_format(path, binary=binary)
+        back = KeyedVectors.load_word2vec_format(path)
+        assert back.index_to_key == kv.index_to_key
+        np.testing.assert_allclose(back.vectors, kv.vectors, rtol=1e-6)
+        np.testing.assert_allclose(KeyedVectors.load_word2vec_format(path, binary=binary)
+                                   .vectors, back.vectors)
+        other = "text" if binary else "binary"
+        with pytest.raises(ValueError, match=f"a word2vec {'binary' if binary else 'text'} "
+                                             f"file, but it was read as {other}"):
+            KeyedVectors.load_word2vec_format(path, binary=not binary)
+
+
+def test_format_detection_on_many_small_files():
+    """Realistic vectors of every small dimension are told apart in both formats."""
+    import io as _io
+    from fastsampled._kvformats import detect_binary
+    rng = np.random.default_rng(1)
+    for dim in range(1, 17):
+        for _ in range(20):
+            v = (rng.normal(size=(3, dim)) * rng.choice([1e-3, 0.1, 1, 10])).astype(np.float32)
+            key = "".join(rng.choice(list("abcxyz\u00e9"), size=rng.integers(1, 8)))
+            binary = b"".join(f"{key}{i} ".encode() + v[i].tobytes() for i in range(3))
+            text = "".join(f"{key}{i} " + " ".join(f"{x:.6f}" for x in v[i]) + "\n"
+                           for i in range(3)).encode()
+            assert detect_binary(_io.BytesIO(binary), dim) is True, (dim, v[0])
+            assert detect_binary(_io.BytesIO(text), dim) is False, (dim, v[0])
