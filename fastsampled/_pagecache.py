@@ -3,8 +3,10 @@ hints, warming a prefix of the rows, and dropping clean pages.
 
 A store larger than RAM is read through the operating system's page cache; these functions
 decide how the kernel reads it (``madvise``, ``posix_fadvise``) and never change a row.
-``ShardedMatrix.advise`` / ``scan`` / ``prefetch`` / ``warm`` / ``drop_cache`` call them.
+:class:`PageCacheMethods`, the mixin that gives ``ShardedMatrix`` its methods ``advise`` /
+``scan`` / ``prefetch`` / ``warm`` / ``drop_cache``, calls them.
 """
+import contextlib
 import mmap
 import os
 
@@ -137,3 +139,106 @@ def drop_cache(store):
             drop_cached_pages(fd)
         finally:
             os.close(fd)
+
+
+class PageCacheMethods:
+    """The page-cache part of :class:`~fastsampled.sharding.ShardedMatrix` (a mixin): the
+    methods ``advise``, ``scan``, ``prefetch``, ``warm`` and ``drop_cache``, which call this
+    module's functions.
+
+    It relies on the store's attributes ``path``, ``mode``, ``closed``, ``num_rows``,
+    ``dim``, ``dtype``, ``num_shards``, ``partition_strategy``, ``shard_sizes`` and
+    ``shards``, and on its ``_check_open()``; it keeps the current advice in ``_advice``.
+    """
+
+    def advise(self, pattern):
+        """Tell the kernel how the shards will be read: ``"random"``, ``"sequential"`` or
+        ``"normal"`` (``madvise``; a no-op where unsupported).
+
+        Stores open with ``"random"``: a training step touches a few thousand scattered rows,
+        and the kernel's default read-around would fetch megabytes of neighbours for each page
+        fault, far more than the step needs (docs/performance.md#memory-mapped-stores).
+        Full scans (``predict``, ``evaluate``, ``verify(values=True)``) switch to
+        ``"sequential"`` and back; :meth:`scan` does it for a ``with`` block.
+
+        Parameters
+        ----------
+        pattern : {"random", "sequential", "normal"}
+            The expected access pattern of every shard.
+        """
+        advise(self, pattern)
+        self._advice = pattern
+
+    @contextlib.contextmanager
+    def scan(self):
+        """``with store.scan(): ...`` reads the shards sequentially, then restores the advice
+        (and, for a writable store, drops the clean pages the scan read: see
+        :meth:`drop_cache`)."""
+        before = getattr(self, "_advice", "random")
+        self.advise("sequential")
+        try:
+            yield self
+        finally:
+            if not self.closed:
+                self.advise(before)
+                if self.mode == "r+":
+                    self.drop_cache()
+
+    def prefetch(self, ids):
+        """Start reading the pages that hold rows ``ids`` (``madvise(MADV_WILLNEED)``), so
+        that their page faults overlap instead of waiting for the disk one by one.
+
+        For stores larger than RAM: a training step's rows that are not cached otherwise fault
+        in serially, one disk latency each, hundreds of them a step with Zipf-distributed
+        labels (docs/performance.md#memory-mapped-stores). Costs a few microseconds per run
+        of adjacent pages when they are cached already. ``ids`` must be valid row ids (not
+        checked again here).
+
+        Parameters
+        ----------
+        ids : array_like of int
+            Global row ids in ``[0, num_rows)``, any shape; duplicates are fine.
+        """
+        self._check_open()
+        prefetch(self, ids)
+
+    def warm(self, num_rows=None):
+        """Bring rows ``0 .. num_rows - 1`` into the page cache and map them, so that training
+        on a store larger than RAM starts with its most frequent rows resident.
+
+        Ids sorted by decreasing frequency (what the log-uniform sampler assumes) put the rows
+        a step touches most at the start of the id range; under either strategy they are a
+        prefix of every shard. The prefix is read with large sequential reads through a file
+        descriptor advised ``POSIX_FADV_RANDOM``, which keeps the page cache in 4 KiB pages
+        (sequential read-ahead would build large folios, whose writeback turns every row
+        update into a write of the whole folio; see :meth:`drop_cache`); then the
+        process's page tables are filled (``MADV_POPULATE_READ``, Linux 5.14+), so the first
+        steps take no page fault on those rows.
+
+        Parameters
+        ----------
+        num_rows : int, optional
+            Rows to warm (default all). Rows beyond RAM are pointless: the kernel evicts the
+            oldest pages first.
+
+        Returns
+        -------
+        int
+            Bytes read.
+        """
+        self._check_open()
+        return warm(self, num_rows)
+
+    def drop_cache(self):
+        """Drop the shards' clean pages from the kernel's page cache (dirty pages stay).
+
+        Why: recent kernels keep file pages that were written or read ahead sequentially in
+        large folios (up to megabytes). Training then dirties a few bytes of such a folio
+        per row and the whole folio is written back, so a small row update costs a large
+        write and a step's writeback takes far longer than the step
+        (docs/performance.md#memory-mapped-stores). Pages faulted
+        in afterwards under ``advise("random")`` are single 4 KB pages. :meth:`create` drops
+        the pages it wrote; full scans of a writable store drop what they read.
+        """
+        self._check_open()
+        drop_cache(self)

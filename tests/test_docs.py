@@ -38,14 +38,27 @@ def _problems(qualname, obj, init=None):
     return []
 
 
+def _defined_in_fastsampled(cls):
+    return cls.__module__ == "fastsampled" or cls.__module__.startswith("fastsampled.")
+
+
 def _public_members(cls):
-    for name, member in vars(cls).items():
-        if name.startswith("_") and name != "__call__":
-            continue
-        if isinstance(member, (staticmethod, classmethod)):
-            member = member.__func__
-        if isinstance(member, property) or inspect.isfunction(member):
-            yield name, member
+    """``cls``'s own public methods and properties, and those it inherits from base classes
+    defined in fastsampled (e.g. a mixin in a private module), each under ``cls``'s name."""
+    seen = set()
+    for klass in cls.__mro__:
+        for name, member in vars(klass).items():
+            if name in seen:          # overridden further down the hierarchy
+                continue
+            seen.add(name)
+            if klass is not cls and not _defined_in_fastsampled(klass):
+                continue
+            if name.startswith("_") and name != "__call__":
+                continue
+            if isinstance(member, (staticmethod, classmethod)):
+                member = member.__func__
+            if isinstance(member, property) or inspect.isfunction(member):
+                yield name, member
 
 
 def public_names():
@@ -82,6 +95,13 @@ def test_every_public_name_has_a_numpydoc_docstring():
     assert not problems, "\n".join(problems)
     if pending:
         warnings.warn("docstrings pending on other branches: " + "; ".join(pending))
+
+
+def test_the_walk_covers_methods_inherited_from_fastsampled_classes():
+    names = {qual for qual, _, _ in public_names()}
+    assert {"ShardedMatrix.advise", "ShardedMatrix.scan", "ShardedMatrix.prefetch",
+            "ShardedMatrix.warm", "ShardedMatrix.drop_cache"} <= names   # _pagecache's mixin
+    assert "StoreError.with_traceback" not in names          # builtins' methods are not
 
 
 def test_the_check_catches_an_undocumented_function():
