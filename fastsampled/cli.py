@@ -8,6 +8,7 @@ _DESCRIPTION = ("Sampled softmax, NCE and word2vec over huge vocabularies on CPU
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ import fastsampled as fs
 
 from . import __version__
 from ._errors import StoreError, StoreLockedError
+from ._evalsets import resolve as resolve_eval_set
 from ._files import check_writable_target
 from ._info import collect, format_info
 from .baselines import full_softmax_step_time
@@ -210,6 +212,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     parser = args.parser            # errors below are the sub-command's own
     if args.command == "word2vec":
+        # the library logs (vocabulary, per-section scores); the command shows those lines
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
         return _word2vec(parser, args)
     if args.command == "bench":
         return _bench(parser, args)
@@ -285,8 +289,12 @@ def _word2vec_parsers(sub):
     e = _parser(wsub, "eval", "evaluate word vectors on analogies and word pairs")
     e.add_argument("vectors", help="word2vec-format vectors, text or binary (read from the file; "
                                    "also .gz, .bz2, .xz)")
-    e.add_argument("--analogies", default=None, help="questions-words format file")
-    e.add_argument("--pairs", default=None, help="wordsim format file (word, word, score)")
+    e.add_argument("--analogies", default=None, metavar="FILE_OR_SET",
+                   help="a questions-words format file, or 'questions-words' (word2vec's "
+                        "analogy set, shipped with fastsampled)")
+    e.add_argument("--pairs", default=None, metavar="FILE_OR_SET",
+                   help="a word-pair file (word, word, score per line), or 'wordsim353' / "
+                        "'simlex999' (from an installed gensim)")
     e.add_argument("--restrict-vocab", type=int, default=30000,
                    help="only the most frequent words are candidates and questions")
 
@@ -340,7 +348,14 @@ def _word2vec(parser, args):
               f"{'binary' if binary else 'text'} format ({time.perf_counter() - t0:.1f} s)")
         return 0
     if not (args.analogies or args.pairs):
-        parser.error("give --analogies and/or --pairs")
+        parser.error("give --analogies and/or --pairs (e.g. --analogies questions-words)")
+    try:
+        if args.analogies:
+            args.analogies = resolve_eval_set(args.analogies, "--analogies")
+        if args.pairs:
+            args.pairs = resolve_eval_set(args.pairs, "--pairs")
+    except ValueError as err:
+        parser.error(str(err))
     try:
         kv = fs.KeyedVectors.load_word2vec_format(args.vectors)
         if args.analogies:

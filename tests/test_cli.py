@@ -3,6 +3,7 @@ import io
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import fastsampled as fs
@@ -152,3 +153,23 @@ def test_word2vec_cli_picks_the_format_from_the_name_and_reads_either(tmp_path):
                         "--binary", "--dim", "8", "--min-count", "1", "--epochs", "1")
     assert code == 0 and "binary format" in out
     assert fs.KeyedVectors.load_word2vec_format(tmp_path / "w.txt", binary=True).vector_size == 8
+
+
+def test_word2vec_eval_finds_the_evaluation_sets_by_name(tmp_path):
+    import importlib.util
+    words = ["Athens", "Greece", "Baghdad", "Iraq", "tiger", "cat", "book", "paper"]
+    kv = fs.KeyedVectors(np.random.default_rng(0).normal(size=(8, 8)).astype(np.float32),
+                         words)
+    kv.save_word2vec_format(tmp_path / "v.bin", binary=True)
+    code, out, err = _cli("word2vec", "eval", str(tmp_path / "v.bin"),
+                          "--analogies", "questions-words")
+    assert code == 0, err
+    assert "analogy accuracy" in out and "questions-words.txt" in out
+    assert "capital-common-countries" in err          # the library's per-section log lines
+    code, out, err = _cli("word2vec", "eval", str(tmp_path / "v.bin"), "--pairs", "wordsim353")
+    if importlib.util.find_spec("gensim") is None:
+        assert code == 2 and "pip install gensim" in err
+    else:
+        assert code == 0 and "Spearman" in out
+    code, _, err = _cli("word2vec", "eval", str(tmp_path / "v.bin"), "--pairs", "nosuch")
+    assert code == 2 and "no such file (or a set name: questions-words, wordsim353" in err
