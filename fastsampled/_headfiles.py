@@ -4,7 +4,9 @@ Creating a head's directory (an existing head replaced only under its lock, ``he
 deleted first), creating, opening and checking its stores against ``head.json`` (the config
 field by field, the shapes and layouts, the step of every store against the commit record),
 bringing a head written without a commit record into one, writing an in-RAM head to a new
-directory, and warming the stores' rows into the page cache. The files are listed in
+directory, and warming the stores' rows into the page cache; and ``HeadStorage``, the mixin
+that gives the head its ``load``, ``checkpoint``, ``save``, ``warm`` and ``close`` on top of
+these. The files are listed in
 docs/storage.md#what-is-on-disk; the rules this module keeps in
 docs/storage.md#writers-overwriting-and-deleting and docs/storage.md#what-is-checked-at-open.
 """
@@ -12,6 +14,8 @@ import contextlib
 import json
 import math
 import os
+import pathlib
+import shutil
 import time
 
 import numpy as np
@@ -22,14 +26,14 @@ from ._files import atomic_output, atomic_write_bytes, fsync_dir, read_json_obje
 from ._storefile import check_group_record, check_replaceable
 from ._validate import as_bool, as_int
 from .optimizers import SGD, Adagrad, Adam
-from .sharding import (ShardedMatrix, commit_group, join_group, lock_directory, remove_store,
-                       unlock_directory)
+from .sharding import (ShardedMatrix, check_durability, commit_group, join_group,
+                       lock_directory, remove_store, unlock_directory)
 
 __all__ = ["FORMAT", "VERSION", "READABLE_VERSIONS", "RECORD", "HEAD_ENTRIES", "OPTIMIZERS",
            "SAMPLERS", "LOSSES", "lock_new_head", "create_stores", "open_head", "write_head",
            "warm_stores", "copy_to_store", "check_head_dir", "head_stores", "remove_head",
            "read_config", "read_counts", "check_stores", "check_steps", "rel_path",
-           "adopt_stores"]
+           "adopt_stores", "HeadStorage"]
 
 FORMAT = "fastsampled.SampledSoftmaxHead"
 VERSION = 2
@@ -412,3 +416,215 @@ def adopt_stores(p, cfg, weights, biases, states):
         if s.group is None:
             join_group(s, p / RECORD)
     cfg.update(rec)
+
+
+class HeadStorage:
+    """The persistence half of ``SampledSoftmaxHead``, mixed into it: reopening a head from
+    its directory (``load``), creating a new one, checkpoints, the journals' durability,
+    saving, warming the page cache and closing.
+
+    It works on the head's own attributes (``path``, the stores, ``_states``, ``step``, the
+    writer lock's ``_lock_fd``, the step's caches) and methods (``config``, ``_check_open``,
+    ``_check_writable``); the head's constructor takes the stores ``load`` opened as
+    ``_open``. What a checkpoint makes durable, in which order, is in
+    docs/storage.md#checkpoints-are-atomic.
+    """
+
+    @classmethod
+    def load(cls, path, mode="r+", durability="process"):
+        """Reopen a head saved at ``path`` (``mode`` "r+" to train on, "r" to predict only).
+
+        The head reopens exactly at its last :meth:`checkpoint`: rows changed after it by a
+        process that died (or closed without checkpointing) are rolled back from the stores'
+        journals first. The step counter and the sampler's stream continue from there.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A directory written by :meth:`save` or by a head created with ``path=``.
+        mode : {"r+", "r"}
+            "r+" takes the writer lock; "r" opens read-only (predict, evaluate).
+        durability : {"process", "power", "none"}
+            For mode "r+": what the journal protects from now on (see the class).
+
+        Returns
+        -------
+        SampledSoftmaxHead
+
+        Raises
+        ------
+        StoreError
+            When the directory is not a consistent head store: ``head.json`` missing,
+            unreadable or with a field of the wrong type or value (named), a store that does
+            not match it (shape, dtype, shard layout of the biases against the weights), a
+            missing optimizer state or ``counts.npy``.
+        StoreLockedError
+            When another process has it open for writing.
+        """
+        def build(cfg, opt, counts, opened):
+            return cls(cfg["num_classes"], cfg["dim"], path=p, sampler=cfg["sampler"],
+                       counts=counts, distortion=cfg["distortion"], loss=cfg["loss"],
+                       num_sampled=cfg["num_sampled"], num_true=cfg["num_true"], optimizer=opt,
+                       reduction=cfg["reduction"],
+                       remove_accidental_hits=cfg["remove_accidental_hits"],
+                       subtract_log_q=cfg["subtract_log_q"], seed=cfg["seed"],
+                       dtype=cfg["dtype"], durability=durability, _open=opened)
+
+        p = pathlib.Path(os.fspath(path))
+        head, cfg, states = open_head(p, mode, durability, build)
+        head._mode = mode
+        head.sampler.calls = cfg.get("sampler_calls", cfg["step"])
+        for st, t in zip(states, cfg.get("optimizer_t", (None, None))):
+            if st is not None and t is not None and not st.slots:
+                st.t = t
+        return head
+
+    def _create_store(self, init, scale, overwrite):
+        self._lock_fd = lock_new_head(self.path, overwrite)
+        try:
+            self.weights, self.biases, self._states = create_stores(
+                self.path, self.num_classes, self.dim, num_shards=self.num_shards,
+                partition_strategy=self.partition_strategy, dtype=self.dtype.name,
+                durability=self.durability, seed=self.seed, init=init, scale=scale,
+                counts=self.counts, optimizer=self.optimizer)
+            self.checkpoint()
+        except BaseException:
+            self._release()
+            raise
+
+    def checkpoint(self):
+        """Commit the head's state atomically: weights, biases, every optimizer slot, the
+        step counter and the sampler's stream.
+
+        Every store's rows are made durable (``msync`` + ``fsync``), then ``head.json`` is
+        replaced atomically with the next epoch -- the one commit point of the whole head --
+        and the stores' journals start over. After a crash at any instant, :meth:`load`
+        reopens at this checkpoint or at the previous one, never at a mixture."""
+        if self.path is None:
+            raise ValueError("this head lives in RAM; use save(path) to write it to disk")
+        self._check_open()
+        if getattr(self, "_mode", "r+") == "r":
+            raise ValueError("head opened read-only (mode='r')")
+        commit_group(self.path / RECORD, self._members(), self.config())
+
+    def set_durability(self, durability):
+        """Change what the stores' journals protect against, right after a checkpoint.
+
+        Parameters
+        ----------
+        durability : {"process", "power", "none"}
+            See the class.
+
+        Raises
+        ------
+        ValueError
+            The head lives in RAM, or rows changed since the last :meth:`checkpoint`.
+        """
+        if self.path is None:
+            raise ValueError("this head lives in RAM: it keeps no journal")
+        self._check_writable()
+        stores = [store for store, _ in self._members()]
+        check_durability(durability)
+        changed = [str(store.path) for store in stores if store.journal_rows]
+        if changed:
+            raise ValueError(f"rows of {changed[0]} changed since the last checkpoint; call "
+                             "checkpoint() before changing the durability")
+        for store in stores:
+            store.set_durability(durability)
+        self.durability = durability
+
+    def _members(self):
+        members = [(self.weights, self.step), (self.biases, self.step)]
+        for st in self._states:
+            members += [(store, st.t) for store in st.slots.values()]
+        return members
+
+    def save(self, path):
+        """Write the head (weights, biases, optimizer state, config) to a new directory.
+
+        Saving a memory-mapped head to its own path is :meth:`checkpoint`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A directory that does not exist or is empty; :meth:`load` reopens it.
+        """
+        self._check_open()
+        dest = pathlib.Path(os.fspath(path))
+        if self.path is not None and dest.resolve() == self.path.resolve():
+            self.checkpoint()
+            return
+        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+            raise FileExistsError(f"{dest} exists and is not an empty directory")
+        if self.path is not None:
+            self.checkpoint()
+            shutil.copytree(self.path, dest, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns(".lock", "*.tmp", "journal"))
+            return
+        write_head(dest, self.weights, self.biases, self.step, self._states, self.counts,
+                   self.config())
+
+    def warm(self, num_rows=None, max_bytes=None):
+        """Bring the rows of the most frequent classes into the page cache (memory-mapped
+        heads; a no-op in RAM), for weights, biases and optimizer slots alike.
+
+        A head larger than RAM otherwise starts cold: every step then reads its rows from
+        disk one 4 KiB page at a time. Classes are taken to be numbered by decreasing
+        frequency (what the log-uniform sampler assumes), so the rows a step touches most
+        are those of the smallest ids; see :meth:`ShardedMatrix.warm`. Warmed rows are also
+        no longer hinted to the kernel before each step.
+
+        Parameters
+        ----------
+        num_rows : int, optional
+            Classes ``0 .. num_rows - 1`` to warm in every store. Default: as many as fit in
+            ``max_bytes``, after the biases (and any per-class optimizer slots of them) of
+            *all* classes when those take at most a quarter of it: 4 bytes a class, and a cold
+            row then costs one page read instead of two.
+        max_bytes : int, optional
+            Budget for the default ``num_rows``; default half of the memory available now
+            (``MemAvailable``; Linux), and nothing where that is unknown.
+
+        Returns
+        -------
+        dict
+            ``rows`` of the matrices warmed, ``vector_rows`` of the biases, ``bytes`` read
+            and ``seconds`` taken.
+        """
+        if self.path is None:
+            return {"rows": 0, "vector_rows": 0, "bytes": 0, "seconds": 0.0}
+        stores = [self.weights, self.biases]
+        for st in self._states:
+            if st is not None:
+                stores += [v for v in st.slots.values() if isinstance(v, ShardedMatrix)]
+        info = warm_stores(stores, self.num_classes, num_rows, max_bytes)
+        self._warm_rows = max(self._warm_rows, info["rows"])
+        self._warm_bias_rows = max(self._warm_bias_rows, info["vector_rows"])
+        return info
+
+    def close(self):
+        """Release the stores (and the writer lock). Does not checkpoint: rows changed since
+        the last :meth:`checkpoint` are rolled back when the head is loaded again."""
+        self._rows = None
+        self._bound = None
+        self._workspace.release()
+        self.closed = True
+        if self.path is None:
+            return
+        for st in self._states:
+            if st is not None:
+                st.close()
+        self.weights.close()
+        self.biases.close()
+        self._release()
+
+    def _release(self):
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            unlock_directory(fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
