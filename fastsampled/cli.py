@@ -11,9 +11,11 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -30,19 +32,24 @@ from .datasets import SyntheticXC
 
 
 class _Progress:
-    """A progress line: tqdm when installed, else a plain line redrawn in place (TTY) or
-    printed every 10 % (logs)."""
+    """Progress of a long loop: a tqdm bar on stderr when stderr is a terminal (and tqdm is
+    installed), else a plain line on ``out`` every 10 % of the work or every
+    ``PLAIN_EVERY_S`` seconds, whichever comes first (logs, pipes)."""
+
+    PLAIN_EVERY_S = 5.0
 
     def __init__(self, total, out, desc):
         self.total, self.out, self.desc, self.n = total, out, desc, 0
-        self._last = 0.0
+        self._last = time.perf_counter()
+        self._last_n = 0
         self._tqdm = None
-        try:
-            from tqdm import tqdm
-            self._tqdm = tqdm(total=total, desc=desc, file=out, unit="step", leave=True)
-        except ImportError:
-            pass
-        self._tty = hasattr(out, "isatty") and out.isatty()
+        if sys.stderr.isatty():
+            try:
+                from tqdm import tqdm      # optional: the bench extra installs it
+                self._tqdm = tqdm(total=total, desc=desc, file=sys.stderr, unit="step",
+                                  leave=True)
+            except ImportError:
+                pass
 
     def update(self, n, **fields):
         self.n += n
@@ -51,17 +58,57 @@ class _Progress:
             self._tqdm.update(n)
             return
         now = time.perf_counter()
-        every = max(1, self.total // 10)
-        if (self._tty and now - self._last > 0.25) or self.n % every == 0 or self.n == self.total:
-            self._last = now
+        if (self.n - self._last_n >= max(1, self.total // 10) or self.n == self.total
+                or now - self._last >= self.PLAIN_EVERY_S):
+            self._last, self._last_n = now, self.n
             info = " ".join(f"{k}={v}" for k, v in fields.items())
-            end = "\r" if self._tty and self.n < self.total else "\n"
-            print(f"  {self.desc}: {self.n}/{self.total} {info}", end=end, file=self.out,
-                  flush=True)
+            print(f"  {self.desc}: {self.n}/{self.total} {info}", file=self.out, flush=True)
 
     def close(self):
         if self._tqdm is not None:
             self._tqdm.close()
+
+
+class _StopRequest:
+    """While active, Ctrl-C (SIGINT) asks the loop to stop after its current step instead of
+    raising in the middle of it; the previous handler comes back on exit. Only in the main
+    thread (elsewhere signals cannot be handled, and nothing changes)."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:                 # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def _kernels_cached():
+    """Whether Numba's on-disk cache holds compiled loss kernels already (a guess, to warn
+    before a first compilation)."""
+    here = os.path.dirname(os.path.abspath(fs.__file__))
+    where = [os.path.join(here, "__pycache__")]
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        where.append(os.environ["NUMBA_CACHE_DIR"])
+    for root in where:
+        for _, _, files in os.walk(root):
+            if any(f.startswith("_loss_kernels.") and f.endswith(".nbi") for f in files):
+                return True
+    return False
+
+
+CHECKPOINT_EVERY = 1000   # demo steps between checkpoints of a memory-mapped head
 
 
 def demo(num_classes=10**6, dim=128, batch=1024, num_sampled=64, steps=4000, path=None,
@@ -74,7 +121,9 @@ def demo(num_classes=10**6, dim=128, batch=1024, num_sampled=64, steps=4000, pat
     the figures as a dict. With ``path``, the head is memory-mapped there: a new directory
     (or an empty one), a head stored there before when ``overwrite`` (nothing else is ever
     replaced), or -- with ``resume`` -- the head stored there, trained further from its last
-    checkpoint."""
+    checkpoint; a memory-mapped head is checkpointed every ``CHECKPOINT_EVERY`` steps. Ctrl-C
+    stops after the current step (checkpointing a memory-mapped head); the dict then has
+    ``interrupted`` True."""
 
     out = sys.stdout if out is None else out
 
@@ -103,6 +152,8 @@ def demo(num_classes=10**6, dim=128, batch=1024, num_sampled=64, steps=4000, pat
     where = "in RAM" if path is None else f"memory-mapped under {path}"
     say(f"  head: {head.weights.shape[0]:,} x {D} float32 weights {where}, "
         f"{type(head.optimizer).__name__.lower()} optimizer")
+    if not _kernels_cached():
+        say("  compiling the kernels (first run only, about a minute; cached on disk afterwards)")
     x_test, y_test = task.batch(eval_examples, 0, split="test")
     before = head.evaluate(x_test, y_test)
 
@@ -114,19 +165,33 @@ def demo(num_classes=10**6, dim=128, batch=1024, num_sampled=64, steps=4000, pat
     losses = []
     t_train = 0.0
     t_data = 0.0
-    for step in range(1, steps + 1):
-        t0 = time.perf_counter()
-        xb, yb = task.batch(B, first + step)
-        t1 = time.perf_counter()
-        loss, _ = head.train_step(xb, yb)
-        t2 = time.perf_counter()
-        t_data += t1 - t0
-        t_train += t2 - t1
-        losses.append(loss)
-        if step % 50 == 0 or step == steps:
-            bar.update(step - bar.n, loss=f"{np.mean(losses[-50:]):.3f}",
-                       steps_per_s=f"{step / t_train:.0f}")
+    with _StopRequest() as stop:
+        for step in range(1, steps + 1):
+            t0 = time.perf_counter()
+            xb, yb = task.batch(B, first + step)
+            t1 = time.perf_counter()
+            loss, _ = head.train_step(xb, yb)
+            t2 = time.perf_counter()
+            t_data += t1 - t0
+            t_train += t2 - t1
+            losses.append(loss)
+            if step % 50 == 0 or step == steps:
+                bar.update(step - bar.n, loss=f"{np.mean(losses[-50:]):.3f}",
+                           steps_per_s=f"{step / t_train:.0f}")
+            if path is not None and step % CHECKPOINT_EVERY == 0:
+                head.checkpoint()
+            if stop.requested:
+                break
     bar.close()
+    if stop.requested:
+        if path is not None:
+            head.checkpoint()
+            say(f"  interrupted after step {head.step}: the head is checkpointed at {path} "
+                "(--resume trains it further)")
+        else:
+            say(f"  interrupted after step {head.step} (the head was in RAM: nothing is kept)")
+        head.close()
+        return {"interrupted": True, "step": head.step}
     after = head.evaluate(x_test, y_test)
     if path is not None:
         head.checkpoint()
@@ -140,7 +205,8 @@ def demo(num_classes=10**6, dim=128, batch=1024, num_sampled=64, steps=4000, pat
         f"{after['loss']:.3f}; precision@1 {before['precision@1']:.3f} -> "
         f"{after['precision@1']:.3f} (chance: {chance:.3f} always guessing the most frequent "
         f"class, {1 / V:.1e} uniform)")
-    res = {"steps_per_s": steps / t_train, "step_s": t_train / steps, "loss_first":
+    res = {"interrupted": False, "steps_per_s": steps / t_train, "step_s": t_train / steps,
+           "loss_first":
            float(np.mean(losses[:50])), "loss_last": float(np.mean(losses[-50:])),
            "p1_before": before["precision@1"], "p1_after": after["precision@1"], "chance": chance}
     if full_softmax:
@@ -177,6 +243,15 @@ def _parser(sub, name, help, **kw):
 
 
 def main(argv=None):
+    """Run the command line; returns the exit status (130 after Ctrl-C, as a shell does)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("fastsampled: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv=None):
     parser = argparse.ArgumentParser(prog="fastsampled", description=_DESCRIPTION,
                                      formatter_class=_HelpFormatter)
     parser.add_argument("-V", "--version", action="version",
@@ -230,9 +305,10 @@ def main(argv=None):
         if (args.overwrite or args.resume) and args.path is None:
             parser.error("--overwrite and --resume need --path")
         try:
-            demo(args.classes, args.dim, args.batch, args.num_sampled, args.steps, args.path,
-                 args.optimizer, args.lr, args.eval_examples, not args.no_full_softmax,
-                 args.seed, overwrite=args.overwrite, resume=args.resume)
+            res = demo(args.classes, args.dim, args.batch, args.num_sampled, args.steps,
+                       args.path, args.optimizer, args.lr, args.eval_examples,
+                       not args.no_full_softmax, args.seed, overwrite=args.overwrite,
+                       resume=args.resume)
         except FileExistsError as e:
             if not args.overwrite and os.path.isfile(os.path.join(args.path, "head.json")):
                 parser.error(f"--path {args.path} holds a head already: pass --overwrite to "
@@ -244,6 +320,7 @@ def main(argv=None):
             if "path" not in str(e) and "--resume" not in str(e):
                 raise
             parser.error(str(e))
+        return 130 if res["interrupted"] else 0
     return 0
 
 
@@ -330,11 +407,21 @@ def _word2vec(parser, args):
                 except ValueError as err:
                     parser.error(str(err))
         t0 = time.perf_counter()
+        interrupted = False
         try:
-            model = fs.Word2Vec(corpus_file=args.corpus, **kw)
+            model = fs.Word2Vec(**kw)
+            model.build_vocab(corpus_file=args.corpus)
         except (OSError, ValueError) as err:
             print(f"fastsampled word2vec train: {err}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:
+            print("fastsampled word2vec train: interrupted while reading the corpus; nothing "
+                  "was written", file=sys.stderr)
+            return 130
+        try:
+            model.train()
+        except KeyboardInterrupt:     # raised between two batches: the vectors are whole
+            interrupted = True
         try:
             binary = args.binary if args.binary is not None else not _text_name(args.output)
             model.wv.save_word2vec_format(args.output, binary=binary)
@@ -346,6 +433,10 @@ def _word2vec(parser, args):
             return 1
         print(f"{len(model.wv):,} words x {args.dim} written to {args.output} in the word2vec "
               f"{'binary' if binary else 'text'} format ({time.perf_counter() - t0:.1f} s)")
+        if interrupted:
+            print("fastsampled word2vec train: interrupted; the vectors written are those "
+                  "trained until then", file=sys.stderr)
+            return 130
         return 0
     if not (args.analogies or args.pairs):
         parser.error("give --analogies and/or --pairs (e.g. --analogies questions-words)")

@@ -510,8 +510,9 @@ class Word2Vec:
                     print(f"word2vec epoch {epoch + 1}/{epochs}: loss {loss_e:.6g}, "
                           f"{eff_total / max(el, 1e-9):,.0f} effective words/s, "
                           f"lr {alphas[-1]:.5f}", flush=True)
-        finally:
+        finally:        # also after Ctrl-C between two batches: every batch ran whole
             numba.set_num_threads(old_threads)
+            self._wv = None
             if bar is not None:
                 bar.close()
         seconds = time.perf_counter() - t0

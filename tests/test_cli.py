@@ -173,3 +173,65 @@ def test_word2vec_eval_finds_the_evaluation_sets_by_name(tmp_path):
         assert code == 0 and "Spearman" in out
     code, _, err = _cli("word2vec", "eval", str(tmp_path / "v.bin"), "--pairs", "nosuch")
     assert code == 2 and "no such file (or a set name: questions-words, wordsim353" in err
+
+
+# ------------------------------------------------------------------ Ctrl-C
+
+def _interrupt_after(args, marker, timeout=240):
+    """Run ``python -m fastsampled ARGS``, send SIGINT once ``marker`` has been printed (on
+    stdout or stderr), return ``(exit code, stdout, stderr)``."""
+    import signal
+    import threading
+    proc = subprocess.Popen([sys.executable, "-m", "fastsampled", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, bufsize=1)
+    seen, out, err = threading.Event(), [], []
+
+    def pump(stream, into):
+        for line in stream:
+            into.append(line)
+            if marker in line:
+                seen.set()
+
+    threads = [threading.Thread(target=pump, args=(proc.stdout, out), daemon=True),
+               threading.Thread(target=pump, args=(proc.stderr, err), daemon=True)]
+    for t in threads:
+        t.start()
+    assert seen.wait(timeout), "".join(out + err)
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(timeout)
+    for t in threads:
+        t.join(10)
+    return code, "".join(out), "".join(err)
+
+
+@pytest.mark.kernel
+def test_ctrl_c_during_the_demo_checkpoints_the_head(tmp_path):
+    path = tmp_path / "head"
+    code, out, err = _interrupt_after(
+        ["demo", "--classes", "20000", "--dim", "16", "--batch", "64", "--steps", "100000000",
+         "--eval-examples", "50", "--no-full-softmax", "--path", str(path)], "training:")
+    assert code == 130, out + err
+    assert "Traceback" not in err and "Traceback" not in out
+    assert f"the head is checkpointed at {path}" in out
+    head = fs.SampledSoftmaxHead.load(path)
+    assert head.step > 0
+    head.close()
+
+
+@pytest.mark.kernel
+def test_ctrl_c_during_word2vec_training_writes_loadable_vectors(tmp_path):
+    corpus = tmp_path / "c.txt"
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(500)]
+    with open(corpus, "w") as f:
+        for _ in range(60_000):
+            f.write(" ".join(rng.choice(words, 12)) + "\n")
+    out_path = tmp_path / "v.bin"
+    code, out, err = _interrupt_after(
+        ["word2vec", "train", str(corpus), "-o", str(out_path), "--dim", "16",
+         "--min-count", "1", "--epochs", "100000", "--workers", "1"], "epoch 1/")
+    assert code == 130, out + err
+    assert "Traceback" not in err
+    assert "interrupted; the vectors written are those trained until then" in err
+    kv = fs.KeyedVectors.load_word2vec_format(out_path)
+    assert len(kv) == 500 and kv.vector_size == 16
