@@ -53,7 +53,9 @@ Training (what is computed; see ``_w2v_kernels`` for the kernel)
   locks (Hogwild, like word2vec.c and gensim), so those runs are not bit-reproducible.
 """
 import json
+import logging
 import os
+import sys
 import time
 
 import numpy as np
@@ -67,6 +69,8 @@ from ._w2v_kernels import (LOSS_NCE, LOSS_NEGATIVE_SAMPLING, LOSS_SAMPLED_SOFTMA
                            train_blocks)
 from .alias import AliasTable
 from .keyedvectors import KeyedVectors
+
+logger = logging.getLogger(__name__)
 
 _LOSSES = {"negative_sampling": LOSS_NEGATIVE_SAMPLING,
            "sampled_softmax": LOSS_SAMPLED_SOFTMAX,
@@ -294,7 +298,9 @@ class Word2Vec:
     cbow_mean : int
         Only 1 (mean of the context vectors) is supported.
     progress : bool
-        Show a tqdm bar (words/s, lr, loss) when tqdm is installed, else print a line per epoch.
+        Show a tqdm bar on stderr (words/s, lr, loss) when stderr is a terminal and tqdm is
+        installed; otherwise log one line per epoch (``fastsampled.word2vec`` logger, INFO:
+        loss per effective word, words/s, lr).
     batch_words : int
         Words per parallel block (at most 2**31).
     corpus_in_memory : bool
@@ -473,7 +479,7 @@ class Word2Vec:
         old_threads = numba.get_num_threads()
         numba.set_num_threads(self.workers)
         t0 = time.perf_counter()
-        eff_total = 0
+        eff_total = eff_before = 0
         loss_total = 0.0
         self.epoch_losses = []
         try:
@@ -507,9 +513,12 @@ class Word2Vec:
                 loss_total += loss_e
                 if self.progress and bar is None:
                     el = time.perf_counter() - t0
-                    print(f"word2vec epoch {epoch + 1}/{epochs}: loss {loss_e:.6g}, "
-                          f"{eff_total / max(el, 1e-9):,.0f} effective words/s, "
-                          f"lr {alphas[-1]:.5f}", flush=True)
+                    eff_epoch = eff_total - eff_before
+                    logger.info("word2vec epoch %d/%d: loss %.4f per word, %s effective "
+                                "words/s, lr %.5f", epoch + 1, epochs,
+                                loss_e / max(eff_epoch, 1), f"{eff_total / max(el, 1e-9):,.0f}",
+                                alphas[-1])
+                eff_before = eff_total
         finally:        # also after Ctrl-C between two batches: every batch ran whole
             numba.set_num_threads(old_threads)
             self._wv = None
@@ -578,13 +587,15 @@ class Word2Vec:
         self._corpus = encode_corpus(counts, parts, remap, self.corpus_in_memory)
 
     def _progress_bar(self, total):
-        if not self.progress:
+        """A tqdm bar on stderr when it is a terminal (and tqdm is installed), else None: the
+        epochs are then logged, one line each."""
+        if not self.progress or not sys.stderr.isatty():
             return None
         try:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm     # optional: the bench extra installs it
         except ImportError:
             return None
-        return tqdm(total=total, unit="word", unit_scale=True, desc="word2vec")
+        return tqdm(total=total, unit="word", unit_scale=True, desc="word2vec", file=sys.stderr)
 
     def get_latest_training_loss(self):
         """Summed per-pair loss of the last epoch trained."""
