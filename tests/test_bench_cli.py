@@ -1,4 +1,5 @@
 """``fastsampled info``, ``fastsampled bench`` and the benchmark report (small, fast runs)."""
+import argparse
 import importlib.util
 import json
 import os
@@ -11,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from fastsampled import cli
+from fastsampled import _benchsuite, cli
 from fastsampled._info import collect, format_info
 
 BENCH = pathlib.Path(__file__).resolve().parent.parent / "bench"
@@ -98,8 +99,8 @@ def test_every_bench_script_is_listed_once_and_described():
 
 
 def _planned(suites, quick):
-    args = cli.argparse.Namespace(suites=suites, quick=quick)
-    return [(suite, step.script) for suite, step, _ in cli._bench_plan(args, str(BENCH))
+    args = argparse.Namespace(suites=suites, quick=quick)
+    return [(suite, step.script) for suite, step, _ in _benchsuite.plan_runs(args, str(BENCH))
             if step is not None]
 
 
@@ -171,8 +172,8 @@ def test_bench_runs_scripts_then_writes_the_report(tmp_path, capsys):
 
 
 def test_bench_word2vec_without_corpus_writes_a_synthetic_one(tmp_path):
-    args = cli.argparse.Namespace(corpus=None, quick=True)
-    extra = cli._word2vec_bench_args(args, str(tmp_path), str(BENCH), lambda m: None)
+    args = argparse.Namespace(corpus=None, quick=True)
+    extra = _benchsuite.word2vec_args(args, str(tmp_path), str(BENCH), lambda m: None)
     corpus = extra[extra.index("--corpus") + 1]
     assert os.path.exists(corpus) and "--questions" in extra and "--pairs" in extra
 
