@@ -92,16 +92,16 @@ class _StopRequest:
         return False
 
 
-def _kernels_cached():
-    """Whether Numba's on-disk cache holds compiled loss kernels already (a guess, to warn
-    before a first compilation)."""
+def _kernels_cached(module="_loss_kernels"):
+    """Whether Numba's on-disk cache holds compiled kernels of ``module`` already (a guess,
+    to warn before a first compilation)."""
     here = os.path.dirname(os.path.abspath(fs.__file__))
     where = [os.path.join(here, "__pycache__")]
     if os.environ.get("NUMBA_CACHE_DIR"):
         where.append(os.environ["NUMBA_CACHE_DIR"])
     for root in where:
         for _, _, files in os.walk(root):
-            if any(f.startswith("_loss_kernels.") and f.endswith(".nbi") for f in files):
+            if any(f.startswith(module + ".") and f.endswith(".nbi") for f in files):
                 return True
     return False
 
@@ -408,6 +408,9 @@ def _word2vec(parser, args):
         interrupted = False
         try:
             model = fs.Word2Vec(**kw)
+            if not _kernels_cached("_w2v_kernels"):
+                print("compiling the word2vec kernels (first run only, about a minute; cached "
+                      "on disk afterwards)", file=sys.stderr, flush=True)
             model.build_vocab(corpus_file=args.corpus)
         except (OSError, ValueError) as err:
             print(f"fastsampled word2vec train: {err}", file=sys.stderr)
