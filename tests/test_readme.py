@@ -8,7 +8,9 @@ Conventions for the examples:
 * A block that imports an optional framework (``OPTIONAL``) is skipped where it is not installed.
 * A block that is illustrative only and cannot run (pseudo-code that calls a function the
   reader supplies) is marked in its fence's info string: ```` ```python notest ````. It is then
-  only compiled (it must still be valid Python), not run. Mark only such blocks.
+  only compiled (it must still be valid Python), not run. Mark only such blocks.* Every line of a ```` ```bash ```` block is run (``python -m fastsampled ...`` in a folder
+  holding a small ``corpus.txt``), except the commands ``NOT_RUN`` lists with who checks
+  them instead (installation, the minute-long demo and benchmarks).
 """
 import importlib.util
 import pathlib
@@ -148,3 +150,74 @@ def test_jax_example_runs_or_says_why_not():
         assert "held-out" in done.stdout and "precision@1" in done.stdout, done.stdout
     else:
         assert "jax is not installed" in done.stdout, done.stdout
+
+
+# ------------------------------------------------------------------ shell blocks
+
+SHELL = re.compile(r"^```bash[^\n]*\n(?P<code>.*?)^```", re.S | re.M)
+# Commands of the shell blocks that these tests do not run, and who checks them instead.
+NOT_RUN = {
+    "python3 -m venv": "the two set-up commands: CI runs the test one on a fresh clone, and "
+                       "both are tried in a fresh clone and venv before a release",
+    "pip install": "installation: the same",
+    "fastsampled demo": "the main job (about a minute): tests/test_cli.py runs demo() itself",
+    "fastsampled bench --quick": "minutes of benchmarks: tests/test_bench_cli.py drives the "
+                                 "suite machinery on small scripts",
+    "fastsampled bench losses": "the same",
+    "fastsampled bench": "the same",
+    "python examples/torch_xc.py": "a minute of training: tests/test_torch.py covers the adapter",
+    "python examples/jax_head.py": "run by test_jax_example_runs_or_says_why_not here",
+}
+
+
+def shell_commands():
+    """``(page, command)`` of every line of every ```bash block (comments dropped)."""
+    out = []
+    for page in PAGES:
+        for m in SHELL.finditer(page.read_text(encoding="utf-8")):
+            for line in m.group("code").splitlines():
+                cmd = line.split("  #")[0].strip()
+                if cmd:
+                    out.append((_where(page), cmd))
+    return out
+
+
+def _skipped(cmd):
+    if cmd == "fastsampled bench --list":
+        return None
+    return next((why for prefix, why in NOT_RUN.items() if cmd.startswith(prefix)), None)
+
+
+COMMANDS = [(where, cmd) for where, cmd in shell_commands() if _skipped(cmd) is None]
+
+
+def test_every_shell_command_is_run_or_says_who_checks_it():
+    for where, cmd in shell_commands():
+        assert _skipped(cmd) is not None or (where, cmd) in COMMANDS
+    assert any("word2vec train" in cmd for _, cmd in COMMANDS)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("where, cmd", COMMANDS, ids=[f"{w}: {c[:40]}" for w, c in COMMANDS])
+def test_shell_command_runs(where, cmd, tmp_path):
+    """Run as written, in a folder holding what the pages say the reader brings: a
+    ``corpus.txt`` (one sentence per line); ``vectors.bin`` from the train command before."""
+    import shlex
+    # words of both evaluation sets, so that their questions and pairs are in the vocabulary
+    words = ("tiger cat book paper computer keyboard plane car train king queen man woman "
+             "money cash bank Athens Greece Baghdad Iraq Berlin Germany").split()
+    rng = __import__("numpy").random.default_rng(0)
+    (tmp_path / "corpus.txt").write_text(
+        "\n".join(" ".join(rng.choice(words, 10)) for _ in range(3000)) + "\n")
+    argv = shlex.split(cmd)
+    if argv[:3] == ["fastsampled", "word2vec", "eval"]:
+        subprocess.run([sys.executable, "-m", "fastsampled", "word2vec", "train", "corpus.txt",
+                        "-o", "vectors.bin", "--dim", "8", "--min-count", "1", "--epochs", "1"],
+                       cwd=tmp_path, check=True, capture_output=True)
+        if "wordsim353" in argv and importlib.util.find_spec("gensim") is None:
+            pytest.skip("wordsim353 comes from an installed gensim")
+    assert argv[0] == "fastsampled", cmd
+    res = subprocess.run([sys.executable, "-m", "fastsampled", *argv[1:]], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, f"{where}: {cmd}\n{res.stdout}\n{res.stderr}"
+    assert res.stdout.strip()
