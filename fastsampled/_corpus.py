@@ -27,13 +27,17 @@ Corpus rules (documented decisions)
 * Tokens are split on ASCII whitespace (``bytes.split``); other Unicode spaces stay inside
   tokens.
 """
+import logging
 import os
 import tempfile
 
 import numpy as np
 
+from ._progress import Progress
 from ._w2v_kernels import (ESCAPE, SCAN_LINE_LEN, SCAN_LINES, SCAN_OUT, SCAN_POS,
                            SCAN_STATE_SIZE, SCAN_UNIQUE, encode_part, rehash, scan_tokens)
+
+logger = logging.getLogger("fastsampled.word2vec")
 
 MAX_WORDS_IN_BATCH = 10000
 _CHUNK_BYTES = 1 << 20
@@ -157,6 +161,7 @@ class _FileScan:
                 self.out_lens[nl] = line_len  # last line without a newline
                 nl += 1
                 st[SCAN_LINE_LEN] = 0
+            self.chunk_bytes = data.size
             yield self.out_ids[:st[SCAN_OUT]], self.out_lens[:nl]
 
     def scan(self):
@@ -166,8 +171,10 @@ class _FileScan:
         Every token is checked to be UTF-8 here; only the tokens asked for (the vocabulary,
         a fraction of the distinct tokens) become Python strings.
         """
-        for _ in self._chunks():
-            pass
+        with Progress(os.path.getsize(self.path), f"counting the words of {self.path}",
+                      unit="B", logger=logger) as progress:
+            for _ in self._chunks():
+                progress.update(self.chunk_bytes)
         nuniq = int(self.st[SCAN_UNIQUE])
         counts = self.counts[:nuniq].copy()
         arena, off = self.arena, self.arena_off
@@ -192,13 +199,17 @@ class _FileScan:
         saved = self.counts
         nuniq = int(self.st[SCAN_UNIQUE])
         self.counts = np.zeros_like(saved)  # counting again must not double the counts
+        progress = Progress(os.path.getsize(self.path), f"encoding {self.path}", unit="B",
+                            logger=logger)
         try:
             for part in self._chunks():
                 # new tokens: their ids are outside the remap
                 if self.st[SCAN_UNIQUE] != nuniq:
                     raise RuntimeError(f"corpus_file {self.path!r} changed while it was read")
                 yield part
+                progress.update(self.chunk_bytes)
         finally:
+            progress.close()
             self.counts = saved
 
 

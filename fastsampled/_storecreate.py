@@ -5,6 +5,7 @@ parallel by ``_store_kernels.init_rows``, and ``meta.json`` written last, so tha
 cut short leaves no valid store (docs/storage.md#what-is-on-disk).
 """
 import json
+import logging
 import os
 import pathlib
 import uuid
@@ -14,6 +15,7 @@ import numpy as np
 from ._journal import check_durability
 from ._layout import check_strategy, is_store, layout_sizes
 from ._params import ParamRows, row_view
+from ._progress import Progress
 from ._rng import normalize_seed
 from ._store_kernels import INIT_CONSTANT, INIT_NORMAL, INIT_UNIFORM, INIT_ZEROS, init_rows
 from ._storefile import (FORMAT, VERSION, check_group, check_replaceable, fsync_file, lock,
@@ -26,6 +28,9 @@ __all__ = ["INITS", "CHUNK_BYTES", "chunk_rows", "store_dtype", "check_extra", "
 
 INITS = ("zeros", "uniform", "normal", "constant")
 CHUNK_BYTES = 2 << 20  # rows per parallel task: about 2 MiB, so each task streams its own pages
+PROGRESS_MIN_BYTES = 1 << 30    # stores this large report their initialisation's progress
+PROGRESS_BLOCK_BYTES = 256 << 20  # rows initialised per kernel call between two reports
+logger = logging.getLogger("fastsampled.sharding")
 
 
 def chunk_rows(width, dtype):
@@ -135,6 +140,9 @@ def create_store(path, num_rows, dim, *, num_shards, partition_strategy, dtype, 
         width = 1 if dim is None else dim
         chunk = chunk_rows(width, dtype)
         ident = uuid.uuid4().hex
+        progress = None
+        if kind != INIT_ZEROS and num_rows * width * dtype.itemsize >= PROGRESS_MIN_BYTES:
+            progress = Progress(num_rows, f"initialising {path}", unit="row", logger=logger)
         offset = 0
         shard_bytes = []
         for p, n in enumerate(sizes):
@@ -152,7 +160,13 @@ def create_store(path, num_rows, dim, *, num_shards, partition_strategy, dtype, 
                     stride, first = num_shards, p  # shard p holds ids p, p + P, ...
                 else:
                     stride, first = 1, offset
-                init_rows(row_view(mm), stride, first, kind, a, key, chunk)
+                rows = row_view(mm)
+                block = max(chunk, PROGRESS_BLOCK_BYTES // (width * dtype.itemsize))
+                for r0 in range(0, n, block):   # row i of the block is id first + i * stride
+                    init_rows(rows[r0:r0 + block], stride, first + r0 * stride, kind, a, key,
+                              chunk)
+                    if progress is not None:
+                        progress.update(min(block, n - r0))
                 mm.flush()
                 del mm
             fsync_file(fn, drop_cache=True)  # see ShardedMatrix.drop_cache
@@ -163,6 +177,8 @@ def create_store(path, num_rows, dim, *, num_shards, partition_strategy, dtype, 
                 "partition_strategy": partition_strategy, "shard_rows": sizes, "step": 0,
                 "extra": extra, "epoch": 0, "uuid": ident, "group": group,
                 "shard_bytes": shard_bytes, "checksums": None}
+        if progress is not None:
+            progress.close()
         write_meta(path, meta)
         return opened(path, lock_fd, durability)
     except BaseException:

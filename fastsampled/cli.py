@@ -25,46 +25,9 @@ from ._benchsuite import run as run_bench
 from ._evalsets import resolve as resolve_eval_set
 from ._files import check_writable_target
 from ._info import collect, format_info
+from ._progress import Progress
 from .baselines import full_softmax_step_time
 from .datasets import SyntheticXC
-
-
-class _Progress:
-    """Progress of a long loop: a tqdm bar on stderr when stderr is a terminal (and tqdm is
-    installed), else a plain line on ``out`` every 10 % of the work or every
-    ``PLAIN_EVERY_S`` seconds, whichever comes first (logs, pipes)."""
-
-    PLAIN_EVERY_S = 5.0
-
-    def __init__(self, total, out, desc):
-        self.total, self.out, self.desc, self.n = total, out, desc, 0
-        self._last = time.perf_counter()
-        self._last_n = 0
-        self._tqdm = None
-        if sys.stderr.isatty():
-            try:
-                from tqdm import tqdm      # optional: the bench extra installs it
-                self._tqdm = tqdm(total=total, desc=desc, file=sys.stderr, unit="step",
-                                  leave=True)
-            except ImportError:
-                pass
-
-    def update(self, n, **fields):
-        self.n += n
-        if self._tqdm is not None:
-            self._tqdm.set_postfix(fields, refresh=False)
-            self._tqdm.update(n)
-            return
-        now = time.perf_counter()
-        if (self.n - self._last_n >= max(1, self.total // 10) or self.n == self.total
-                or now - self._last >= self.PLAIN_EVERY_S):
-            self._last, self._last_n = now, self.n
-            info = " ".join(f"{k}={v}" for k, v in fields.items())
-            print(f"  {self.desc}: {self.n}/{self.total} {info}", file=self.out, flush=True)
-
-    def close(self):
-        if self._tqdm is not None:
-            self._tqdm.close()
 
 
 class _StopRequest:
@@ -159,7 +122,7 @@ def demo(num_classes=10**6, dim=128, batch=1024, num_sampled=64, steps=4000, pat
     t0 = time.perf_counter()
     head.train_step(*task.batch(B, first))
     t_first = time.perf_counter() - t0
-    bar = _Progress(steps, out, "training")
+    bar = Progress(steps, "training", unit="step", out=out, min_s=0)
     losses = []
     t_train = 0.0
     t_data = 0.0
