@@ -370,3 +370,41 @@ def test_example_learns_with_tiny_settings(capsys):
     assert "precision@1" in out
     assert res["loss_last"] < 0.8 * res["loss_first"]
     assert res["p1_after"] > max(2 * res["p1_before"], 2 * res["chance"])
+
+
+_SCAN_WITH_TORCH = r"""
+import contextlib, sys
+import torch
+import numpy as np
+import fastsampled as fs
+import fastsampled._headscan as hs
+if sys.argv[1] == "unlimited":          # the control: what a BLAS left multi-threaded does
+    hs.single_threaded_blas = contextlib.nullcontext
+h = fs.SampledSoftmaxHead(200_000, 128, num_sampled=64, seed=0)
+x = np.random.default_rng(0).normal(size=(512, 128)).astype(np.float32)
+h.train_step(x, np.arange(512))
+h.predict(x, 5)
+h.evaluate(x, np.arange(512))
+print("done")
+"""
+
+
+@pytest.mark.kernel
+def test_the_full_scan_calls_blas_single_threaded_beside_torch():
+    """With torch's OpenMP runtime loaded, OpenBLAS warns "Detect OpenMP Loop and this
+    application may hang" whenever a multi-threaded BLAS call runs inside a Numba parallel
+    region. The exact scan (predict, evaluate) must hold the BLAS at one thread there: no
+    warning. The control run, with the limit switched off, shows the warning would appear."""
+    import subprocess
+    import sys
+
+    def run(mode):
+        res = subprocess.run([sys.executable, "-c", _SCAN_WITH_TORCH, mode],
+                             capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0 and "done" in res.stdout, res.stderr
+        return res.stderr
+
+    assert "OpenBLAS Warning" not in run("limited")
+    control = run("unlimited")
+    if "OpenBLAS Warning" not in control:
+        pytest.skip("this OpenBLAS build does not warn about OpenMP loops: the check is blind")
