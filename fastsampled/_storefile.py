@@ -163,10 +163,23 @@ def check_replaceable(path):
     if META not in names and not _interrupted_creation(path, names):
         raise FileExistsError(f"{path} is not empty and is not a ShardedMatrix store (no "
                               f"{META}); refusing to delete anything there")
+    if META in names and not _is_store_meta(path / META):
+        raise FileExistsError(f"{path / META} is not a ShardedMatrix's (another program's "
+                              "file of that name?); refusing to delete anything there")
     others = [n for n in names if not _is_store_file(n)]
     if others:
         raise FileExistsError(f"{path} holds files that are not part of a store "
                               f"({others[:5]}); refusing to replace it")
+
+
+def _is_store_meta(fn):
+    """Whether ``fn`` is a JSON object naming this library's store format."""
+    try:
+        with open(fn, "rb") as f:
+            meta = json.loads(f.read(1 << 20))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
 
 
 def _interrupted_creation(path, names):

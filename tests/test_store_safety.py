@@ -718,3 +718,24 @@ def test_overwrite_checks_the_whole_head_before_deleting_anything(tmp_path):
     with pytest.raises(FileExistsError, match="not part of a store"):
         fs.SampledSoftmaxHead(V, D, path=p, num_sampled=8, overwrite=True)
     assert (p / "head.json").exists() and (p / "weights" / "meta.json").exists()
+
+
+def test_overwrite_refuses_a_directory_whose_meta_json_is_not_a_stores(tmp_path):
+    """Another program's meta.json (with nothing else, or beside a file named like a shard)
+    is not a store: overwrite=True deletes nothing there."""
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "meta.json").write_text('{"name": "my dataset"}')
+    (d / "shard-00000.npy").write_bytes(b"theirs")
+    with pytest.raises(FileExistsError, match="not a ShardedMatrix's"):
+        ShardedMatrix.create(d, 10, 4, overwrite=True)
+    assert (d / "meta.json").read_text() == '{"name": "my dataset"}'
+    assert (d / "shard-00000.npy").read_bytes() == b"theirs"
+    # inside a head: its weights directory holding another program's meta.json
+    h = tmp_path / "head"
+    fs.SampledSoftmaxHead(10, 4, num_sampled=2, path=h).close()
+    (h / "weights" / "meta.json").write_text('{"name": "theirs"}')
+    with pytest.raises(FileExistsError, match="not a ShardedMatrix's"):
+        fs.SampledSoftmaxHead(10, 4, num_sampled=2, path=h, overwrite=True)
+    assert (h / "weights" / "meta.json").read_text() == '{"name": "theirs"}'
+    assert (h / "head.json").exists()
