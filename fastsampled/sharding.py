@@ -30,18 +30,8 @@ from ._storefile import (FORMAT, VERSION, fsync_file, lock_directory, open_store
                          unlock_directory, write_meta)
 from ._validate import (FLOAT_DTYPES, as_bool, as_float_array, as_id_array, as_int,
                         check_finite, check_range)
-# importable from here before the code that uses them moved out (re-exported)
-from ._files import atomic_write_bytes  # noqa: F401
-from ._journal import DURABILITY, checksum_bytes  # noqa: F401
-from ._params import ParamRows  # noqa: F401
-from ._rng import normalize_seed  # noqa: F401
-from ._store_kernels import (INIT_CONSTANT, INIT_NORMAL, INIT_UNIFORM,  # noqa: F401
-                             INIT_ZEROS, first_nonfinite_row, init_rows)
-from ._storecreate import INITS  # noqa: F401
-from ._storefile import (LOCK, check_group, check_replaceable, group_key, lock,  # noqa: F401
-                         needs_recovery, npy_header, read_store, recover, remove_store_files,
-                         reserve)
-from ._validate import as_real  # noqa: F401
+from ._journal import DURABILITY  # noqa: F401  (defined here before)
+from ._storecreate import INITS  # noqa: F401  (defined here before)
 
 __all__ = ["ShardedMatrix", "StoreError", "StoreLockedError", "commit_group", "join_group",
            "check_durability",
