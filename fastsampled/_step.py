@@ -118,11 +118,6 @@ class Workspace:
                 self._buffers[key] = buf
         return buf[:size]
 
-    @property
-    def nbytes(self):
-        """Bytes held between steps."""
-        return sum(b.nbytes for b in self._buffers.values())
-
     def release(self):
         """Free every buffer (the next step allocates again)."""
         self._buffers = {}
