@@ -18,7 +18,6 @@ import numpy as np
 
 import fastsampled as fs
 
-from . import __version__
 from ._errors import StoreError, StoreLockedError
 from ._benchsuite import BENCH_SUITES, find_bench_dir  # noqa: F401  (cli's API)
 from ._benchsuite import run as run_bench
@@ -216,7 +215,7 @@ def _main(argv=None):
     parser = argparse.ArgumentParser(prog="fastsampled", description=_DESCRIPTION,
                                      formatter_class=_HelpFormatter)
     parser.add_argument("-V", "--version", action="version",
-                        version=f"fastsampled {__version__}")
+                        version=f"fastsampled {fs.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = _parser(sub, "demo", "train a sampled-softmax head on a synthetic 10^6-class task")
     p.add_argument("--classes", type=int, default=10**6, help="number of classes")
