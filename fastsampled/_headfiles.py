@@ -507,6 +507,17 @@ class HeadStorage:
             raise ValueError("head opened read-only (mode='r')")
         commit_group(self.path / RECORD, self._members(), self.config())
 
+    def sync(self):
+        """Make every row of the stores durable (``msync`` + ``fsync``) without committing:
+        the first half of :meth:`checkpoint`, for a caller that commits several heads as
+        one (a distributed head's shards). Rows changed afterwards still roll back to the
+        last checkpoint."""
+        if self.path is None:
+            raise ValueError("this head lives in RAM; there is nothing to sync")
+        self._check_writable()
+        for store, _ in self._members():
+            store.sync()
+
     def set_durability(self, durability):
         """Change what the stores' journals protect against, right after a checkpoint.
 

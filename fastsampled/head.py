@@ -123,6 +123,42 @@ class SampledSoftmaxHead(HeadStorage):
                  init_scale=None, reduction="mean", remove_accidental_hits=None,
                  subtract_log_q=True, seed=0, dtype="float32", overwrite=False,
                  durability="process", _open=None):
+        self._settings(num_classes, dim, sampler=sampler, counts=counts, distortion=distortion,
+                       loss=loss, num_sampled=num_sampled, num_true=num_true,
+                       optimizer=optimizer, lr=lr, init=init, reduction=reduction,
+                       remove_accidental_hits=remove_accidental_hits,
+                       subtract_log_q=subtract_log_q, seed=seed, dtype=dtype,
+                       durability=durability)
+        self.step = 0
+        self._warm_rows = 0          # rows 0.. made resident by warm(): no prefetch hints
+        self._warm_bias_rows = 0     # the same for the biases (warm() may take all of them)
+        self.path = None if path is None else pathlib.Path(os.fspath(path))
+        if _open is not None:          # load(): stores already opened
+            self.weights, self.biases, self._states, self.step, self._lock_fd = _open
+            self._options = self._step_options()
+            self.num_shards = getattr(self.weights, "num_shards", 1)
+            self.partition_strategy = getattr(self.weights, "partition_strategy", "div")
+            self.sampler.calls = self.step
+            return
+        self.num_shards = as_int(num_shards, "num_shards", 1)
+        self.partition_strategy = check_strategy(partition_strategy)
+        scale = 1.0 / np.sqrt(self.dim) if init_scale is None else \
+            as_real(init_scale, "init_scale", 0.0)
+        self._options = self._step_options()
+        if self.path is None:
+            if self.num_shards != 1:
+                raise ValueError("num_shards > 1 needs a path (in-RAM heads use one array)")
+            self.weights, self.biases, self._states = ram_params(
+                self.num_classes, self.dim, self.dtype, init, scale, self.seed, self.optimizer)
+        else:
+            self._create_store(init, scale, overwrite)
+
+    # ------------------------------------------------------------------ construction
+    def _settings(self, num_classes, dim, *, sampler, counts, distortion, loss, num_sampled,
+                  num_true, optimizer, lr, init, reduction, remove_accidental_hits,
+                  subtract_log_q, seed, dtype, durability):
+        """Check the constructor's arguments and set the attributes they give (everything
+        but the parameters), the sampler and the optimizer included."""
         self.num_classes = as_int(num_classes, "num_classes", 1)
         self.dim = as_int(dim, "dim", 1)
         self.num_sampled = as_int(num_sampled, "num_sampled", 1)
@@ -150,11 +186,6 @@ class SampledSoftmaxHead(HeadStorage):
         self.subtract_log_q = as_bool(subtract_log_q, "subtract_log_q")
         self.seed = as_int(seed, "seed", 0)
         self.durability = check_durability(durability)
-        self.closed = False
-        self._lock_fd = None
-        self._rows = None            # the parameters as the step takes them (_loss_rows)
-        self._bound = None           # the parameters bound to the optimizer (apply_grads)
-        self._workspace = Workspace()  # the steps' scratch memory, reused step after step
         self.counts = check_counts(sampler, counts, self.num_classes)
         self.optimizer, self._opt_config = make_optimizer(optimizer, lr)
         self.sampler = make_sampler(sampler, self.num_classes, self.seed, self.counts,
@@ -163,31 +194,12 @@ class SampledSoftmaxHead(HeadStorage):
             raise ValueError(f"num_sampled ({self.num_sampled}) exceeds the "
                              f"{self.sampler.num_drawable} classes the sampler can draw (zero "
                              "counts have probability 0)")
-        self.step = 0
-        self._warm_rows = 0          # rows 0.. made resident by warm(): no prefetch hints
-        self._warm_bias_rows = 0     # the same for the biases (warm() may take all of them)
-        self.path = None if path is None else pathlib.Path(os.fspath(path))
-        if _open is not None:          # load(): stores already opened
-            self.weights, self.biases, self._states, self.step, self._lock_fd = _open
-            self._options = self._step_options()
-            self.num_shards = getattr(self.weights, "num_shards", 1)
-            self.partition_strategy = getattr(self.weights, "partition_strategy", "div")
-            self.sampler.calls = self.step
-            return
-        self.num_shards = as_int(num_shards, "num_shards", 1)
-        self.partition_strategy = check_strategy(partition_strategy)
-        scale = 1.0 / np.sqrt(self.dim) if init_scale is None else \
-            as_real(init_scale, "init_scale", 0.0)
-        self._options = self._step_options()
-        if self.path is None:
-            if self.num_shards != 1:
-                raise ValueError("num_shards > 1 needs a path (in-RAM heads use one array)")
-            self.weights, self.biases, self._states = ram_params(
-                self.num_classes, self.dim, self.dtype, init, scale, self.seed, self.optimizer)
-        else:
-            self._create_store(init, scale, overwrite)
+        self.closed = False
+        self._lock_fd = None
+        self._rows = None            # the parameters as the step takes them (_loss_rows)
+        self._bound = None           # the parameters bound to the optimizer (apply_grads)
+        self._workspace = Workspace()  # the steps' scratch memory, reused step after step
 
-    # ------------------------------------------------------------------ construction
     def _step_options(self):
         return StepOptions(nce=self.loss_kind == "nce",
                            remove_accidental_hits=self.remove_accidental_hits,
@@ -435,6 +447,10 @@ class SampledSoftmaxHead(HeadStorage):
         loss, g = step_loss_and_grads(W, Bs, x, lab, candidates, self._options,
                                       want_grads=want_grads, grad_scale=scale,
                                       workspace=self._workspace)
+        return self._checked(loss, g, reduction, scale, want_grads)
+
+    def _checked(self, loss, g, reduction, scale, want_grads):
+        """``(reduced loss, grads)`` of a step, refused when not finite."""
         total = float(loss.sum(dtype=np.float64))
         if not np.isfinite(total):
             raise FloatingPointError(f"non-finite loss ({total}) at step {self.step}; nothing "
