@@ -19,6 +19,7 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from ._headinit import make_sampler
 from ._shardroute import Router
+from ._shardserver import Aborted, ShardNotReady, UpdateGap
 from ._step import loss_and_grads_on_rows, step_ids
 from ._validate import as_float_array, as_int, as_true_classes, check_range
 from ._validate_kernels import first_nonfinite
@@ -281,7 +282,7 @@ def _round(head, trainers, start, n, base_sync, base_seq, mode, staleness, names
             results = _get_all(refs, head)
             return {"results": results, "retries": attempt}
         except (RayActorError, RayTaskError) as e:
-            if attempt == max_retries:
+            if attempt == max_retries or not _retryable(e):
                 raise
             logger.warning("round from step %d failed (%s: %s); rerunning it from the "
                            "checkpoint", start, type(e).__name__, str(e).splitlines()[0])
@@ -293,6 +294,15 @@ def _round(head, trainers, start, n, base_sync, base_seq, mode, staleness, names
                 _wait_alive(t)
             head.rollback()     # nothing a stopping trainer sent survives
     raise AssertionError("not reached")
+
+
+def _retryable(e):
+    """Whether a round failed because a process died (or as a consequence of that), rather
+    than because of an error in the data or the arithmetic."""
+    cause = e.cause if isinstance(e, RayTaskError) else e
+    if isinstance(cause, RayActorError):
+        return not cause.actor_init_failed
+    return isinstance(cause, (ShardNotReady, Aborted, UpdateGap))
 
 
 def _get_all(refs, head):
@@ -309,7 +319,7 @@ def _wait_alive(actor, timeout=300.0):
     while True:
         try:
             return ray.get(actor.ping.remote(), timeout=10)
-        except Exception:
-            if time.monotonic() > deadline:
+        except Exception as e:
+            if getattr(e, "actor_init_failed", False) or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)

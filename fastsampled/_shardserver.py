@@ -33,7 +33,7 @@ from ._step import SparseGrads
 from ._store_kernels import INIT_NORMAL, INIT_UNIFORM, init_rows
 from .head import SampledSoftmaxHead
 
-__all__ = ["ShardServer", "ShardNotReady", "UpdateGap", "shard_dir_name", "sum_parts",
+__all__ = ["ShardServer", "Aborted", "ShardNotReady", "UpdateGap", "shard_dir_name", "sum_parts",
            "optimizer_from_record", "INITIAL"]
 
 INITIAL = "initial"     # a checkpoint that is the state the head was created in
@@ -204,12 +204,18 @@ class ShardServer:
         return {"epoch": int(rec["epoch"]) + 1, "step": self.head.step,
                 "applied": dict(self.applied), "sync_step": self.sync_step}
 
-    def commit(self):
-        """Second phase: the shard's own commit (after the manifest recorded the global one)."""
+    def commit(self, epoch):
+        """Second phase: the shard's own commit, as local epoch ``epoch`` (after the manifest
+        recorded the global one). A shard already there (it caught up when it reopened)
+        commits nothing."""
         self.check_ready()
-        self.head.checkpoint()
         rec = read_json_object(self.path / RECORD, f"{self.path}: no {RECORD}")
-        return int(rec["epoch"])
+        if rec["epoch"] == epoch - 1:
+            self.head.checkpoint()
+        elif rec["epoch"] != epoch:
+            raise StoreError(f"{self.path}: shard at commit epoch {rec['epoch']!r}, asked to "
+                             f"commit epoch {epoch}")
+        return epoch
 
     def save(self, path):
         """Write the shard as a head directory at ``path`` (new or empty)."""
@@ -348,6 +354,11 @@ class ShardServer:
     def global_ids(self, local):
         """Global class ids of local rows."""
         return local * self.num_shards + self.shard if self.is_mod else local + self.offset
+
+
+class Aborted(RuntimeError):
+    """A request waiting on a shard server ended because the shard was restored to a
+    checkpoint."""
 
 
 class ShardNotReady(RuntimeError):

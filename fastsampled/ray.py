@@ -37,7 +37,7 @@ from ._errors import StoreError
 from ._headscan import full_softmax_losses
 from ._layout import check_strategy
 from ._shardroute import Router, merge_lse, merge_topk
-from ._shardserver import (INITIAL, ShardNotReady, ShardServer, optimizer_from_record,
+from ._shardserver import (INITIAL, Aborted, ShardNotReady, ShardServer, optimizer_from_record,
                            shard_dir_name)
 from ._step import SparseGrads, check_sampled_values, step_ids
 from ._step import loss_and_grads_on_rows
@@ -56,11 +56,16 @@ VERSION = 1
 DIRECT_CALL_BYTES = 16 << 20   # rows and gradients travel inline in the call, not via the store
 RECOVERY_TIMEOUT_S = 300.0     # how long a shard server may take to come back
 _SENDER = "head"               # the sender id of a RayHead's own updates
+# a shard server's kernels are small (a gather, a sparse update): one Numba thread, and no
+# OpenMP threads spinning after each kernel while the caller and the other servers wait
+SERVER_ENV = {"env_vars": {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                           "OMP_WAIT_POLICY": "PASSIVE"}}
 
 
 def connect(address=None, **init_kwargs):
     """Use the Ray instance this process is connected to, or connect to ``address``, or
-    start a local one (bound to 127.0.0.1, with row-sized objects passed inline).
+    start a local one (no dashboard, Ray's token authentication as Ray sets it, row-sized
+    objects passed inline; docs/cluster.md#security says what it listens on).
 
     Parameters
     ----------
@@ -77,8 +82,7 @@ def connect(address=None, **init_kwargs):
     if ray.is_initialized():
         return False
     if address is None:
-        kw = dict(include_dashboard=False, _node_ip_address="127.0.0.1",
-                  logging_level=logging.WARNING, log_to_driver=False,
+        kw = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
                   _system_config={"max_direct_call_object_size": DIRECT_CALL_BYTES})
         kw.update(init_kwargs)
         ray.init(**kw)
@@ -88,10 +92,6 @@ def connect(address=None, **init_kwargs):
 
 
 # ---------------------------------------------------------------------- the shard actor
-
-class Aborted(RuntimeError):
-    """A wait on a shard server ended because the shard was restored to a checkpoint."""
-
 
 class ShardActor:
     """The Ray actor around a :class:`~fastsampled._shardserver.ShardServer` (asynchronous,
@@ -144,6 +144,13 @@ class ShardActor:
             await self._changed()
         return None if ids is None else self.server.gather(ids)
 
+    def step(self, request):
+        """:meth:`exchange` for the head's compiled graph (one ``(push, ids)`` argument)."""
+        push, ids = request
+        if push is not None:
+            self.server.apply(*push)
+        return None if ids is None else self.server.gather(ids)
+
     async def apply(self, sender, seq, ids, gw, gb):
         applied = self.server.apply(sender, seq, ids, gw, gb)
         await self._changed()
@@ -183,8 +190,8 @@ class ShardActor:
     async def prepare(self):
         return self.server.prepare()
 
-    async def commit(self):
-        return self.server.commit()
+    async def commit(self, epoch):
+        return self.server.commit(epoch)
 
     async def save(self, path):
         return self.server.save(path)
@@ -213,9 +220,49 @@ class ShardGroup:
         self.bytes_out = 0
         self.bytes_in = 0
         self.recoveries = 0
+        self.dag = None                 # the compiled graph of the step's exchange
+        self.use_dag = True
+        self.dag_retry_at = 0.0
 
     def __len__(self):
         return len(self.handles)
+
+    def exchange(self, args, replayed):
+        """``exchange(*args[s])`` on every shard: through a compiled graph (shared-memory
+        channels, no per-call scheduling) when one can be built, else as actor calls. A
+        failure in the graph tears it down and the step is redone with actor calls, which
+        recover the failed shard (updates already applied are recognised and skipped)."""
+        if self.dag is None and self.use_dag and time.monotonic() >= self.dag_retry_at:
+            self._compile()
+        if self.dag is not None:
+            try:
+                out = ray.get(self.dag.execute(*args))
+                self.calls += len(args)
+                return out
+            except Exception as e:      # a shard died or failed: the slow path recovers it
+                logger.warning("compiled graph failed (%s); using actor calls",
+                               type(e).__name__)
+                self.teardown()
+                self.dag_retry_at = time.monotonic() + 10.0
+        return self.call("exchange", args, replayed=replayed)
+
+    def _compile(self):
+        from ray.dag import InputNode, MultiOutputNode
+        try:
+            with InputNode() as inp:
+                dag = MultiOutputNode([h.step.bind(inp[s]) for s, h in enumerate(self.handles)])
+            self.dag = dag.experimental_compile()
+        except Exception as e:
+            logger.warning("no compiled graph (%s: %s); using actor calls", type(e).__name__, e)
+            self.use_dag = False
+
+    def teardown(self):
+        dag, self.dag = self.dag, None
+        if dag is not None:
+            try:
+                dag.teardown()
+            except Exception:
+                pass
 
     def call(self, method, args, *, replayed=None):
         """``method(*args[s])`` on every shard at once; a shard that fails is recovered and
@@ -240,13 +287,31 @@ class ShardGroup:
                 ref = getattr(self.handles[s], method).remote(*retry_args)
         raise AssertionError("not reached")
 
+    def snapshots(self):
+        """A new checkpoint of in-RAM shards: each shard's copy of its state, kept in Ray's
+        object store and owned by this process (a shard that fails while copying is
+        recovered from the previous checkpoint and copies again)."""
+        refs = [h.snapshot.remote() for h in self.handles]
+        self.calls += len(refs)
+        for s in range(len(refs)):
+            for attempt in range(3):
+                try:
+                    ray.get(refs[s])    # arrays stay in the object store (read zero-copy)
+                    break
+                except (RayActorError, RayTaskError) as e:
+                    if not _is_shard_failure(e) or attempt == 2:
+                        raise
+                    self.recover(s)
+                    refs[s] = self.handles[s].snapshot.remote()
+        return refs
+
     def wait_alive(self, s, timeout=RECOVERY_TIMEOUT_S):
         deadline = time.monotonic() + timeout
         while True:
             try:
                 return ray.get(self.handles[s].info.remote(), timeout=10)
-            except (RayActorError, GetTimeoutError):
-                if time.monotonic() > deadline:
+            except (RayActorError, GetTimeoutError) as e:
+                if getattr(e, "actor_init_failed", False) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
 
@@ -273,7 +338,7 @@ def _spread_options(num_shards, options):
     nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
     out = []
     for s in range(num_shards):
-        o = dict(num_cpus=0, max_restarts=-1, max_task_retries=0,
+        o = dict(num_cpus=0, max_restarts=-1, max_task_retries=0, runtime_env=SERVER_ENV,
                  scheduling_strategy=NodeAffinitySchedulingStrategy(nodes[s % len(nodes)],
                                                                     soft=False))
         o.update(options or {})
@@ -482,7 +547,7 @@ class RayHead(SampledSoftmaxHead):
         groups = self._router.split(uniq)
         push = self._take_pending()
         args = [(push[s], groups[s][1]) for s in range(self.num_shards)]
-        res = self._shards.call("exchange", args, replayed=lambda s: (None, groups[s][1]))
+        res = self._shards.exchange(args, replayed=lambda s: (None, groups[s][1]))
         rows = np.empty((uniq.size, self.dim), self.dtype)
         brows = np.empty(uniq.size, self.dtype)
         for (pos, local), (r, b) in zip(groups, res):
@@ -505,7 +570,7 @@ class RayHead(SampledSoftmaxHead):
         if self._pending is not None:
             push = self._take_pending()
             args = [(p, None) for p in push]
-            self._shards.call("exchange", args, replayed=lambda s: (None, None))
+            self._shards.exchange(args, replayed=lambda s: (None, None))
             self._shards.bytes_out += _nbytes(args)
 
     def apply_grads(self, grads):
@@ -561,8 +626,7 @@ class RayHead(SampledSoftmaxHead):
         self.flush()
         g = self._shards
         if self.path is None:
-            g.checkpoint = [h.snapshot.remote() for h in g.handles]
-            ray.wait(g.checkpoint, num_returns=len(g.checkpoint))
+            g.checkpoint = g.snapshots()
         else:
             prepared = g.call("prepare", [()] * self.num_shards)
             self._epoch += 1
@@ -573,7 +637,7 @@ class RayHead(SampledSoftmaxHead):
             atomic_write_bytes(self.path / MANIFEST, text.encode())
             g.checkpoint = [(p["epoch"], p["step"], p["applied"], p["sync_step"])
                             for p in prepared]
-            g.call("commit", [()] * self.num_shards)
+            g.call("commit", [(p["epoch"],) for p in prepared])
         g.log, g.log_bytes = [], 0
         self._at_checkpoint = (self.step, self.sampler.calls)
 
@@ -664,6 +728,7 @@ class RayHead(SampledSoftmaxHead):
         self.closed = True
         shards = getattr(self, "_shards", None)
         if shards is not None:
+            shards.teardown()
             try:
                 ray.get([h.close.remote() for h in shards.handles], timeout=60)
             except Exception:           # a dead shard has nothing to close

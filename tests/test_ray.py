@@ -1,0 +1,426 @@
+"""The distributed head (``fastsampled.ray``): the same results as a single-machine head,
+updates applied once, recovery from shard servers and trainers killed with SIGKILL, the
+data-parallel trainers. One local Ray instance, bound to 127.0.0.1, serves the module.
+
+The shard server's own logic (``_shardserver``) and the routing (``_shardroute``) are tested
+without Ray first.
+"""
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import fastsampled as fs
+from fastsampled._shardroute import Router, merge_lse, merge_topk
+from fastsampled._shardserver import INITIAL, ShardServer, UpdateGap, shard_dir_name
+
+V, D, S, B = 3000, 8, 16, 32
+
+
+# ---------------------------------------------------------------------- without Ray
+
+@pytest.mark.parametrize("strategy", ["mod", "div"])
+def test_router_splits_ids_as_tensorflow_partitions_them(strategy):
+    r = Router(13, 3, strategy)
+    ids = np.arange(13, dtype=np.int64)
+    parts = r.split(ids)
+    shard, row = fs.sharding.shard_ids(ids, fs.sharding.layout_sizes(13, 3, strategy), strategy)
+    for s, (pos, local) in enumerate(parts):
+        np.testing.assert_array_equal(pos, np.flatnonzero(shard == s))
+        np.testing.assert_array_equal(local, row[shard == s])
+        assert (np.diff(local) > 0).all()
+    assert [p[0].size for p in r.split(np.array([0, 6], np.int64))] == \
+        ([2, 0, 0] if strategy == "mod" else [1, 1, 0])
+
+
+def test_merges_keep_the_single_machine_order_and_sums():
+    a = (np.array([[5, 1]]), np.array([[2.0, 1.0]], np.float32))
+    b = (np.array([[4, 0]]), np.array([[2.0, 1.0]], np.float32))
+    ids, scores = merge_topk([a, b], 3)
+    assert ids.tolist() == [[4, 5, 0]]                 # ties: the smaller id first
+    assert scores.tolist() == [[2.0, 2.0, 1.0]]
+    parts = [np.array([0.5, 700.0]), np.array([1.5, 700.0])]
+    want = np.logaddexp(parts[0], parts[1])
+    np.testing.assert_allclose(merge_lse(parts), want, rtol=1e-15)
+
+
+def _server(tmp_path=None, shard=1, num_shards=3, optimizer="adam"):
+    opt = {"sgd": {"name": "sgd", "lr": 0.5, "weight_decay": 0.0},
+           "adam": {"name": "adam", **fs.Adam(lr=0.01).get_config()}}[optimizer]
+    return ShardServer({"shard": shard, "num_shards": num_shards, "num_classes": 100,
+                        "dim": 4, "partition_strategy": "mod", "dtype": "float32",
+                        "optimizer": opt, "init": "normal", "init_scale": 0.5, "seed": 7,
+                        "path": None if tmp_path is None else str(tmp_path / "s"),
+                        "durability": "process"})
+
+
+def test_a_new_shard_holds_the_initial_rows_of_a_memory_mapped_head(tmp_path):
+    srv = _server()
+    srv.create()
+    with fs.SampledSoftmaxHead(100, 4, path=tmp_path / "h", seed=7, init_scale=0.5,
+                               num_sampled=1) as h:
+        want = h.weights.gather(np.arange(1, 100, 3))
+    rows, biases = srv.gather(np.arange(srv.num_rows, dtype=np.int64))
+    np.testing.assert_array_equal(rows, want)
+    assert not biases.any()
+
+
+def test_an_update_applies_once_and_a_gap_is_refused():
+    srv = _server()
+    srv.create()
+    ids = np.array([0, 5], np.int64)
+    g = np.ones((2, 4), np.float32), np.ones(2, np.float32)
+    before = srv.gather(ids)[0].copy()
+    assert srv.apply("a", 1, ids, *g) is True
+    after = srv.gather(ids)[0].copy()
+    assert srv.apply("a", 1, ids, *g) is False          # a retried call
+    np.testing.assert_array_equal(srv.gather(ids)[0], after)
+    assert not np.array_equal(before, after)
+    with pytest.raises(UpdateGap, match="2 .. 2 are missing"):
+        srv.apply("a", 3, ids, *g)
+    assert srv.head.step == 1
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, 33\)"):
+        srv.gather(np.array([33], np.int64))
+
+
+def test_synchronous_parts_sum_in_trainer_order_whatever_their_arrival():
+    rng = np.random.default_rng(0)
+    parts = {t: (np.sort(rng.choice(33, 5, replace=False)).astype(np.int64),
+                 rng.normal(size=(5, 4)).astype(np.float32),
+                 rng.normal(size=5).astype(np.float32)) for t in ("t0", "t1", "t2")}
+    results = []
+    for order in (["t0", "t1", "t2"], ["t2", "t0", "t1"]):
+        srv = _server()
+        srv.create()
+        applied = [srv.contribute(t, 1, ["t0", "t1", "t2"], *parts[t]) for t in order]
+        assert applied == [False, False, True] and srv.sync_step == 1
+        results.append(srv.gather(np.arange(33, dtype=np.int64))[0])
+    np.testing.assert_array_equal(results[0], results[1])
+    # a later step's part waits; a finished trainer is no longer waited for
+    srv.contribute("t0", 3, ["t0", "t1"], *parts["t0"])
+    srv.contribute("t0", 2, ["t0", "t1"], *parts["t0"])
+    assert srv.sync_step == 1
+    assert srv.finish("t1", 2) is True and srv.sync_step == 3
+
+
+def test_snapshot_and_restore_return_a_ram_shard_exactly(tmp_path):
+    srv = _server(optimizer="adam")
+    srv.create()
+    ids = np.array([1, 2], np.int64)
+    srv.apply("a", 1, ids, np.ones((2, 4), np.float32), np.ones(2, np.float32))
+    snap = srv.snapshot()
+    want = srv.gather(ids)
+    srv.apply("a", 2, ids, np.ones((2, 4), np.float32), np.ones(2, np.float32))
+    srv.restore(snap)
+    np.testing.assert_array_equal(srv.gather(ids)[0], want[0])
+    assert srv.applied == {"a": 1} and srv.head.optimizer_states[0].t == 1
+    srv.restore(INITIAL)
+    assert srv.head.step == 0 and srv.applied == {}
+
+
+def test_a_disk_shard_that_missed_its_commit_catches_up_with_the_manifest(tmp_path):
+    srv = _server(tmp_path)
+    srv.create()
+    ids = np.array([1, 2], np.int64)
+    srv.apply("head", 1, ids, np.ones((2, 4), np.float32), np.ones(2, np.float32))
+    prepared = srv.prepare()          # rows durable; the manifest would be written now...
+    want = srv.gather(ids)[0].copy()
+    srv.close()                       # ...and the shard dies before its own commit
+    again = _server(tmp_path)
+    again.open(prepared["epoch"], prepared["step"], prepared["applied"], 0)
+    np.testing.assert_array_equal(again.gather(ids)[0], want)
+    assert again.head.step == 1 and again.applied == {"head": 1}
+    # a shard that did not reach the manifest's checkpoint is rolled back instead
+    again.apply("head", 2, ids, np.ones((2, 4), np.float32), np.ones(2, np.float32))
+    again.close()
+    third = _server(tmp_path)
+    third.open(prepared["epoch"], prepared["step"], prepared["applied"], 0)
+    np.testing.assert_array_equal(third.gather(ids)[0], want)
+    with pytest.raises(fs.StoreError, match="manifest records epoch"):
+        _server(tmp_path).open(prepared["epoch"] + 5, 1, {}, 0)
+    third.close()
+
+
+# ---------------------------------------------------------------------- with Ray
+
+ray = pytest.importorskip("ray")
+fsray = pytest.importorskip("fastsampled.ray")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    # the trainers' data factories below travel by value (workers cannot import this file)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    started = fsray.connect(num_cpus=2)
+    yield
+    if started:
+        ray.shutdown()
+
+
+def test_the_local_instance_keeps_token_authentication_on():
+    """Ray's services listen on the machine's interfaces (Ray maps a loopback node address
+    back to the machine's own), so what keeps others out is its token authentication,
+    which a local instance started here must not turn off."""
+    auth = pytest.importorskip("ray._private.authentication.authentication_utils")
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        pytest.skip("RAY_AUTH_MODE=disabled in this environment")
+    assert auth.is_token_auth_enabled()
+
+
+def _batches(n, seed=0, batch=B, num_classes=V, dim=D):
+    rng = np.random.default_rng(seed)
+    return [(rng.normal(size=(batch, dim)).astype(np.float32),
+             np.minimum(rng.zipf(1.3, batch) - 1, num_classes - 1)) for _ in range(n)]
+
+
+def _state(head, tmp, name):
+    """Weights, biases and optimizer slots of a RayHead in global id order (via save)."""
+    dest = tmp / name
+    head.save(dest)
+    m = json.loads((dest / "ray-head.json").read_text())
+    P, strategy = m["config"]["num_shards"], m["config"]["partition_strategy"]
+    sizes = fs.sharding.layout_sizes(head.num_classes, P, strategy)
+    out = {}
+    for s in range(P):
+        with fs.SampledSoftmaxHead.load(dest / shard_dir_name(s)) as h:
+            gids = (np.arange(sizes[s]) * P + s if strategy == "mod" and P > 1
+                    else np.arange(sizes[s]) + sum(sizes[:s]))
+            arrays = {"weights": np.asarray(h.weights.gather(np.arange(sizes[s]))),
+                      "biases": np.asarray(h.biases.gather(np.arange(sizes[s])))}
+            for which, st in zip(("w", "b"), h.optimizer_states):
+                for slot, arr in st.slots.items():
+                    arrays[f"{which}_{slot}"] = np.asarray(arr.gather(np.arange(sizes[s])))
+            for k, a in arrays.items():
+                full = out.setdefault(k, np.zeros((head.num_classes,) + a.shape[1:], a.dtype))
+                full[gids] = a
+    return out
+
+
+def _single_state(head):
+    out = {"weights": np.asarray(head.weights.gather(np.arange(head.num_classes))),
+           "biases": np.asarray(head.biases.gather(np.arange(head.num_classes)))}
+    for which, st in zip(("w", "b"), head.optimizer_states):
+        for slot, arr in st.slots.items():
+            out[f"{which}_{slot}"] = np.asarray(arr.gather(np.arange(head.num_classes)))
+    return out
+
+
+@pytest.mark.parametrize("optimizer,strategy,shards", [
+    ("adam", "mod", 2), ("adagrad", "div", 3), ("sgd", "mod", 1)])
+def test_a_ray_head_computes_what_a_single_machine_head_does(tmp_path, optimizer, strategy,
+                                                              shards):
+    single = fs.SampledSoftmaxHead(V, D, path=tmp_path / "one", num_sampled=S, seed=5,
+                                   optimizer=optimizer)
+    head = fsray.RayHead(V, D, num_shards=shards, partition_strategy=strategy,
+                         num_sampled=S, seed=5, optimizer=optimizer)
+    try:
+        for x, y in _batches(30):
+            l1, d1 = single.train_step(x, y)
+            l2, d2 = head.train_step(x, y)
+            assert l1 == l2
+            np.testing.assert_array_equal(d1, d2)
+        x, y = _batches(1, seed=9, batch=200)[0]
+        i1, s1 = single.predict(x, 5)
+        i2, s2 = head.predict(x, 5)
+        np.testing.assert_array_equal(i1, i2)
+        np.testing.assert_array_equal(s1, s2)
+        e1, e2 = single.evaluate(x, y), head.evaluate(x, y)
+        assert e1.keys() == e2.keys()
+        for k in e1:
+            assert e2[k] == pytest.approx(e1[k], rel=1e-12)
+        single.checkpoint()
+        got, want = _state(head, tmp_path, "saved"), _single_state(single)
+        assert got.keys() == want.keys()
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+        assert head.step == single.step == 30
+        assert head.transport_stats()["calls"] >= 30 * shards
+    finally:
+        head.close()
+        single.close()
+
+
+def test_a_ray_head_refuses_bad_input_before_any_call(tmp_path):
+    head = fsray.RayHead(V, D, num_shards=2, num_sampled=S)
+    try:
+        calls = head.transport_stats()["calls"]
+        with pytest.raises(ValueError, match=r"labels must lie in \[0, 3000\)"):
+            head.train_step(np.zeros((2, D), np.float32), [1, V])
+        g = head.loss_and_grads(np.zeros((2, D), np.float32), [1, 2])[1]
+        g.weights[0, 0] = np.nan
+        with pytest.raises(FloatingPointError, match="not finite"):
+            head.apply_grads(g)
+        assert head.step == 0
+        assert head.transport_stats()["calls"] == calls + 2    # the one loss_and_grads
+        with pytest.raises(AttributeError, match="live on its shard servers"):
+            head.weights
+    finally:
+        head.close()
+    (tmp_path / "thesis").mkdir()
+    (tmp_path / "thesis" / "chapter1.tex").write_text("precious")
+    with pytest.raises(FileExistsError, match="not empty"):
+        fsray.RayHead(V, D, path=tmp_path / "thesis")
+    with pytest.raises(fs.StoreError, match="not a RayHead directory"):
+        fsray.RayHead(V, D, path=tmp_path / "thesis", overwrite=True)
+    assert (tmp_path / "thesis" / "chapter1.tex").read_text() == "precious"
+
+
+def _kill_shard(head, s):
+    pid = ray.get(head.shard_handles[s].info.remote())["pid"]
+    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("where", ["ram", "disk"])
+def test_shard_servers_killed_at_random_points_lose_nothing(tmp_path, where):
+    """Ten kills per run: at random moments (most fall in a step's exchange), and one
+    between the two phases of a checkpoint. The head never stops, and its results stay
+    those of the uninterrupted single-machine head."""
+    single = fs.SampledSoftmaxHead(V, D, path=tmp_path / "one", num_sampled=S, seed=2,
+                                   optimizer="adam")
+    head = fsray.RayHead(V, D, num_shards=3, num_sampled=S, seed=2, optimizer="adam",
+                         path=None if where == "ram" else tmp_path / "rh")
+    rng = np.random.default_rng(1)
+    batches = _batches(60, seed=3)
+    group = type(head._shards)
+    # the checkpoint's hardest moment: on disk after the manifest, before the shards'
+    # own commits; in RAM while the shards copy their state
+    method = "snapshots" if where == "ram" else "call"
+    original = getattr(group, method)
+
+    def kill_in_checkpoint(self, *args, **kw):
+        if kill_in_commit and (where == "ram" or args[0] == "commit"):
+            kill_in_commit.pop()
+            _kill_shard(head, 0)
+        return original(self, *args, **kw)
+
+    kill_in_commit = [True]
+    try:
+        setattr(group, method, kill_in_checkpoint)
+        for i, (x, y) in enumerate(batches):
+            if i % 6 == 0 and i < 54:
+                s = int(rng.integers(3))
+                killer = threading.Timer(float(rng.uniform(0, 0.02)), _kill_shard, (head, s))
+                killer.start()
+            if i % 10 == 9:
+                head.checkpoint()
+            assert head.train_step(x, y)[0] == single.train_step(x, y)[0]
+            if i % 6 == 5:
+                killer.join()
+        assert not kill_in_commit
+        assert head.transport_stats()["recoveries"] >= 10
+        single.checkpoint()
+        got, want = _state(head, tmp_path, "saved"), _single_state(single)
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+    finally:
+        setattr(group, method, original)
+        head.close()
+        single.close()
+
+
+def test_a_disk_head_reloads_at_its_last_global_checkpoint(tmp_path):
+    head = fsray.RayHead(V, D, num_shards=2, num_sampled=S, seed=4, optimizer="adagrad",
+                         path=tmp_path / "rh")
+    batches = _batches(12, seed=5)
+    for x, y in batches[:6]:
+        head.train_step(x, y)
+    head.checkpoint()
+    x0, _ = batches[0]
+    want = head.predict(x0, 3)
+    for x, y in batches[6:]:
+        head.train_step(x, y)         # not checkpointed: gone after the reload
+    head.close()
+    again = fsray.RayHead.load(tmp_path / "rh")
+    try:
+        assert again.step == 6 and again.sampler.calls == 6
+        got = again.predict(x0, 3)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    finally:
+        again.close()
+
+
+class _Data:
+    """Deterministic batches per trainer, as a factory (picklable)."""
+
+    def __init__(self, n, num_classes=V):
+        self.n = n
+        self.num_classes = num_classes
+
+    def __call__(self, index):
+        for x, y in _batches(self.n, seed=100 + index, num_classes=self.num_classes):
+            yield x, y
+
+
+def _train(mode, kill=None, where="ram", tmp_path=None, steps=None):
+    head = fsray.RayHead(V, D, num_shards=2, num_sampled=S, seed=8, optimizer="adagrad",
+                         path=None if where == "ram" else tmp_path / f"dp-{kill}")
+    killer = None
+    if kill is not None:
+        def k():
+            time.sleep(kill[1])
+            if kill[0] == "shard":
+                _kill_shard(head, 1)
+            else:
+                import psutil
+                pids = [p.pid for p in psutil.process_iter(["cmdline"])
+                        if "Trainer" in " ".join(p.info["cmdline"] or [])]
+                os.kill(pids[0], signal.SIGKILL)
+        killer = threading.Thread(target=k)
+        killer.start()
+    try:
+        out = fsray.train(head, _Data(24), num_trainers=2, mode=mode, checkpoint_every=8,
+                          steps=steps)
+        if killer is not None:
+            killer.join()
+        x, _ = _batches(1, seed=77, batch=64)[0]
+        return out, head.predict(x, 5), head.step
+    finally:
+        head.close()
+
+
+def test_synchronous_training_ends_where_an_uninterrupted_run_does(tmp_path):
+    base, (ids, scores), step = _train("sync")
+    assert base["steps"] == 24 and step == 24 and base["examples"] == 2 * 24 * B
+    assert base["losses"][-1] < base["losses"][0]
+    for kill in [("trainer", 1.0), ("shard", 1.5)]:
+        out, (ids2, scores2), step2 = _train("sync", kill, "disk", tmp_path)
+        assert out["retries"] >= 1, kill
+        assert step2 == 24
+        np.testing.assert_array_equal(ids2, ids)
+        np.testing.assert_allclose(scores2, scores, rtol=1e-6)
+
+
+def test_asynchronous_training_completes_after_a_trainer_is_killed():
+    out, (ids, _), step = _train("async", ("trainer", 1.0))
+    assert out["retries"] >= 1 and out["steps"] == 24 and step == 48
+    assert out["losses"][-1] < out["losses"][0]
+
+
+def test_the_torch_adapter_trains_a_ray_head_unchanged(tmp_path):
+    torch = pytest.importorskip("torch")
+    from fastsampled.torch import SampledSoftmaxLoss
+    single = fs.SampledSoftmaxHead(V, D, path=tmp_path / "one", num_sampled=S, seed=6)
+    head = fsray.RayHead(V, D, num_shards=2, num_sampled=S, seed=6)
+    try:
+        losses = []
+        for h in (single, head):
+            fn = SampledSoftmaxLoss(h)
+            run = []
+            for x, y in _batches(5, seed=11):
+                hidden = torch.tensor(x, requires_grad=True)
+                loss = fn(hidden, torch.tensor(y))
+                loss.backward()
+                run.append((float(loss.detach()), hidden.grad.numpy().copy()))
+            losses.append(run)
+        for (l1, g1), (l2, g2) in zip(*losses):
+            assert l1 == l2
+            np.testing.assert_array_equal(g1, g2)
+    finally:
+        head.close()
+        single.close()
