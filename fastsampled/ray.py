@@ -392,6 +392,11 @@ class RayHead(SampledSoftmaxHead):
     max_log_bytes : int
         The updates sent since the last checkpoint are kept (to replay into a restarted
         shard server); when they exceed this, the head checkpoints.
+    transport : {"graph", "calls"}
+        How a step's requests reach the shard servers: a Ray compiled graph (shared-memory
+        channels between processes on one node, no per-call scheduling; actor calls when
+        it cannot be built or fails), or plain actor calls
+        (docs/cluster.md#what-travels-per-step).
 
     Examples
     --------
@@ -409,7 +414,7 @@ class RayHead(SampledSoftmaxHead):
                  init_scale=None, reduction="mean", remove_accidental_hits=None,
                  subtract_log_q=True, seed=0, dtype="float32", overwrite=False,
                  durability="process", address=None, shard_options=None,
-                 max_log_bytes=1 << 30, _manifest=None):
+                 max_log_bytes=1 << 30, transport="graph", _manifest=None):
         self._settings(num_classes, dim, sampler=sampler, counts=counts, distortion=distortion,
                        loss=loss, num_sampled=num_sampled, num_true=num_true,
                        optimizer=optimizer, lr=lr, init=init, reduction=reduction,
@@ -424,6 +429,9 @@ class RayHead(SampledSoftmaxHead):
         self.init = init
         self.init_scale = 1.0 / np.sqrt(self.dim) if init_scale is None else float(init_scale)
         self.max_log_bytes = as_int(max_log_bytes, "max_log_bytes", 0)
+        if transport not in ("graph", "calls"):
+            raise ValueError(f"transport must be 'graph' or 'calls', got {transport!r}")
+        self.transport = transport
         self.path = None if path is None else pathlib.Path(os.fspath(path))
         self._options = self._step_options()
         self._router = Router(self.num_classes, self.num_shards, self.partition_strategy)
@@ -457,6 +465,7 @@ class RayHead(SampledSoftmaxHead):
         opts = _spread_options(self.num_shards, shard_options)
         handles = [actor.options(**o).remote(self._spec(s)) for s, o in enumerate(opts)]
         self._shards = ShardGroup(handles, [INITIAL] * self.num_shards)
+        self._shards.use_dag = self.transport == "graph"
         if manifest is None:
             ray.get([h.create.remote(overwrite) for h in handles])
             if self.path is not None:
@@ -683,7 +692,7 @@ class RayHead(SampledSoftmaxHead):
 
     @classmethod
     def load(cls, path, mode="r+", durability="process", *, address=None, shard_options=None,
-             max_log_bytes=1 << 30):
+             max_log_bytes=1 << 30, transport="graph"):
         """Reopen a distributed head at its last global checkpoint.
 
         Parameters
@@ -692,7 +701,7 @@ class RayHead(SampledSoftmaxHead):
             A directory made by ``RayHead(path=...)`` or :meth:`save`.
         mode : {"r+"}
             Shard servers always open their rows for writing.
-        durability, address, shard_options, max_log_bytes
+        durability, address, shard_options, max_log_bytes, transport
             As the constructor.
 
         Raises
@@ -718,7 +727,7 @@ class RayHead(SampledSoftmaxHead):
                    remove_accidental_hits=c["remove_accidental_hits"],
                    subtract_log_q=c["subtract_log_q"], seed=c["seed"], dtype=c["dtype"],
                    durability=durability, address=address, shard_options=shard_options,
-                   max_log_bytes=max_log_bytes, _manifest=m)
+                   max_log_bytes=max_log_bytes, transport=transport, _manifest=m)
 
     def close(self):
         """Stop the shard servers (without a checkpoint: a head on disk reopens at its last

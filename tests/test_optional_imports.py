@@ -1,4 +1,4 @@
-"""Optional frameworks stay optional: ``import fastsampled`` never imports torch, and
+"""Optional frameworks stay optional: ``import fastsampled`` never imports torch, JAX or Ray, and
 ``import fastsampled.torch`` without torch says which extra to install."""
 import subprocess
 import sys
@@ -8,8 +8,8 @@ def _run(code):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
 
 
-def test_import_fastsampled_does_not_import_torch_or_jax():
-    r = _run("import sys, fastsampled; print(sorted(m for m in ('torch', 'jax') "
+def test_import_fastsampled_does_not_import_torch_jax_or_ray():
+    r = _run("import sys, fastsampled; print(sorted(m for m in ('torch', 'jax', 'ray') "
              "if m in sys.modules))")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"

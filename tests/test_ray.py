@@ -424,3 +424,19 @@ def test_the_torch_adapter_trains_a_ray_head_unchanged(tmp_path):
     finally:
         head.close()
         single.close()
+
+
+def test_trainers_take_their_batches_from_a_ray_dataset():
+    pytest.importorskip("ray.data")
+    rng = np.random.default_rng(0)
+    ds = ray.data.from_items([{"inputs": rng.normal(size=D).astype(np.float32),
+                               "labels": int(rng.integers(V))} for _ in range(256)])
+    head = fsray.RayHead(V, D, num_shards=2, num_sampled=S)
+    try:
+        out = fsray.train(head, ds, num_trainers=2, batch_size=32, mode="sync",
+                          checkpoint_every=2)
+        assert out["examples"] == 256 and out["steps"] == 4 and head.step == 4
+        with pytest.raises(ValueError, match="batch_size is required"):
+            fsray.train(head, ds, num_trainers=2)
+    finally:
+        head.close()
