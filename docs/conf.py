@@ -3,6 +3,7 @@ the numpydoc docstrings. Built in CI with warnings as errors:
 
     python -m sphinx -W --keep-going -b html docs build/docs
 """
+import importlib.util
 import os
 import sys
 
@@ -21,4 +22,6 @@ myst_fence_as_directive = []
 numpydoc_show_class_members = False
 numpydoc_validation_checks = {"GL08"}   # every documented object has a docstring
 autodoc_default_options = {"members": False}
+# the API page documents fastsampled.ray where Ray (an optional extra) is not installed
+autodoc_mock_imports = [] if importlib.util.find_spec("ray") else ["ray"]
 html_theme = "alabaster"
