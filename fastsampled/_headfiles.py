@@ -560,13 +560,9 @@ class HeadStorage:
         path : str or os.PathLike
             A directory that does not exist or is empty; :meth:`load` reopens it.
         """
-        self._check_open()
-        dest = pathlib.Path(os.fspath(path))
-        if self.path is not None and dest.resolve() == self.path.resolve():
-            self.checkpoint()
+        dest = self._save_target(path)
+        if dest is None:
             return
-        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-            raise FileExistsError(f"{dest} exists and is not an empty directory")
         if self.path is not None:
             self.checkpoint()
             shutil.copytree(self.path, dest, dirs_exist_ok=True,
@@ -574,6 +570,18 @@ class HeadStorage:
             return
         write_head(dest, self.weights, self.biases, self.step, self._states, self.counts,
                    self.config())
+
+    def _save_target(self, path):
+        """``save``'s destination, checked to be new or empty; None when it is the head's
+        own directory (then checkpointed: saving there is a checkpoint)."""
+        self._check_open()
+        dest = pathlib.Path(os.fspath(path))
+        if self.path is not None and dest.resolve() == self.path.resolve():
+            self.checkpoint()
+            return None
+        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+            raise FileExistsError(f"{dest} exists and is not an empty directory")
+        return dest
 
     def warm(self, num_rows=None, max_bytes=None):
         """Bring the rows of the most frequent classes into the page cache (memory-mapped

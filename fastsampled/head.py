@@ -238,9 +238,13 @@ class SampledSoftmaxHead(HeadStorage):
 
     def __repr__(self):
         where = "RAM" if self.path is None else str(self.path)
-        return (f"SampledSoftmaxHead({self.num_classes} classes x {self.dim}, {self.loss_kind}, "
-                f"{self.sampler_kind} sampler, S={self.num_sampled}, {self._opt_config['name']}, "
-                f"step {self.step}, {where})")
+        return (f"{type(self).__name__}({self.num_classes} classes x {self.dim}"
+                f"{self._placement()}, {self.loss_kind}, {self.sampler_kind} sampler, "
+                f"S={self.num_sampled}, {self._opt_config['name']}, step {self.step}, {where})")
+
+    def _placement(self):
+        """Where the rows are, for ``repr`` (a distributed head names its servers)."""
+        return ""
 
     # ------------------------------------------------------------------ training
     def _inputs(self, inputs, name="inputs"):

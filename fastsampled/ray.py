@@ -528,11 +528,8 @@ class RayHead(SampledSoftmaxHead):
         if self.closed:
             raise ValueError(f"{self!r} is closed")
 
-    def __repr__(self):
-        where = "RAM" if self.path is None else str(self.path)
-        return (f"RayHead({self.num_classes} classes x {self.dim} on {self.num_shards} shard "
-                f"servers, {self.loss_kind}, {self.sampler_kind} sampler, S={self.num_sampled}, "
-                f"{self._opt_config['name']}, step {self.step}, {where})")
+    def _placement(self):
+        return f" on {self.num_shards} shard servers"
 
     # ------------------------------------------------------------------ training
     def _compute(self, x, lab, reduction, sampled_values, want_grads):
@@ -671,13 +668,9 @@ class RayHead(SampledSoftmaxHead):
     def save(self, path):
         """Write the head to a new directory that :meth:`load` reopens (shards on disk);
         a head with a ``path`` saved to its own path is :meth:`checkpoint`."""
-        self._check_open()
-        dest = pathlib.Path(os.fspath(path))
-        if self.path is not None and dest.resolve() == self.path.resolve():
-            self.checkpoint()
+        dest = self._save_target(path)
+        if dest is None:
             return
-        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-            raise FileExistsError(f"{dest} exists and is not an empty directory")
         self.flush()
         dest.mkdir(parents=True, exist_ok=True)
         saved = self._shards.call("save", [(str((dest / shard_dir_name(s)).resolve()),)
