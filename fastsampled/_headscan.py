@@ -2,16 +2,23 @@
 ``exact_loss`` (private): top-k and log-sum-exp of ``x . w + b`` for blocks of examples,
 chunked over shards and threads (``_head_kernels``), never building a (batch, num_classes)
 matrix; and the full-softmax loss of each example from them.
+
+The products are computed by the kernel itself, not by a BLAS: no library with a thread pool
+of its own is called from inside Numba's parallel region (docs/threads.md#blas).
 """
 import numba
 import numpy as np
 
-from ._blas import single_threaded_blas
-from ._head_kernels import merge_heaps, merge_lse, scan_shard
+from ._head_kernels import MR, NR, merge_heaps, merge_lse, scan_shard
 
 __all__ = ["EXAMPLE_BLOCK", "scan_classes", "full_softmax_losses"]
 
 EXAMPLE_BLOCK = 256   # examples per pass over the classes in predict / evaluate
+
+
+def _chunk(nb):
+    """Classes per kernel task for a block of ``nb`` examples (a multiple of ``NR``)."""
+    return int(min(2048, max(128, (1 << 17) // nb))) // NR * NR
 
 
 def scan_classes(x, ws, bs, strategy, dtype, k, want_lse):
@@ -22,26 +29,31 @@ def scan_classes(x, ws, bs, strategy, dtype, k, want_lse):
     is_div = strategy == "div" or P == 1
     offsets = np.concatenate([[0], np.cumsum([w.shape[0] for w in ws])])
     nthr = numba.config.NUMBA_NUM_THREADS
-    B = x.shape[0]
+    B, D = x.shape
+    dtype = np.dtype(dtype)
+    zero = np.zeros((), dtype)[()]
     ids = np.empty((B, k), np.int64)
     scores = np.empty((B, k), dtype)
     lse = np.empty(B) if want_lse else None
-    with single_threaded_blas():
-        for r0 in range(0, B, EXAMPLE_BLOCK):
-            xb = x[r0:r0 + EXAMPLE_BLOCK]
-            nb = xb.shape[0]
-            chunk = int(min(2048, max(128, (1 << 17) // nb)))
-            heap_s = np.full((nthr, nb, k), -np.inf, dtype)
-            heap_i = np.full((nthr, nb, k), np.iinfo(np.int64).max, np.int64)
-            run_m = np.full((nthr, nb), -np.inf)
-            run_s = np.zeros((nthr, nb))
-            for p in range(P):
-                scan_shard(xb, np.asarray(ws[p]), np.asarray(bs[p]), P, p,
-                           int(offsets[p]), is_div, chunk, heap_s, heap_i, run_m, run_s,
-                           want_lse)
-            merge_heaps(heap_s, heap_i, scores[r0:r0 + nb], ids[r0:r0 + nb])
-            if want_lse:
-                merge_lse(run_m, run_s, lse[r0:r0 + nb])
+    ws = [np.asarray(w) for w in ws]
+    bs = [np.asarray(b) for b in bs]
+    wpad = np.empty((nthr, NR, D), dtype)
+    for r0 in range(0, B, EXAMPLE_BLOCK):
+        nb = min(EXAMPLE_BLOCK, B - r0)
+        xp = np.zeros((-(-nb // MR) * MR, D), dtype)    # whole tiles of examples
+        xp[:nb] = x[r0:r0 + nb]
+        chunk = _chunk(nb)
+        zbuf = np.empty((nthr, xp.shape[0], chunk), dtype)
+        heap_s = np.full((nthr, nb, k), -np.inf, dtype)
+        heap_i = np.full((nthr, nb, k), np.iinfo(np.int64).max, np.int64)
+        run_m = np.full((nthr, nb), -np.inf)
+        run_s = np.zeros((nthr, nb))
+        for p in range(P):
+            scan_shard(xp, nb, ws[p], bs[p], P, p, int(offsets[p]), is_div, chunk, zbuf, wpad,
+                       zero, heap_s, heap_i, run_m, run_s, want_lse)
+        merge_heaps(heap_s, heap_i, scores[r0:r0 + nb], ids[r0:r0 + nb])
+        if want_lse:
+            merge_lse(run_m, run_s, lse[r0:r0 + nb])
     return ids, scores, lse
 
 

@@ -118,6 +118,54 @@ def test_memory_mapped_head_equals_in_ram_head(tmp_path, strategy):
     disk.close()
 
 
+@pytest.mark.parametrize("strategy", ["mod", "div"])
+def test_scores_do_not_depend_on_the_batch_or_the_layout(tmp_path, strategy):
+    """The scan computes every score ``x . w`` by the same code (its own tiled product,
+    whatever tile the example and the class fall in), so the same weights give bit-identical
+    scores in RAM and memory-mapped in any layout (3 shards of 166-167 rows: partial tiles),
+    and an example gets the same scores alone or in any batch (301 rows: 2 blocks, the last
+    one partial)."""
+    disk = fs.SampledSoftmaxHead(V, D, path=tmp_path / "h", num_shards=3,
+                                 partition_strategy=strategy, seed=4)
+    disk.train_step(*_xy(seed=1))                           # biases away from zero
+    ram = fs.SampledSoftmaxHead(V, D, seed=0)
+    ram.weights[:] = disk.weights.to_numpy()
+    ram.biases[:] = disk.biases.to_numpy()
+    x, _ = _xy(B=301, seed=3)
+    ids, scores = ram.predict(x, 9)
+    i2, s2 = disk.predict(x, 9)
+    np.testing.assert_array_equal(i2, ids)
+    np.testing.assert_array_equal(s2, scores)
+    for rows in (slice(0, 1), slice(5, 8), slice(250, 301), slice(299, 301)):
+        i3, s3 = ram.predict(x[rows], 9)
+        np.testing.assert_array_equal(i3, ids[rows])
+        np.testing.assert_array_equal(s3, scores[rows])
+    disk.close()
+
+
+def test_float64_scan_matches_numpy_with_partial_tiles():
+    """Sizes that fill no tile evenly (1003 classes, dim 13, 7 examples), k = all classes
+    (the whole order, exact ties to the smaller id), and the full-softmax loss, in float64."""
+    Vo, Do = 1003, 13
+    rng = np.random.default_rng(8)
+    head = fs.SampledSoftmaxHead(Vo, Do, dtype="float64", seed=2)
+    head.weights[:] = rng.normal(size=(Vo, Do))
+    head.biases[:] = rng.normal(size=Vo)
+    head.weights[1002] = head.weights[5]                    # an exact tie across tiles
+    head.biases[1002] = head.biases[5]
+    x = rng.normal(size=(7, Do))
+    y = rng.integers(0, Vo, size=7)
+    ids, scores = head.predict(x, k=Vo)
+    z = x @ head.weights.T + head.biases
+    order = np.lexsort((np.broadcast_to(np.arange(Vo), z.shape), -z), axis=1)
+    np.testing.assert_array_equal(ids, order)
+    np.testing.assert_allclose(scores, np.take_along_axis(z, order, 1), rtol=1e-12, atol=1e-12)
+    m = z.max(1)
+    lse = m + np.log(np.exp(z - m[:, None]).sum(1))
+    np.testing.assert_allclose(head.exact_loss(x, y, reduction="none"),
+                               lse - z[np.arange(7), y], rtol=1e-10)
+
+
 def test_save_load_resumes_exactly(tmp_path):
     kw = dict(num_sampled=16, optimizer="adam", lr=0.01, seed=2)
     a = fs.SampledSoftmaxHead(V, D, **kw)
