@@ -1,6 +1,13 @@
 """The benchmark suites behind ``fastsampled bench`` (private): which scripts of ``bench/``
 each suite runs, with what arguments and expected durations, and the driver that runs them
 one process each and renders their results with ``bench/report.py``.
+
+The driver reports its progress as the library's long jobs do (``_progress.Progress``, on
+stderr): a bar over the run's expected seconds on a terminal, which moves while a script
+runs (up to that script's expected time) and jumps to the end of its share when it ends;
+otherwise a plain line as each script ends. Its own lines (one per script, with the expected
+and the elapsed time, and the scripts' section headers) go to stdout through the bar's
+``write``, so the two never garble each other.
 """
 import dataclasses
 import importlib.util
@@ -10,9 +17,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
-__all__ = ["BenchScript", "BenchSuite", "BENCH_SUITES", "COMPILE_S", "find_bench_dir",
+from ._progress import Progress
+
+__all__ = ["BenchScript", "BenchSuite", "BENCH_SUITES", "COMPILE_S", "TICK_S", "find_bench_dir",
            "format_seconds", "plan_runs", "run", "run_script", "run_step", "word2vec_args"]
 
 
@@ -130,12 +140,18 @@ BENCH_SUITES = {
         "PyTorch adapter (bench/bench_torch.py, when present and torch is installed)",
         (BenchScript("bench_torch.py", 25, 250,
                      requires=(("torch", "pip install torch==2.13.0 for the CPU build"),)),)),
+    "ray": BenchSuite(
+        "the distributed head on a local Ray instance: exactness against one machine, the "
+        "step's overhead, V=10^7 over 4 shard servers, SIGKILL runs, asynchronous quality",
+        (BenchScript("bench_ray.py", 180, 900,
+                     requires=(("ray", 'pip install ".[ray]"'),)),)),
     "memory": BenchSuite(
         "peak and anonymous RSS of a training process against V: fastsampled in RAM, "
         "memory-mapped, TensorFlow",
         (BenchScript("bench_memory.py", 20, 200),)),
 }
 COMPILE_S = 90      # first run in a fresh checkout: Numba compiles every kernel once
+TICK_S = 0.5        # how often the bar moves while a script runs (on a terminal only)
 
 
 def find_bench_dir(explicit=None):
@@ -186,8 +202,9 @@ def plan_runs(args, bench_dir):
     return plan
 
 
-def run_script(cmd, log_path, verbose, out):
-    """Run one benchmark script; echo its section headers (everything with ``verbose``)."""
+def run_script(cmd, log_path, verbose, out, write=None):
+    """Run one benchmark script; echo its section headers (everything with ``verbose``) to
+    ``out``, through ``write(line, out)`` when given (a progress bar's)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
@@ -200,15 +217,49 @@ def run_script(cmd, log_path, verbose, out):
             s = line.strip()
             if verbose or s.startswith(("== ", "WARNING: other processes", "Traceback")) \
                     or "FAILED" in s or "ERROR" in s:
-                print("      " + line.rstrip(), file=out, flush=True)
+                if write is not None:
+                    write("      " + line.rstrip(), out)
+                else:
+                    print("      " + line.rstrip(), file=out, flush=True)
         return proc.wait()
+
+
+class _Ticker:
+    """Moves ``progress`` along while a script runs, from ``start`` by the seconds elapsed,
+    short of the script's ``share`` of the expected time (a bar only: plain lines come as
+    each script ends)."""
+
+    def __init__(self, progress, start, share):
+        self.progress, self.start, self.share = progress, start, share
+        self._stop = threading.Event()
+        self._thread = None
+        if progress.interactive and share > 1:
+            self._thread = threading.Thread(target=self._run, name="fastsampled-bench-bar",
+                                            daemon=True)
+            self._thread.start()
+
+    def _run(self):
+        t0 = time.perf_counter()
+        while not self._stop.wait(TICK_S):
+            target = self.start + min(int(time.perf_counter() - t0), self.share - 1)
+            if target > self.progress.n:
+                self.progress.update(target - self.progress.n)
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def run(parser, args, out=None):
     out = sys.stdout if out is None else out
+    progress = None
 
     def say(msg=""):
-        print(msg, file=out, flush=True)
+        if progress is not None:
+            progress.write(msg, out)
+        else:
+            print(msg, file=out, flush=True)
 
     unknown = [s for s in args.suites if s not in BENCH_SUITES]
     if unknown:
@@ -255,15 +306,21 @@ def run(parser, args, out=None):
             suite_log["skipped"].append({"suite": suite, "note": note})
     t_all = time.perf_counter()
     failed = []
+    if runs:
+        # on stderr, the results' lines keep stdout; every script end is reported (min_s=0)
+        progress = Progress(expected, "fastsampled bench", unit="s", out=sys.stderr, min_s=0)
     ctx = dict(say=say, out=out, bench_dir=bench_dir, out_dir=out_dir, logs=logs, n=len(runs),
                tmp=tempfile.mkdtemp(prefix="fastsampled-bench-"), expected=expected, t_all=t_all,
-               suite_log=suite_log)
+               suite_log=suite_log, progress=progress, done_s=0)
     try:
         for i, (suite, step) in enumerate(runs, 1):
             if run_step(args, ctx, i, suite, step) != 0:
                 failed.append(step.script)
     finally:
         shutil.rmtree(ctx["tmp"], ignore_errors=True)
+        if progress is not None:
+            progress.close()
+            progress = None
     suite_log["wall_s"] = round(time.perf_counter() - t_all, 1)
     with open(os.path.join(out_dir, "suite.json"), "w") as f:
         json.dump(suite_log, f, indent=1)
@@ -297,10 +354,22 @@ def run_step(args, ctx, i, suite, step):
         f"~{format_seconds(ctx['expected'])})")
     t0 = time.perf_counter()
     log_path = os.path.join(ctx["logs"], step.script.replace(".py", ".log"))
-    rc = run_script(cmd, log_path, args.verbose, ctx["out"])
+    progress = ctx.get("progress")
+    share = step.expected(args.quick)
+    ticker = None if progress is None else _Ticker(progress, ctx["done_s"], share)
+    try:
+        rc = run_script(cmd, log_path, args.verbose, ctx["out"],
+                        None if progress is None else progress.write)
+    finally:
+        if ticker is not None:
+            ticker.stop()
     dt = time.perf_counter() - t0
     say(f"      {'done' if rc == 0 else f'FAILED (exit {rc}, see {log_path})'} in "
         f"{format_seconds(dt)}")
+    ctx["done_s"] += share
+    if progress is not None:
+        progress.update(ctx["done_s"] - progress.n, scripts=f"{i}/{ctx['n']}",
+                        elapsed=format_seconds(time.perf_counter() - ctx["t_all"]))
     ctx["suite_log"]["steps"].append({"suite": suite, "script": step.script, "args": cmd[2:],
                                       "returncode": rc, "wall_s": round(dt, 1),
                                       "expected_s": step.expected(args.quick)})

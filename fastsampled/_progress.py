@@ -4,7 +4,8 @@ On a terminal (stderr is a TTY) and with tqdm installed, a tqdm bar on stderr; o
 logs, pipes, notebooks without a terminal -- a plain line every 10 % of the work or every
 ``EVERY_S`` seconds, whichever comes first, sent to a ``logging`` logger (INFO) or printed to
 a stream. Jobs shorter than ``MIN_S`` say nothing. Training loops, the word2vec vocabulary
-scan and the creation of a large store use it.
+scan, the creation of a large store and ``fastsampled bench`` use it; lines a job prints
+meanwhile go through :meth:`Progress.write`, which keeps the bar intact.
 """
 import sys
 import time
@@ -69,6 +70,21 @@ class Progress:
                 self.logger.info("%s", line)
             else:
                 print("  " + line, file=self.out or sys.stdout, flush=True)
+
+    @property
+    def interactive(self):
+        """True while a bar is shown (a terminal with tqdm), False for plain lines."""
+        return self._bar is not None
+
+    def write(self, msg, file=None):
+        """Print the line ``msg`` to ``file`` (default ``sys.stdout``) without breaking the
+        bar: it is cleared first and drawn again below the line."""
+        file = sys.stdout if file is None else file
+        if self._bar is not None:
+            type(self._bar).write(msg, file=file)
+        else:
+            print(msg, file=file)
+        file.flush()
 
     def close(self):
         """End the bar (plain lines need nothing)."""

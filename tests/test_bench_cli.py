@@ -1,6 +1,7 @@
 """``fastsampled info``, ``fastsampled bench`` and the benchmark report (small, fast runs)."""
 import argparse
 import importlib.util
+import io
 import json
 import os
 import pathlib
@@ -8,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -169,6 +171,92 @@ def test_bench_runs_scripts_then_writes_the_report(tmp_path, capsys):
     assert "fastsampled sampled softmax" in readme and "Machine: " in readme
     assert "bench_samplers.py" in readme and "FAILED" in readme
     assert (out / "scaling.png").exists() == HAVE_MPL
+
+
+def _stand_in_bench(tmp_path, sleep_s=0.0):
+    """A bench folder whose bench_scaling.py (losses, ~18 s quick) and bench_samplers.py
+    (samplers, ~12 s quick) are fast stand-ins; the first sleeps ``sleep_s`` first."""
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    shutil.copy(BENCH / "_common.py", bench)
+    shutil.copy(BENCH / "report.py", bench)
+    (bench / "bench_scaling.py").write_text(f"import time; time.sleep({sleep_s})\n" + FAKE_SUITE)
+    (bench / "bench_samplers.py").write_text(FAKE_SUITE)
+    return bench
+
+
+def test_bench_reports_progress_in_plain_lines_off_a_terminal(tmp_path, capsys):
+    """Off a terminal, the run's progress (expected seconds done, scripts done) is a plain
+    line on stderr as each script ends; the per-script lines stay on stdout."""
+    bench = _stand_in_bench(tmp_path)
+    rc = cli.main(["bench", "losses", "samplers", "--quick", "--bench-dir", str(bench),
+                   "--out", str(tmp_path / "out")])
+    assert rc == 0
+    out, err = capsys.readouterr()
+    lines = [line.strip() for line in err.splitlines() if "fastsampled bench:" in line]
+    assert lines[0].startswith("fastsampled bench: 18/30 scripts=1/2 elapsed=")
+    assert lines[-1].startswith("fastsampled bench: 30/30 scripts=2/2 elapsed=")
+    assert "[1/2] losses: bench_scaling.py" in out and "[2/2] samplers" in out
+    assert "fastsampled bench:" not in out
+
+
+class _FakeTqdm:
+    """Stands in for tqdm.tqdm: records the bar's positions and the lines written past it."""
+    bars, lines = [], []
+
+    def __init__(self, total, desc, file, unit, unit_scale, leave):
+        self.total, self.desc, self.file, self.unit = total, desc, file, unit
+        self.n, self.positions, self.closed = 0, [], False
+        _FakeTqdm.bars.append(self)
+
+    def update(self, n):
+        self.n += n
+        self.positions.append(self.n)
+
+    def set_postfix(self, fields, refresh=True):
+        self.postfix = dict(fields)
+
+    def close(self):
+        self.closed = True
+
+    @classmethod
+    def write(cls, s, file=None):
+        cls.lines.append((s, file))
+        print(s, file=file)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_bench_shows_a_bar_on_a_terminal(tmp_path, capsys, monkeypatch):
+    """On a terminal, a bar over the run's expected seconds (on stderr) that moves while a
+    script runs, with every line of the run written past it (tqdm.write) to stdout."""
+    fake = types.ModuleType("tqdm")
+    fake.tqdm = _FakeTqdm
+    monkeypatch.setitem(sys.modules, "tqdm", fake)
+    monkeypatch.setattr(_FakeTqdm, "bars", [])
+    monkeypatch.setattr(_FakeTqdm, "lines", [])
+    monkeypatch.setattr(_benchsuite, "TICK_S", 0.05)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    bench = _stand_in_bench(tmp_path, sleep_s=2.5)
+    rc = cli.main(["bench", "losses", "samplers", "--quick", "--bench-dir", str(bench),
+                   "--out", str(tmp_path / "out")])
+    assert rc == 0
+    (bar,) = _FakeTqdm.bars
+    assert (bar.total, bar.unit, bar.file) == (30, "s", terminal) and bar.closed
+    assert bar.positions[-1] == 30 and bar.postfix["scripts"] == "2/2"
+    assert 18 in bar.positions                        # the first script's share, at its end
+    assert any(0 < p < 18 for p in bar.positions)     # moved while the first script ran
+    assert bar.positions == sorted(bar.positions)
+    written = "\n".join(s for s, _ in _FakeTqdm.lines)
+    assert {f for _, f in _FakeTqdm.lines} == {sys.stdout}
+    assert "[1/2] losses: bench_scaling.py" in written and "== fake section" in written
+    assert "done in" in written
+    assert "[1/2] losses" in capsys.readouterr().out
+    assert "fastsampled bench:" not in terminal.getvalue()   # no plain lines beside the bar
 
 
 def test_bench_word2vec_without_corpus_writes_a_synthetic_one(tmp_path):

@@ -39,3 +39,14 @@ def test_slow_jobs_report_every_few_seconds(monkeypatch):
         now[0] += _progress.EVERY_S
         p.update(1)                 # far below 10 %, but EVERY_S have passed each time
     assert len(out.getvalue().splitlines()) == 3
+
+
+def test_lines_written_beside_the_progress_go_to_their_stream():
+    out, lines = io.StringIO(), io.StringIO()
+    with Progress(4, "job", out=out, min_s=0) as p:
+        assert not p.interactive                # no terminal here: plain lines
+        p.update(2)
+        p.write("a result", lines)
+        p.update(2)
+    assert lines.getvalue() == "a result\n"
+    assert out.getvalue().splitlines() == ["  job: 2/4", "  job: 4/4"]
