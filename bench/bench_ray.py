@@ -268,6 +268,8 @@ def _sync_run(kill, tmp, name, V=20_000, D=32, B=256, steps=30):
     head = fsray.RayHead(V, D, num_shards=3, num_sampled=64, seed=5, optimizer="adam",
                          path=os.path.join(tmp, name))
     killer = None
+    killed = []
+    t0 = time.perf_counter()
     if kill is not None:
         what, delay = kill
 
@@ -278,9 +280,14 @@ def _sync_run(kill, tmp, name, V=20_000, D=32, B=256, steps=30):
                 pid = ray.get(head.shard_handles[int(s)].info.remote())["pid"]
             else:
                 import psutil
-                pid = [p.pid for p in psutil.process_iter(["cmdline"])
-                       if "Trainer" in " ".join(p.info["cmdline"] or [])][0]
+                pids = []
+                while not pids:          # the trainers may still be starting
+                    pids = [p.pid for p in psutil.process_iter(["cmdline"])
+                            if "Trainer" in " ".join(p.info["cmdline"] or [])]
+                    time.sleep(0.02)
+                pid = pids[0]
             os.kill(pid, signal.SIGKILL)
+            killed.append(time.perf_counter() - t0)
         killer = threading.Thread(target=k)
         killer.start()
     out = fsray.train(head, XCData(V, D, B, steps, 2, seed=3), num_trainers=2, mode="sync",
@@ -289,6 +296,7 @@ def _sync_run(kill, tmp, name, V=20_000, D=32, B=256, steps=30):
         killer.join()
     state = ray_state(head, tmp, name + "-saved")
     head.close()
+    out["killed_at_s"] = killed[0] if killed else None
     return out, state
 
 
@@ -296,17 +304,19 @@ def bench_faults(quick, tmp):
     base_out, base = _sync_run(None, tmp, "base")
     rows = []
     rng = np.random.default_rng(0)
-    kills = [("shard", float(rng.uniform(0.5, 1.5 * base_out["seconds"])))
-             for _ in range(3 if quick else 10)]
-    kills += [("trainer", float(rng.uniform(0.5, 1.0 * base_out["seconds"])))
-              for _ in range(2 if quick else 5)]
+    # moments within the training (it takes base_out["seconds"] undisturbed)
+    span = max(0.3, 0.9 * base_out["seconds"])
+    kills = [("shard", float(rng.uniform(0.2, span))) for _ in range(3 if quick else 10)]
+    kills += [("trainer", float(rng.uniform(0.2, span))) for _ in range(2 if quick else 5)]
     for i, kill in enumerate(kills):
         out, state = _sync_run(kill, tmp, f"kill{i}")
         diff = max(rel_diff(state[k], base[k]) for k in base)
-        rows.append({"killed": kill[0], "after_s": kill[1], "completed": True,
+        rows.append({"killed": kill[0], "after_s": out["killed_at_s"],
+                     "training_s": out["seconds"], "completed": True,
                      "rounds_rerun": out["retries"], "max_state_rel_diff": diff,
                      "equal": diff == 0.0})
-        log(f"{kill[0]} killed after {kill[1]:.2f} s: rounds rerun {out['retries']}, "
+        log(f"{kill[0]} killed after {out['killed_at_s']:.2f} s of a {out['seconds']:.2f} s "
+            f"training: rounds rerun {out['retries']}, "
             f"state diff {diff:.3g}")
     return rows
 

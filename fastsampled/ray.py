@@ -28,6 +28,7 @@ import os
 import pathlib
 import time
 
+import numba
 import numpy as np
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
@@ -56,6 +57,11 @@ VERSION = 1
 DIRECT_CALL_BYTES = 16 << 20   # rows and gradients travel inline in the call, not via the store
 RECOVERY_TIMEOUT_S = 300.0     # how long a shard server may take to come back
 _SENDER = "head"               # the sender id of a RayHead's own updates
+# The caller runs a distributed step's kernels on one Numba thread, and the fused loss of a
+# large step (rows x dim values from here on) on `step_threads`: an OpenMP worker spinning
+# after a parallel kernel holds a core that the shard servers (and Ray's channels) on the
+# same node need while the caller waits for them (docs/cluster.md#threads-on-the-caller).
+PARALLEL_STEP_VALUES = 1 << 20
 # a shard server's kernels are small (a gather, a sparse update): one Numba thread, and no
 # OpenMP threads spinning after each kernel while the caller and the other servers wait
 SERVER_ENV = {"env_vars": {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
@@ -346,6 +352,11 @@ def _spread_options(num_shards, options):
     return out
 
 
+def _node_of(options):
+    """The node an actor's options pin it to (None: not pinned)."""
+    return getattr(options.get("scheduling_strategy"), "node_id", None)
+
+
 def _nbytes(obj):
     if isinstance(obj, np.ndarray):
         return obj.nbytes
@@ -397,6 +408,11 @@ class RayHead(SampledSoftmaxHead):
         channels between processes on one node, no per-call scheduling; actor calls when
         it cannot be built or fails), or plain actor calls
         (docs/cluster.md#what-travels-per-step).
+    step_threads : int, optional
+        Numba threads for the fused loss of a large step on the caller (every other kernel
+        of a distributed step runs on one). Default: Numba's thread count when the caller's
+        node has a core for each of them besides one per shard server placed there, else 1
+        (docs/cluster.md#threads-on-the-caller).
 
     Examples
     --------
@@ -414,7 +430,8 @@ class RayHead(SampledSoftmaxHead):
                  init_scale=None, reduction="mean", remove_accidental_hits=None,
                  subtract_log_q=True, seed=0, dtype="float32", overwrite=False,
                  durability="process", address=None, shard_options=None,
-                 max_log_bytes=1 << 30, transport="graph", _manifest=None):
+                 max_log_bytes=1 << 30, transport="graph", step_threads=None,
+                 _manifest=None):
         self._settings(num_classes, dim, sampler=sampler, counts=counts, distortion=distortion,
                        loss=loss, num_sampled=num_sampled, num_true=num_true,
                        optimizer=optimizer, lr=lr, init=init, reduction=reduction,
@@ -429,6 +446,8 @@ class RayHead(SampledSoftmaxHead):
         self.init = init
         self.init_scale = 1.0 / np.sqrt(self.dim) if init_scale is None else float(init_scale)
         self.max_log_bytes = as_int(max_log_bytes, "max_log_bytes", 0)
+        self.step_threads = None if step_threads is None else \
+            as_int(step_threads, "step_threads", 1)
         if transport not in ("graph", "calls"):
             raise ValueError(f"transport must be 'graph' or 'calls', got {transport!r}")
         self.transport = transport
@@ -466,6 +485,12 @@ class RayHead(SampledSoftmaxHead):
         handles = [actor.options(**o).remote(self._spec(s)) for s, o in enumerate(opts)]
         self._shards = ShardGroup(handles, [INITIAL] * self.num_shards)
         self._shards.use_dag = self.transport == "graph"
+        if self.step_threads is None:
+            here = ray.get_runtime_context().get_node_id()
+            local = sum(_node_of(o) == here for o in opts)
+            cpus = os.cpu_count() or 1
+            self.step_threads = numba.get_num_threads() if cpus >= \
+                numba.get_num_threads() + local else 1
         if manifest is None:
             ray.get([h.create.remote(overwrite) for h in handles])
             if self.path is not None:
@@ -533,18 +558,25 @@ class RayHead(SampledSoftmaxHead):
 
     # ------------------------------------------------------------------ training
     def _compute(self, x, lab, reduction, sampled_values, want_grads):
-        if sampled_values is None:
-            candidates = tuple(self.sampler.sample_unchecked(lab, self.num_sampled, True))
-        else:
-            candidates = check_sampled_values(sampled_values, lab, self.num_sampled,
-                                              self.num_classes)
-        ids = step_ids(lab, candidates[0])
-        uniq, inv = np.unique(ids, return_inverse=True)
-        rows, brows = self._gather(uniq)
-        scale = 1.0 / x.shape[0] if reduction == "mean" else 1.0
-        loss, g = loss_and_grads_on_rows(rows[inv], brows[inv], x, lab, candidates,
-                                         self._options, want_grads=want_grads,
-                                         grad_scale=scale, workspace=self._workspace)
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)        # see PARALLEL_STEP_VALUES; restored below
+        try:
+            if sampled_values is None:
+                candidates = tuple(self.sampler.sample_unchecked(lab, self.num_sampled, True))
+            else:
+                candidates = check_sampled_values(sampled_values, lab, self.num_sampled,
+                                                  self.num_classes)
+            ids = step_ids(lab, candidates[0])
+            uniq, inv = np.unique(ids, return_inverse=True)
+            rows, brows = self._gather(uniq)
+            scale = 1.0 / x.shape[0] if reduction == "mean" else 1.0
+            if ids.size * self.dim >= PARALLEL_STEP_VALUES:
+                numba.set_num_threads(min(threads, self.step_threads))
+            loss, g = loss_and_grads_on_rows(rows[inv], brows[inv], x, lab, candidates,
+                                             self._options, want_grads=want_grads,
+                                             grad_scale=scale, workspace=self._workspace)
+        finally:
+            numba.set_num_threads(threads)
         return self._checked(loss, g, reduction, scale, want_grads)
 
     def _gather(self, uniq):
@@ -590,10 +622,15 @@ class RayHead(SampledSoftmaxHead):
         if not isinstance(grads, SparseGrads):
             raise TypeError(f"grads must be a SparseGrads (from loss_and_grads), got "
                             f"{type(grads).__name__}")
-        ids, gw, gb = _checked_grads(grads, self.num_classes, self.dim, self.dtype)
-        self.flush()
-        payloads = [(local, np.ascontiguousarray(gw[pos]), np.ascontiguousarray(gb[pos]))
-                    for pos, local in self._router.split(ids)]
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)        # see PARALLEL_STEP_VALUES; restored below
+        try:
+            ids, gw, gb = _checked_grads(grads, self.num_classes, self.dim, self.dtype)
+            self.flush()
+            payloads = [(local, np.ascontiguousarray(gw[pos]), np.ascontiguousarray(gb[pos]))
+                        for pos, local in self._router.split(ids)]
+        finally:
+            numba.set_num_threads(threads)
         self.step += 1
         self._pending = (self.step, payloads)
         g = self._shards
@@ -685,7 +722,7 @@ class RayHead(SampledSoftmaxHead):
 
     @classmethod
     def load(cls, path, mode="r+", durability="process", *, address=None, shard_options=None,
-             max_log_bytes=1 << 30, transport="graph"):
+             max_log_bytes=1 << 30, transport="graph", step_threads=None):
         """Reopen a distributed head at its last global checkpoint.
 
         Parameters
@@ -694,7 +731,7 @@ class RayHead(SampledSoftmaxHead):
             A directory made by ``RayHead(path=...)`` or :meth:`save`.
         mode : {"r+"}
             Shard servers always open their rows for writing.
-        durability, address, shard_options, max_log_bytes, transport
+        durability, address, shard_options, max_log_bytes, transport, step_threads
             As the constructor.
 
         Raises
@@ -720,7 +757,8 @@ class RayHead(SampledSoftmaxHead):
                    remove_accidental_hits=c["remove_accidental_hits"],
                    subtract_log_q=c["subtract_log_q"], seed=c["seed"], dtype=c["dtype"],
                    durability=durability, address=address, shard_options=shard_options,
-                   max_log_bytes=max_log_bytes, transport=transport, _manifest=m)
+                   max_log_bytes=max_log_bytes, transport=transport,
+                   step_threads=step_threads, _manifest=m)
 
     def close(self):
         """Stop the shard servers (without a checkpoint: a head on disk reopens at its last
