@@ -79,6 +79,21 @@ def single_state(head):
     return out
 
 
+def trainer_pids():
+    """Process ids of the trainer actors running on this machine (from /proc: Ray names an
+    actor's process after its class)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if b"Trainer" in f.read():
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
 def rel_diff(a, b):
     scale = max(float(np.abs(b).max()), 1e-30)
     return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()) / scale
@@ -284,11 +299,9 @@ def _sync_run(kill, tmp, name, V=20_000, D=32, B=256, steps=30):
                 s = np.random.default_rng(int(delay * 1e6)).integers(3)
                 pid = ray.get(head.shard_handles[int(s)].info.remote())["pid"]
             else:
-                import psutil
                 pids = []
                 while not pids:          # the trainers may still be starting
-                    pids = [p.pid for p in psutil.process_iter(["cmdline"])
-                            if "Trainer" in " ".join(p.info["cmdline"] or [])]
+                    pids = trainer_pids()
                     time.sleep(0.02)
                 pid = pids[0]
             os.kill(pid, signal.SIGKILL)

@@ -270,6 +270,21 @@ def test_a_ray_head_refuses_bad_input_before_any_call(tmp_path):
     assert (tmp_path / "thesis" / "chapter1.tex").read_text() == "precious"
 
 
+def trainer_pids():
+    """Process ids of the trainer actors running on this machine (from /proc: Ray names an
+    actor's process after its class)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if b"Trainer" in f.read():
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
 def _kill_shard(head, s):
     pid = ray.get(head.shard_handles[s].info.remote())["pid"]
     os.kill(pid, signal.SIGKILL)
@@ -367,9 +382,10 @@ def _train(mode, kill=None, where="ram", tmp_path=None, steps=None):
             if kill[0] == "shard":
                 _kill_shard(head, 1)
             else:
-                import psutil
-                pids = [p.pid for p in psutil.process_iter(["cmdline"])
-                        if "Trainer" in " ".join(p.info["cmdline"] or [])]
+                pids = []
+                while not pids:          # the trainers may still be starting
+                    pids = trainer_pids()
+                    time.sleep(0.02)
                 os.kill(pids[0], signal.SIGKILL)
         killer = threading.Thread(target=k)
         killer.start()
