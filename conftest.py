@@ -5,3 +5,5 @@ import importlib.util
 collect_ignore = []
 if importlib.util.find_spec("torch") is None:
     collect_ignore.append("fastsampled/torch.py")
+if importlib.util.find_spec("ray") is None:
+    collect_ignore += ["fastsampled/ray.py", "fastsampled/_raytrain.py"]
