@@ -285,7 +285,7 @@ class ShardServer:
         return True
 
     def _apply(self, ids, gw, gb):
-        ids = self._check_ids(ids)
+        # the optimizer checks ids (sorted, unique, in range) and gradients before writing
         self.head.apply_grads(SparseGrads(None, ids, _writable(gw), _writable(gb), None))
 
     def contribute(self, trainer, step, trainers, ids, gw, gb):

@@ -115,7 +115,7 @@ def _journal(p, state, ids):
         state.journal(ids)
 
 
-def _check_ids(ids, name):
+def check_sorted_ids(ids, name):
     """Ids as a contiguous int64 1-D array, strictly increasing (range checked by the caller)."""
     if (type(ids) is not np.ndarray or ids.dtype != np.int64 or not ids.flags.c_contiguous
             or not ids.flags.writeable):
@@ -281,7 +281,7 @@ class _SparseOptimizer:
             Invalid ids, grad, param or state (checked before anything runs).
         """
         p, slot_views = self._target(param, state, partition_strategy, "param")
-        ids = _check_ids(ids, "ids")
+        ids = check_sorted_ids(ids, "ids")
         _check_range(ids, p, "ids")
         grad = _check_grad(grad, ids, p, "grad")
         plan = self._compute(p, slot_views, state, ids, grad, None, "grad")
@@ -346,7 +346,7 @@ class _SparseOptimizer:
         for st in states:
             if st is not None:
                 st.check_open()
-        ids = _check_ids(grads.ids, "grads.ids")
+        ids = check_sorted_ids(grads.ids, "grads.ids")
         _check_range(ids, pw, "grads.ids")
         _check_range(ids, pb, "grads.ids")
         gw = _check_grad(grads.weights, ids, pw, "grads.weights")

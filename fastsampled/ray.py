@@ -45,6 +45,7 @@ from ._step import loss_and_grads_on_rows
 from ._validate import as_int
 from ._validate_kernels import first_nonfinite
 from .head import SampledSoftmaxHead
+from .optimizers import check_sorted_ids
 from .sharding import lock_directory, unlock_directory
 
 __all__ = ["RayHead", "train", "connect"]
@@ -145,10 +146,10 @@ class ShardActor:
 
     async def exchange(self, push, ids):
         """Apply ``push`` (``(sender, seq, ids, gw, gb)`` or None), then gather ``ids``."""
+        out = self.step((push, ids))
         if push is not None:
-            self.server.apply(*push)
             await self._changed()
-        return None if ids is None else self.server.gather(ids)
+        return out
 
     def step(self, request):
         """:meth:`exchange` for the head's compiled graph (one ``(push, ids)`` argument)."""
@@ -276,40 +277,36 @@ class ShardGroup:
         the log and was replayed)."""
         refs = [getattr(h, method).remote(*a) for h, a in zip(self.handles, args)]
         self.calls += len(refs)
-        out = [None] * len(refs)
-        for s, ref in enumerate(refs):
-            out[s] = self._get(s, ref, method, args[s] if replayed is None else replayed(s))
+        out = []
+        for s, (h, ref) in enumerate(zip(self.handles, refs)):
+            retry = args[s] if replayed is None else replayed(s)
+            out.append(self._settle(s, ref,
+                                    lambda h=h, retry=retry: getattr(h, method).remote(*retry))[1])
         return out
 
-    def _get(self, s, ref, method, retry_args):
+    def _settle(self, s, ref, resubmit):
+        """``(ref, value)`` of shard ``s``'s call ``ref``; a shard that failed is recovered
+        and ``resubmit()`` asks again (at most twice)."""
         for attempt in range(3):
             try:
-                return ray.get(ref)
+                return ref, ray.get(ref)
             except (RayActorError, RayTaskError) as e:
                 if not _is_shard_failure(e) or attempt == 2:
                     raise
                 logger.warning("shard server %d failed (%s); restoring it", s, type(e).__name__)
                 self.recover(s)
-                ref = getattr(self.handles[s], method).remote(*retry_args)
+                ref = resubmit()
         raise AssertionError("not reached")
 
     def snapshots(self):
         """A new checkpoint of in-RAM shards: each shard's copy of its state, kept in Ray's
         object store and owned by this process (a shard that fails while copying is
-        recovered from the previous checkpoint and copies again)."""
+        recovered from the previous checkpoint and copies again). The copies are read
+        zero-copy to see that they exist; they stay in the object store."""
         refs = [h.snapshot.remote() for h in self.handles]
         self.calls += len(refs)
-        for s in range(len(refs)):
-            for attempt in range(3):
-                try:
-                    ray.get(refs[s])    # arrays stay in the object store (read zero-copy)
-                    break
-                except (RayActorError, RayTaskError) as e:
-                    if not _is_shard_failure(e) or attempt == 2:
-                        raise
-                    self.recover(s)
-                    refs[s] = self.handles[s].snapshot.remote()
-        return refs
+        return [self._settle(s, ref, h.snapshot.remote)[0]
+                for s, (h, ref) in enumerate(zip(self.handles, refs))]
 
     def wait_alive(self, s, timeout=RECOVERY_TIMEOUT_S):
         deadline = time.monotonic() + timeout
@@ -673,11 +670,7 @@ class RayHead(SampledSoftmaxHead):
         else:
             prepared = g.call("prepare", [()] * self.num_shards)
             self._epoch += 1
-            manifest = {"format": FORMAT, "version": VERSION, "epoch": self._epoch,
-                        "config": self.config(), "shards": [
-                            dict(p, dir=shard_dir_name(s)) for s, p in enumerate(prepared)]}
-            text = json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False) + "\n"
-            atomic_write_bytes(self.path / MANIFEST, text.encode())
+            self._write_manifest(self.path, self._epoch, prepared)
             g.checkpoint = [(p["epoch"], p["step"], p["applied"], p["sync_step"])
                             for p in prepared]
             g.call("commit", [(p["epoch"],) for p in prepared])
@@ -715,10 +708,16 @@ class RayHead(SampledSoftmaxHead):
         if self.counts is not None:
             with atomic_output(dest / "counts.npy") as f:
                 np.save(f, self.counts)
-        manifest = {"format": FORMAT, "version": VERSION, "epoch": 1, "config": self.config(),
-                    "shards": [dict(p, dir=shard_dir_name(s)) for s, p in enumerate(saved)]}
+        self._write_manifest(dest, 1, saved)
+
+    def _write_manifest(self, where, epoch, shards):
+        """Replace ``where/ray-head.json`` atomically: the head's config at global commit
+        ``epoch`` and each shard's commit (``epoch``, ``step``, ``applied``, ``sync_step``)."""
+        manifest = {"format": FORMAT, "version": VERSION, "epoch": epoch,
+                    "config": self.config(),
+                    "shards": [dict(p, dir=shard_dir_name(s)) for s, p in enumerate(shards)]}
         text = json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False) + "\n"
-        atomic_write_bytes(dest / MANIFEST, text.encode())
+        atomic_write_bytes(where / MANIFEST, text.encode())
 
     @classmethod
     def load(cls, path, mode="r+", durability="process", *, address=None, shard_options=None,
@@ -783,11 +782,7 @@ class RayHead(SampledSoftmaxHead):
 
 
 def _checked_grads(grads, num_classes, dim, dtype):
-    ids = np.asarray(grads.ids)
-    if ids.dtype != np.int64 or ids.ndim != 1:
-        raise TypeError(f"grads.ids must be a 1-D int64 array, got {ids.dtype} {ids.shape}")
-    if ids.size > 1 and not (ids[1:] > ids[:-1]).all():
-        raise ValueError("grads.ids must be sorted strictly increasing (unique)")
+    ids = check_sorted_ids(grads.ids, "grads.ids")
     if ids.size and (ids[0] < 0 or ids[-1] >= num_classes):
         raise ValueError(f"grads.ids must lie in [0, {num_classes})")
     gw, gb = np.asarray(grads.weights), np.asarray(grads.biases)
@@ -821,25 +816,38 @@ def read_manifest(path):
     return m
 
 
+def _check_replaceable(p, overwrite):
+    """Whether the directory ``p`` holds a RayHead that may be replaced (True), is new or
+    empty (False), or holds something else (``FileExistsError``, ``StoreError``)."""
+    if not p.exists() or (p.is_dir() and all(e.name == ".lock" for e in p.iterdir())):
+        return False
+    if not p.is_dir() or not overwrite:
+        raise FileExistsError(f"{p} is not empty; pass overwrite=True to replace a "
+                              "RayHead stored there")
+    read_manifest(p)
+    own = {MANIFEST, "counts.npy", ".lock"}
+    other = [e.name for e in p.iterdir() if e.name not in own and not e.name.startswith("shard-")]
+    if other:
+        raise FileExistsError(f"{p} holds {other[0]!r}, which is not a RayHead's: refusing "
+                              "to replace it")
+    return True
+
+
 def _lock_head_dir(p, overwrite, reopen):
     """Create (or, for ``reopen``, find) a distributed head's directory and take its
-    writer lock. Replacing a directory needs ``overwrite`` and a manifest there; nothing but
-    the head's own entries is ever touched."""
-    if not reopen and p.exists() and (not p.is_dir() or any(p.iterdir())):
-        if not overwrite:
-            raise FileExistsError(f"{p} is not empty; pass overwrite=True to replace a "
-                                  "RayHead stored there")
-        read_manifest(p)
-        own = {MANIFEST, "counts.npy", ".lock"}
-        other = [e.name for e in p.iterdir()
-                 if e.name not in own and not e.name.startswith("shard-")]
-        if other:
-            raise FileExistsError(f"{p} holds {other[0]!r}, which is not a RayHead's: "
-                                  "refusing to replace it")
+    writer lock. Replacing a directory needs ``overwrite`` and a manifest there, checked
+    before anything is written and again under the lock; nothing but the head's own entries
+    is ever touched."""
+    if not reopen:
+        _check_replaceable(p, overwrite)
     p.mkdir(parents=True, exist_ok=True)
     fd = lock_directory(p)
-    if overwrite and (p / MANIFEST).exists():
-        (p / MANIFEST).unlink()        # no manifest until the new shards are committed
+    try:
+        if not reopen and _check_replaceable(p, overwrite):
+            (p / MANIFEST).unlink()    # no manifest until the new shards are committed
+    except BaseException:
+        unlock_directory(fd)
+        raise
     return fd
 
 
