@@ -19,8 +19,8 @@ import numpy as np
 from ._modelfiles import NpzReader, compression, replacing
 from ._errors import StoreError
 
-__all__ = ["open_compressed", "write_word2vec_format", "read_word2vec_format", "write_npz",
-           "read_npz"]
+__all__ = ["open_compressed", "write_word2vec_format", "read_word2vec_format", "write_vocab",
+           "read_vocab", "KeyDecodeError", "write_npz", "read_npz"]
 
 # Records go to the logger of the public module, fastsampled.keyedvectors.
 logger = logging.getLogger("fastsampled.keyedvectors")
@@ -116,12 +116,17 @@ def read_word2vec_format(path, binary, limit, encoding, unicode_errors, no_heade
     vectors : ndarray of shape (N, dim), float32
     keys : list of str
         Distinct; a repeated key keeps its first vector.
+    n : int
+        The number of records read (the header's count, or the lines of a file without
+        one, at most ``limit``); more than N when a key repeats.
 
     Raises
     ------
     ValueError
         If the file is not in the format or holds fewer vectors than its header declares
         (the message names the path and the line or record).
+    KeyDecodeError
+        (a ``UnicodeDecodeError``, so a ``ValueError``) If a key does not decode.
     """
     path_str = os.fspath(path)
     with open_compressed(path, "rb") as fin:
@@ -159,8 +164,9 @@ def read_word2vec_format(path, binary, limit, encoding, unicode_errors, no_heade
             _check_declared_size(path_str, declared, n, dim, size, header_len, binary,
                                  no_header)
         reader = _read_binary if binary else _read_text
-        return reader(fin, path_str, n, dim, encoding, unicode_errors, header_len,
-                      size is not None)
+        vectors, keys = reader(fin, path_str, n, dim, encoding, unicode_errors, header_len,
+                               size is not None)
+        return vectors, keys, n
 
 
 # what the values of a text record are written with: digits, signs, points, exponents,
@@ -189,12 +195,43 @@ def detect_binary(fin, dim):
                 and any(48 <= b <= 57 for b in line))
 
 
+class KeyDecodeError(UnicodeDecodeError):
+    """A key of a word2vec or vocabulary file that does not decode.
+
+    A ``UnicodeDecodeError`` (what gensim raises, and a ``ValueError``) whose message names
+    the file, the line or record, and the key.
+
+    Parameters
+    ----------
+    exc : UnicodeDecodeError
+        The decoder's error.
+    message : str
+        What ``str()`` of this error says.
+    """
+
+    def __init__(self, exc, message):
+        super().__init__(exc.encoding, exc.object, exc.start, exc.end, exc.reason)
+        self.message = message
+
+    def __str__(self):
+        return self.message
+
+    def __reduce__(self):     # (the default would call __init__ with the decoder's 5 fields)
+        return _key_decode_error, (self.encoding, self.object, self.start, self.end,
+                                   self.reason, self.message)
+
+
+def _key_decode_error(encoding, obj, start, end, reason, message):
+    return KeyDecodeError(UnicodeDecodeError(encoding, obj, start, end, reason), message)
+
+
 def _decode_key(raw, path, where, encoding, unicode_errors):
     try:
         return raw.decode(encoding, errors=unicode_errors)
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: {where}: key {raw[:80]!r} does not decode as {encoding} "
-                         f"({exc.reason}; unicode_errors='ignore' or 'replace' may help)") from None
+        raise KeyDecodeError(
+            exc, f"{path}: {where}: key {raw[:80]!r} does not decode as {encoding} "
+                 f"({exc.reason}; unicode_errors='ignore' or 'replace' may help)") from None
 
 
 # The header line "count dim\n" is short; a first line longer than this is not one.
@@ -362,6 +399,67 @@ def _read_binary(fin, path, n, dim, encoding, unicode_errors, header_len, preall
         pos = space + 1 + record
         i += 1
     return rows.result()
+
+
+# ---------------------------------------------------------------------- vocabulary files
+
+def write_vocab(path, index_to_key, counts):
+    """Write word2vec.c's ``-save-vocab`` file: one ``key count`` line per key, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Replaced whole once written; a ``.gz``, ``.bz2`` or ``.xz`` suffix compresses.
+    index_to_key : list of str
+        Keys the word2vec format can hold (checked by :func:`write_word2vec_format`).
+    counts : ndarray of shape (len(index_to_key),), int64
+    """
+    block = 65536
+    with replacing(path, compress=True) as fout:
+        for start in range(0, len(index_to_key), block):
+            keys = index_to_key[start:start + block]
+            fout.write("".join(f"{key} {count}\n" for key, count in
+                               zip(keys, counts[start:start + block].tolist())).encode("utf8"))
+
+
+def read_vocab(path, encoding, unicode_errors):
+    """The counts of word2vec.c's ``-save-vocab`` file: ``key count`` lines.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.gz``, ``.bz2`` and ``.xz`` files are decompressed on the fly.
+    encoding, unicode_errors : str
+        How each line is decoded (as gensim does: the whole line, so a key cut in the middle
+        of a character decodes as it does in the vectors file).
+
+    Returns
+    -------
+    dict of str to int
+        A key listed twice keeps its last count, as in gensim.
+
+    Raises
+    ------
+    ValueError
+        If a line does not hold a key and a non-negative integer (path and line in the
+        message).
+    KeyDecodeError
+        (a ``UnicodeDecodeError``) If a line does not decode.
+    """
+    path_str = os.fspath(path)
+    counts = {}
+    with open_compressed(path, "rb") as fin:
+        for line_no, raw in enumerate(fin, 1):
+            line = _decode_key(raw.rstrip(b"\r\n"), path_str, f"line {line_no}", encoding,
+                               unicode_errors)
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2 or not (parts[1].isascii() and parts[1].isdigit()):
+                raise ValueError(f"{path_str}: line {line_no}: expected 'key count' with a "
+                                 f"non-negative integer count, got {line[:80]!r}")
+            counts[parts[0]] = int(parts[1])
+    return counts
 
 
 # ---------------------------------------------------------------------- npz files

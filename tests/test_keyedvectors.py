@@ -320,7 +320,7 @@ def test_word2vec_roundtrip(tmp_path, binary, suffix):
     assert back.index_to_key == UNICODE_KEYS
     # text uses float32's shortest round-trip repr, so both formats are exact
     np.testing.assert_array_equal(back.vectors.view(np.uint32), vectors.view(np.uint32))
-    assert back.counts is None
+    assert back.counts.tolist() == [6, 5, 4, 3, 2, 1]  # made up in file order, as gensim does
     first = KeyedVectors.load_word2vec_format(path, binary=binary, limit=2)
     assert first.index_to_key == UNICODE_KEYS[:2]
     np.testing.assert_array_equal(first.vectors, vectors[:2])
@@ -653,3 +653,501 @@ def test_word_pairs_match_gensim(tmp_path, gensim_test_data):
     wordsim = os.path.join(gensim_test_data, "wordsim353.tsv")
     with pytest.raises(ValueError, match="No valid similarity judgements"):
         kv.evaluate_word_pairs(wordsim)
+
+
+# ---------------------------------------------------------------------------- gensim's form
+
+def test_gensim_constructor_form():
+    for kv in (KeyedVectors(3), KeyedVectors(vector_size=3), KeyedVectors(3, 5),
+               KeyedVectors(np.int64(3), count=5, dtype=np.float32), KeyedVectors(3, dtype="f4")):
+        assert len(kv) == 0 and kv.vector_size == 3 and kv.index_to_key == []
+        assert kv.vectors.shape == (0, 3) and kv.vectors.dtype == np.float32
+        assert kv.counts is None and kv.expandos == {}
+    kv = KeyedVectors(2, 3)          # three rows reserved: filled without moving
+    assert kv.add_vector("a", np.array([1.0, 2.0])) == 0
+    buffer = kv.vectors.base                                # the three rows
+    assert buffer.shape == (3, 2)
+    assert kv.add_vector("b", [3.0, 4.0]) == 1 and kv.add_vector("c", [5.0, 6.0]) == 2
+    assert kv.vectors is buffer and kv.vectors.flags.c_contiguous
+    np.testing.assert_array_equal(kv.vectors, [[1, 2], [3, 4], [5, 6]])
+    assert kv.key_to_index == {"a": 0, "b": 1, "c": 2}
+
+
+@pytest.mark.parametrize("args, kwargs, exc, match", [
+    ((), {}, TypeError, "vector_size"),
+    ((0,), {}, ValueError, "vector_size"),
+    ((3, -1), {}, ValueError, "count"),
+    ((3, 1.5), {}, TypeError, "count"),
+    ((3, 2), {"count": 2}, TypeError, "count given twice"),
+    ((3,), {"dtype": np.float64}, TypeError, "dtype must be float32"),
+    ((3,), {"dtype": "no such type"}, TypeError, "dtype"),
+    ((3, None, [1]), {}, TypeError, "counts"),
+    ((np.zeros((1, 3), np.float32),), {"vector_size": 3}, TypeError, "not both"),
+    ((np.zeros((1, 3), np.float32), ["a"]), {"count": 2}, TypeError, "count and dtype"),
+    ((np.zeros((1, 3), np.float32), ["a"]), {"dtype": np.float32}, TypeError, "count and dtype"),
+    ((np.zeros((1, 3), np.float32),), {}, TypeError, "index_to_key"),
+])
+def test_gensim_constructor_form_rejects_bad_input(args, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        KeyedVectors(*args, **kwargs)
+
+
+def test_add_vector_grows_amortised_and_keeps_the_callers_array():
+    original = np.arange(6, dtype=np.float32).reshape(3, 2)
+    kv = KeyedVectors(original, ["a", "b", "c"])
+    copies = 0
+    for i in range(200):
+        before = kv.vectors.base if kv.vectors.base is not None else kv.vectors
+        assert kv.add_vector(f"k{i}", np.full(2, i, np.float64)) == 3 + i
+        after = kv.vectors.base if kv.vectors.base is not None else kv.vectors
+        copies += after is not before
+    assert copies < 20                                    # room is reserved geometrically
+    assert kv.vectors.shape == (203, 2) and kv.vectors.dtype == np.float32
+    np.testing.assert_array_equal(kv.vectors[:3], original)
+    np.testing.assert_array_equal(kv.vectors[3:, 0], np.arange(200))
+    np.testing.assert_array_equal(original, np.arange(6).reshape(3, 2))   # not written
+    assert kv.add_vector("a", [9.0, 9.0]) == 0                             # present: kept
+    np.testing.assert_array_equal(kv["a"], [0, 1])
+
+
+def test_add_vectors_replace_and_order(tiny):
+    tiny.add_vectors(["b", "new1", "new2"], [[7.0, 7.0], [0.0, 2.0], [2.0, 0.5]])
+    assert tiny.index_to_key == ["a", "b", "c", "d", "e", "new1", "new2"]
+    np.testing.assert_array_equal(tiny["b"], [1, 1])                       # kept
+    tiny.add_vectors(["b", "new3"], np.array([[7.0, 7.0], [1.0, -1.0]]), replace=True)
+    np.testing.assert_array_equal(tiny["b"], [7, 7])                       # replaced
+    assert len(tiny) == 8
+    tiny.add_vectors("one", np.array([0.5, 0.5]))                          # a single key
+    tiny.add_vectors("two", [[0.5, -0.5]])
+    tiny.add_vectors([], np.empty((0, 2)))                                 # nothing to add
+    assert tiny.index_to_key[-2:] == ["one", "two"] and len(tiny) == 10
+    # the norm cache follows: a new key is found at once
+    assert tiny.most_similar("new1", topn=1)[0][0] == "c"
+
+
+def test_setitem(tiny):
+    tiny["f"] = np.array([2.0, 2.0])
+    tiny["a"] = np.array([0.0, 5.0])
+    tiny[["c", "g"]] = [np.array([3.0, 3.0]), np.array([4.0, 4.0])]
+    assert tiny.index_to_key == ["a", "b", "c", "d", "e", "f", "g"]
+    np.testing.assert_array_equal(tiny[["a", "c", "f", "g"]], [[0, 5], [3, 3], [2, 2], [4, 4]])
+    assert tiny.similarity("a", "e") == pytest.approx(-1.0)    # the norm cache followed
+    with pytest.raises(TypeError, match="int"):
+        tiny[3] = np.zeros(2)
+
+
+@pytest.mark.parametrize("keys, weights, exc, match", [
+    (["x", "y"], np.zeros((3, 2)), ValueError, r"weights must have shape \(2, 2\)"),
+    (["x"], np.zeros((1, 3)), ValueError, r"weights must have shape \(1, 2\)"),
+    ("x", np.zeros((2, 2)), ValueError, r"weights must have shape \(1, 2\)"),
+    (["x", "y"], [[1.0, 2.0], [3.0]], ValueError, "weights"),
+    (["x"], np.zeros((1, 2), np.int64), TypeError, "weights must be float32 or float64"),
+    (["x", 7], np.zeros((2, 2)), TypeError, "index 1 is int 7"),
+    (["x", "x"], np.zeros((2, 2)), ValueError, "'x' twice"),
+    (7, np.zeros((1, 2)), TypeError, "keys must be a str or a list of str"),
+])
+def test_add_vectors_rejects_bad_input(tiny, keys, weights, exc, match):
+    with pytest.raises(exc, match=match):
+        tiny.add_vectors(keys, weights)
+    assert len(tiny) == 5                                   # nothing half-added
+
+
+def test_add_vector_rejects_bad_input(tiny):
+    with pytest.raises(TypeError, match="key must be a str"):
+        tiny.add_vector(1, np.zeros(2))
+    with pytest.raises(ValueError, match=r"vector must have shape \(2,\)"):
+        tiny.add_vector("x", np.zeros(3))
+    with pytest.raises(TypeError, match="vector"):
+        tiny.add_vector("x", np.zeros(2, np.int32))
+    assert len(tiny) == 5
+
+
+def test_replacing_read_only_vectors_is_refused():
+    vectors = np.ones((2, 2), np.float32)
+    vectors.setflags(write=False)
+    kv = KeyedVectors(vectors, ["a", "b"])
+    with pytest.raises(ValueError, match="read-only"):
+        kv["a"] = np.zeros(2)
+    with pytest.raises(ValueError, match="read-only"):
+        kv.unit_normalize_all()
+    kv["c"] = np.zeros(2)                                   # adding copies: fine
+    assert len(kv) == 3
+
+
+def test_vecattrs():
+    kv = _random_kv(4, 2)
+    with pytest.raises(KeyError, match="'count'"):
+        kv.get_vecattr("w0", "count")
+    kv.set_vecattr("w1", "count", 7)
+    assert kv.counts.tolist() == [0, 7, 0, 0] and kv.counts.dtype == np.int64
+    assert kv.get_vecattr("w1", "count") == 7
+    kv.counts = [4, 3, 2, 1]
+    assert kv.get_vecattr("w0", "count") == 4 and kv.expandos["count"] is kv.counts
+    kv.set_vecattr("w2", "tag", "noun")
+    kv.set_vecattr("w3", "weight", 0.5)
+    kv.set_vecattr("w3", "weight", 2)                       # an int fits a float attribute
+    assert kv.expandos["tag"].dtype == object and kv.get_vecattr("w2", "tag") == "noun"
+    assert kv.get_vecattr("w3", "weight") == 2.0 and kv.get_vecattr("w0", "weight") == 0.0
+    with pytest.raises(TypeError, match="'count' holds integers"):
+        kv.set_vecattr("w0", "count", 1.5)
+    with pytest.raises(ValueError, match="non-negative"):
+        kv.set_vecattr("w0", "count", -1)
+    with pytest.raises(TypeError, match="holds integers, got bool"):
+        kv.set_vecattr("w0", "count", True)
+    kv.set_vecattr("w0", "flag", True)
+    with pytest.raises(TypeError, match="'flag' holds bool"):
+        kv.set_vecattr("w0", "flag", 3.5)
+    with pytest.raises(KeyError, match="nope"):
+        kv.set_vecattr("nope", "count", 1)
+    with pytest.raises(KeyError, match="nope"):
+        kv.get_vecattr("nope", "count")
+    # new keys get 0 (as in gensim) or what extras say
+    kv.add_vectors(["n1", "n2"], np.ones((2, 2)), extras={"count": [5, 6], "tag": ["a", "b"]})
+    assert kv.counts.tolist() == [4, 3, 2, 1, 5, 6]
+    assert kv.get_vecattr("n2", "tag") == "b" and kv.get_vecattr("n1", "weight") == 0.0
+    kv["n3"] = np.ones(2)
+    assert kv.get_vecattr("n3", "count") == 0
+    kv.add_vectors(["w0", "n4"], np.ones((2, 2)), extras={"count": [10, 11]}, replace=True)
+    assert kv.get_vecattr("w0", "count") == 10 and kv.get_vecattr("n4", "count") == 11
+    with pytest.raises(ValueError, match=r"extras\['count'\] must have shape \(1,\)"):
+        kv.add_vectors(["n5"], np.ones((1, 2)), extras={"count": [1, 2]})
+    with pytest.raises(TypeError, match="counts must hold integers"):
+        kv.add_vectors(["n5"], np.ones((1, 2)), extras={"count": [1.5]})
+    assert "n5" not in kv
+
+
+def test_counts_survive_save_and_a_bad_count_array_is_refused(tmp_path):
+    kv = _random_kv(3, 2)
+    kv.set_vecattr("w2", "count", 9)
+    kv.save(tmp_path / "kv")
+    assert KeyedVectors.load(tmp_path / "kv").counts.tolist() == [0, 0, 9]
+    kv.expandos["count"] = np.array([0.5, 1.0, 2.0])        # written around the checks
+    with pytest.raises(TypeError, match="counts must hold integers"):
+        kv.save(tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_sort_by_descending_frequency():
+    kv = KeyedVectors(np.arange(8, dtype=np.float32).reshape(4, 2), ["a", "b", "c", "d"],
+                      counts=[1, 5, 5, 3])
+    kv.set_vecattr("d", "tag", "x")
+    kv.most_similar("a")                                    # fill the caches
+    kv.sort_by_descending_frequency()
+    # ties in reverse index order, as gensim 4.4 orders them
+    assert kv.index_to_key == ["c", "b", "d", "a"]
+    assert kv.key_to_index == {"c": 0, "b": 1, "d": 2, "a": 3}
+    assert kv.counts.tolist() == [5, 5, 3, 1] and kv.get_vecattr("d", "tag") == "x"
+    np.testing.assert_array_equal(kv["c"], [4, 5])
+    np.testing.assert_allclose(kv.get_vector("a", norm=True), [0, 1])  # caches follow
+    with pytest.raises(ValueError, match="needs counts"):
+        _random_kv(3, 2).sort_by_descending_frequency()
+    KeyedVectors(2).sort_by_descending_frequency()          # nothing to sort
+
+
+def test_vectors_for_all():
+    kv = _random_kv(6, 3)
+    kv.counts = [60, 50, 40, 30, 20, 10]
+    kv.set_vecattr("w4", "tag", "t")
+    sub = kv.vectors_for_all(["w4", "nope", "w1", "w4", "w2"])
+    assert sub.index_to_key == ["w4", "w1", "w2"]
+    np.testing.assert_array_equal(sub.vectors, kv.vectors[[4, 1, 2]])
+    assert sub.counts.tolist() == [3, 2, 1] and "tag" not in sub.expandos   # made up
+    copied = kv.vectors_for_all(iter(["w4", "w1"]), copy_vecattrs=True)
+    assert copied.counts.tolist() == [20, 50] and copied.get_vecattr("w4", "tag") == "t"
+    assert len(kv.vectors_for_all([])) == 0
+    with pytest.raises(TypeError, match="single str"):
+        kv.vectors_for_all("w1")
+    with pytest.raises(TypeError, match="item 1 is int"):
+        kv.vectors_for_all(["w1", 3])
+
+
+def test_unit_normalize_all():
+    kv = KeyedVectors(np.array([[3, 4], [0, 0], [0, -2]], np.float32), ["a", "z", "b"])
+    vectors = kv.vectors
+    kv.unit_normalize_all()
+    assert kv.vectors is vectors                            # in place, as in gensim
+    np.testing.assert_allclose(kv.vectors, [[0.6, 0.8], [0, 0], [0, -1]])
+    assert kv.norms.tolist() == [1.0, 0.0, 1.0]
+    np.testing.assert_allclose(kv.get_normed_vectors(), kv.vectors)
+
+
+# ---------------------------------------------------------------------------- more queries
+
+def test_get_mean_vector_by_hand(tiny):
+    # unit vectors of a and c, weights 1 and 3: (1, 3) / 4
+    np.testing.assert_allclose(tiny.get_mean_vector(["a", "c"], [1, 3]), [0.25, 0.75])
+    # raw vectors: e is (0, -3)
+    np.testing.assert_allclose(tiny.get_mean_vector(["a", "e"], pre_normalize=False), [0.5, -1.5])
+    np.testing.assert_allclose(tiny.get_mean_vector(["a", "e"], post_normalize=True),
+                               np.array([1, -1]) / np.sqrt(2), rtol=1e-6)
+    # vectors are used as given; unknown keys are left out with their weight
+    np.testing.assert_allclose(tiny.get_mean_vector([np.array([4.0, 0.0]), "nope", "c"],
+                                                    weights=np.array([1.0, 5.0, 1.0])),
+                               [2.0, 0.5])
+    assert tiny.get_mean_vector(["nope"]).tolist() == [0.0, 0.0]
+    assert tiny.get_mean_vector(["a", "c"]).dtype == np.float32
+    with pytest.raises(KeyError, match="nope"):
+        tiny.get_mean_vector(["a", "nope"], ignore_missing=False)
+    with pytest.raises(ValueError, match="empty"):
+        tiny.get_mean_vector([])
+    with pytest.raises(ValueError, match=r"weights must have shape \(2,\)"):
+        tiny.get_mean_vector(["a", "c"], [1, 2, 3])
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        tiny.get_mean_vector([np.zeros(3)])
+    with pytest.raises(TypeError, match="single str"):
+        tiny.get_mean_vector("a")
+    with pytest.raises(TypeError, match="index 0 is int"):
+        tiny.get_mean_vector([0])
+
+
+def test_distances_closer_than_rank_by_hand(tiny):
+    # angles a=0°, b=45°, c=90°, d=180°, e=270°
+    h = 1 - np.sqrt(0.5)
+    np.testing.assert_allclose(tiny.distances("a"), [0, h, 1, 2, 1], atol=1e-6)
+    assert tiny.distances("a")[0] == 0.0 and tiny.distance("b", "b") == 0.0
+    assert tiny.distances("a").dtype == np.float32
+    np.testing.assert_allclose(tiny.distances("a", ["d", "b"]), [2, h], atol=1e-6)
+    np.testing.assert_allclose(tiny.distances(np.array([0.0, 2.0]), ["a", "c"]), [1, 0],
+                               atol=1e-6)
+    assert tiny.distance("a", "d") == pytest.approx(2.0)
+    assert tiny.closer_than("a", "c") == ["b"]              # e is as far as c, not closer
+    assert tiny.closer_than("a", "d") == ["b", "c", "e"]
+    assert tiny.closer_than("a", "a") == [] and tiny.rank("a", "a") == 1
+    assert tiny.rank("a", "b") == 1 and tiny.rank("a", "c") == 2 and tiny.rank("a", "d") == 4
+    assert tiny.most_similar_to_given("a", ["d", "c", "b"]) == "b"
+    assert tiny.most_similar_to_given("a", ("c", "e")) == "c"     # ties: the first
+    assert tiny.most_similar_to_given("a", ["d", "a"]) == "a"
+    for call, match in [(lambda: tiny.distances("nope"), "nope"),
+                        (lambda: tiny.distances("a", ["b", "nope"]), "nope"),
+                        (lambda: tiny.closer_than("a", "nope"), "nope"),
+                        (lambda: tiny.rank("nope", "a"), "nope"),
+                        (lambda: tiny.distance("a", "nope"), "nope"),
+                        (lambda: tiny.most_similar_to_given("a", ["b", "nope"]), "nope"),
+                        (lambda: tiny.similar_by_key("nope"), "nope"),
+                        (lambda: tiny.most_similar_cosmul(["a"], ["nope"]), "nope"),
+                        (lambda: tiny.relative_cosine_similarity("a", "nope"), "nope")]:
+        with pytest.raises(KeyError, match=match):
+            call()
+    with pytest.raises(ValueError, match="empty"):
+        tiny.most_similar_to_given("a", [])
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        tiny.distances(np.zeros(3))
+    with pytest.raises(TypeError, match="single str"):
+        tiny.distances("a", "bc")
+
+
+def test_similar_by_and_relative_cosine_similarity_by_hand(tiny):
+    assert tiny.similar_by_word("a", topn=2) == tiny.most_similar("a", topn=2)
+    assert tiny.similar_by_key("a", topn=2) == tiny.most_similar(positive=["a"], topn=2)
+    found = tiny.similar_by_vector(np.array([0.0, 1.0]), topn=2)
+    assert [k for k, _ in found] == ["c", "b"]              # c itself is not left out
+    assert len(tiny.similar_by_vector([1.0, 0.0], topn=None)) == 5
+    assert len(tiny.similar_by_key("a", topn=None, restrict_vocab=3)) == 3
+    with pytest.raises(TypeError, match="key must be a str"):
+        tiny.similar_by_key(np.zeros(2))
+    with pytest.raises(ValueError, match="vector"):
+        tiny.similar_by_vector(np.zeros((1, 2)))
+    # similarity(a, b) / (sum of a's 2 best: b at cos 45°, c and e at 0 -> c first)
+    assert tiny.relative_cosine_similarity("a", "b", topn=2) == pytest.approx(1.0)
+    assert tiny.relative_cosine_similarity("a", "c", topn=2) == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(ValueError, match="topn"):
+        tiny.relative_cosine_similarity("a", "b", topn=0)
+    with pytest.raises(ValueError, match="keys other than"):
+        KeyedVectors(np.ones((1, 2), np.float32), ["only"]).relative_cosine_similarity(
+            "only", "only")
+
+
+def test_most_similar_cosmul_by_hand(tiny):
+    normed = tiny.get_normed_vectors()
+    shifted = (1 + normed @ normed.T) / 2
+    a, b, c, d, e = range(5)
+    # one positive key: the ranking of most_similar, scores (1 + cos) / 2 / (1 + 1e-6)
+    found = tiny.most_similar_cosmul("a", topn=3)
+    assert [k for k, _ in found] == [k for k, _ in tiny.most_similar("a", topn=3)]
+    np.testing.assert_allclose([s for _, s in found],
+                               shifted[a, [b, c, e]] / (1 + 1e-6), rtol=1e-6)
+    # positive b, c; negative d: 3CosMul over the remaining keys a, e
+    expected = shifted[:, b] * shifted[:, c] / (shifted[:, d] + 1e-6)
+    found = dict(tiny.most_similar_cosmul(["b", "c"], ["d"], topn=5))
+    assert set(found) == {"a", "e"}
+    np.testing.assert_allclose([found["a"], found["e"]], expected[[a, e]], rtol=1e-5)
+    np.testing.assert_allclose(tiny.most_similar_cosmul(["b", "c"], ["d"], topn=None),
+                               expected, rtol=1e-5)
+    # positional, keyword and single-key forms agree; vectors are used as given
+    assert (tiny.most_similar_cosmul("b", "d", topn=3)
+            == tiny.most_similar_cosmul(positive=["b"], negative=["d"], topn=3))
+    by_vector = tiny.most_similar_cosmul([np.array([0.0, 1.0])], topn=5)
+    assert by_vector[0][0] == "c" and len(by_vector) == 5
+    assert len(tiny.most_similar_cosmul("a", topn=None, restrict_vocab=2)) == 2
+    assert tiny.most_similar_cosmul("a", topn=0) == []
+    with pytest.raises(ValueError, match="positive"):
+        tiny.most_similar_cosmul(negative=["a"])
+    with pytest.raises(TypeError, match="positive items"):
+        tiny.most_similar_cosmul([("a", 2.0)])
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        tiny.most_similar_cosmul([np.zeros(3)])
+
+
+def test_cosine_similarities():
+    sims = KeyedVectors.cosine_similarities(np.array([1, 0], np.float32),
+                                            np.array([[2, 0], [0, 0], [-1, 1]], np.float32))
+    np.testing.assert_allclose(sims, [1, 0, -np.sqrt(0.5)], rtol=1e-6)
+    assert sims.dtype == np.float32
+    with pytest.raises(ValueError, match="2 columns"):
+        KeyedVectors.cosine_similarities(np.zeros(2), np.zeros((3, 3)))
+
+
+class _Composing(KeyedVectors):
+    """A subclass that composes a vector for any key (as FastText's vectors do)."""
+
+    def __contains__(self, key):
+        return isinstance(key, str)
+
+    def get_vector(self, key, norm=False):
+        if key in self.key_to_index:
+            return super().get_vector(key, norm)
+        vector = np.array([len(key), -1.0], np.float32)
+        return vector / np.linalg.norm(vector) if norm else vector
+
+
+def test_queries_take_a_subclass_composed_vectors(tiny):
+    kv = _Composing(tiny.vectors, tiny.index_to_key)
+    sub = kv.vectors_for_all(["a", "zzz", "a"], copy_vecattrs=True)
+    assert sub.index_to_key == ["a", "zzz"] and sub.counts.tolist() == [2, 1]
+    np.testing.assert_array_equal(sub["zzz"], [3, -1])
+    assert kv.vectors_for_all(["a", "zzz"], allow_inference=False).index_to_key == ["a"]
+    np.testing.assert_allclose(kv.get_mean_vector(["zzz"], pre_normalize=False), [3, -1])
+    np.testing.assert_allclose(kv.distances("z")[[0, 4]],
+                               1 - np.array([1, 1]) / np.sqrt(2), rtol=1e-6)  # (1, -1)
+    assert kv.most_similar_cosmul("z", topn=1)[0][0] in ("a", "e")
+    assert kv.most_similar_to_given("z", ["c", "b", "zz"]) == "zz"
+
+
+# ---------------------------------------------------------------------------- vocabulary files
+
+def test_word2vec_with_vocabulary_file(tmp_path, caplog):
+    kv = _random_kv(4, 3)
+    kv.counts = [40, 30, 20, 10]
+    kv.save_word2vec_format(tmp_path / "v.txt", fvocab=tmp_path / "vocab.txt")
+    assert (tmp_path / "vocab.txt").read_text() == "w0 40\nw1 30\nw2 20\nw3 10\n"
+    back = KeyedVectors.load_word2vec_format(tmp_path / "v.txt", fvocab=tmp_path / "vocab.txt")
+    assert back.counts.tolist() == [40, 30, 20, 10]
+    (tmp_path / "part.txt").write_text("w1 7\nw0 8\n\nw1 9\n")     # repeated: the last wins
+    back = KeyedVectors.load_word2vec_format(tmp_path / "v.txt", fvocab=tmp_path / "part.txt")
+    assert back.counts.tolist() == [8, 9, 0, 0]
+    assert "lists no count for 2 of the keys ('w2' first)" in caplog.text
+    with pytest.raises(ValueError, match="fvocab needs counts"):
+        _random_kv(2, 3).save_word2vec_format(tmp_path / "x", fvocab=tmp_path / "xv")
+    with pytest.raises(TypeError, match="binary is the third argument"):
+        kv.save_word2vec_format(tmp_path / "x", True)
+    with pytest.raises(TypeError, match="binary is the third argument"):
+        KeyedVectors.load_word2vec_format(tmp_path / "v.txt", False)
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"w0 1 2\n", "line 1: expected 'key count'"),
+    (b"w0 1\nw1 -3\n", "line 2: expected 'key count'"),
+    (b"w0 x\n", "line 1"),
+    ("w0 \u00b2\n".encode("utf8"), "line 1"),            # a digit int() does not read
+])
+def test_bad_vocabulary_files(tmp_path, content, match):
+    _random_kv(2, 3).save_word2vec_format(tmp_path / "v.txt")
+    (tmp_path / "vocab").write_bytes(content)
+    with pytest.raises(ValueError, match=match) as info:
+        KeyedVectors.load_word2vec_format(tmp_path / "v.txt", fvocab=tmp_path / "vocab")
+    assert str(tmp_path / "vocab") in str(info.value)
+
+
+def test_undecodable_keys_raise_unicode_decode_error(tmp_path):
+    (tmp_path / "t").write_bytes(b"1 1\nab\xff 1\n")
+    (tmp_path / "vocab").write_bytes(b"ab\xff 5\n")
+    for kwargs in ({}, {"fvocab": tmp_path / "vocab"}):
+        with pytest.raises(UnicodeDecodeError, match="does not decode") as info:
+            KeyedVectors.load_word2vec_format(tmp_path / "t", **kwargs)
+        assert isinstance(info.value, ValueError) and "line " in str(info.value)
+    kv = KeyedVectors.load_word2vec_format(tmp_path / "t", fvocab=tmp_path / "vocab",
+                                           unicode_errors="replace")
+    assert kv.get_vecattr("ab\ufffd", "count") == 5
+
+
+def test_load_word2vec_format_dtype(tmp_path):
+    _random_kv(2, 3).save_word2vec_format(tmp_path / "v")
+    assert KeyedVectors.load_word2vec_format(tmp_path / "v", datatype=np.float32).vectors.dtype \
+        == np.float32
+    with pytest.raises(TypeError, match="datatype must be float32"):
+        KeyedVectors.load_word2vec_format(tmp_path / "v", datatype=np.float16)
+
+
+def test_made_up_counts_follow_gensim_with_repeats_and_limit(tmp_path):
+    (tmp_path / "t").write_bytes(b"4 1\na 1\nb 2\na 3\nc 4\n")
+    kv = KeyedVectors.load_word2vec_format(tmp_path / "t")
+    assert kv.index_to_key == ["a", "b", "c"] and kv.counts.tolist() == [4, 3, 2]
+    assert KeyedVectors.load_word2vec_format(tmp_path / "t", limit=2).counts.tolist() == [2, 1]
+
+
+# ---------------------------------------------------------------------------- more, against gensim
+
+@pytest.mark.filterwarnings("ignore:Call to deprecated:DeprecationWarning")  # gensim's own call
+def test_more_queries_match_gensim():
+    kv = _random_kv(300, 16, seed=11)
+    g = _gensim_kv(kv)
+    rng = np.random.default_rng(12)
+    for _ in range(15):
+        pos = [kv.index_to_key[i] for i in rng.choice(300, rng.integers(1, 4), replace=False)]
+        neg = [kv.index_to_key[i] for i in rng.choice(300, rng.integers(0, 3), replace=False)]
+        ours, theirs = kv.most_similar_cosmul(pos, neg, topn=8), g.most_similar_cosmul(pos, neg,
+                                                                                         topn=8)
+        assert [w for w, _ in ours] == [w for w, _ in theirs]
+        np.testing.assert_allclose([s for _, s in ours], [s for _, s in theirs], rtol=1e-4)
+        w1, w2 = pos[0], kv.index_to_key[int(rng.integers(300))]
+        assert kv.closer_than(w1, w2) == g.closer_than(w1, w2)
+        assert kv.rank(w1, w2) == g.rank(w1, w2)
+        assert kv.distance(w1, w2) == pytest.approx(float(g.distance(w1, w2)), abs=1e-6)
+        np.testing.assert_allclose(kv.distances(w1), g.distances(w1), atol=1e-6)
+        np.testing.assert_allclose(kv.distances(w1, neg + [w2]), g.distances(w1, neg + [w2]),
+                                   atol=1e-6)
+        candidates = [kv.index_to_key[i] for i in rng.choice(300, 6, replace=False)]
+        assert kv.most_similar_to_given(w1, candidates) == g.most_similar_to_given(w1,
+                                                                                   candidates)
+        assert kv.relative_cosine_similarity(w1, w2, 5) == pytest.approx(
+            g.relative_cosine_similarity(w1, w2, 5), rel=1e-5, abs=1e-6)
+        weights = rng.standard_normal(len(pos) + 1)
+        for pre, post in [(True, False), (False, True)]:
+            np.testing.assert_allclose(
+                kv.get_mean_vector(pos + ["nope"], weights, pre, post),
+                g.get_mean_vector(pos + ["nope"], weights, pre, post), rtol=1e-5, atol=1e-6)
+        vector = rng.standard_normal(16)
+        assert ([w for w, _ in kv.similar_by_vector(vector, topn=5)]
+                == [w for w, _ in g.similar_by_vector(vector, topn=5)])
+    np.testing.assert_allclose(kv.most_similar_cosmul("w3", topn=None),
+                               g.most_similar_cosmul("w3", topn=None), rtol=1e-5)
+
+
+def test_growing_and_attributes_match_gensim(tmp_path):
+    gensim_kv = pytest.importorskip("gensim.models.keyedvectors")
+    rng = np.random.default_rng(13)
+    first, rows = rng.standard_normal((10, 4)), rng.standard_normal((6, 4))
+    counts = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7]        # with ties
+    ours, theirs = KeyedVectors(4), gensim_kv.KeyedVectors(4)
+    for kv in (ours, theirs):
+        kv.add_vectors([f"k{i}" for i in range(10)], first)
+        kv.add_vectors(["k1", "n1", "n2"], rows[:3])
+        kv[["k2", "n3"]] = rows[3:5]
+        kv["n4"] = rows[5]
+        for key, count in zip(kv.index_to_key, counts):
+            kv.set_vecattr(key, "count", count)
+        kv.sort_by_descending_frequency()
+    assert ours.index_to_key == theirs.index_to_key
+    np.testing.assert_allclose(ours.vectors, theirs.vectors, rtol=1e-6)
+    np.testing.assert_array_equal(ours.counts, theirs.expandos["count"])
+    keys = ["n2", "k0", "nope", "n2", "k5"]
+    for copy in (False, True):
+        a, b = ours.vectors_for_all(keys, copy_vecattrs=copy), theirs.vectors_for_all(
+            keys, copy_vecattrs=copy)
+        assert a.index_to_key == b.index_to_key
+        np.testing.assert_array_equal(a.counts, b.expandos["count"])
+    # files with a vocabulary: gensim reads ours
+    ours.save_word2vec_format(tmp_path / "v", fvocab=tmp_path / "vocab")
+    back = gensim_kv.KeyedVectors.load_word2vec_format(tmp_path / "v", fvocab=tmp_path / "vocab")
+    assert back.index_to_key == ours.index_to_key
+    np.testing.assert_array_equal(back.expandos["count"], ours.counts)
