@@ -37,6 +37,14 @@ def optimizer_config(opt):
     return {"name": name, **opt.get_config()}
 
 
+def optimizer_from_record(record):
+    """The optimizer a head's ``optimizer`` record (name and hyper-parameters, as
+    :func:`optimizer_config` writes it) describes."""
+    name = record["name"]
+    hypers = {k: v for k, v in record.items() if k != "name"}
+    return OPTIMIZERS[name](**hypers)
+
+
 def check_counts(sampler, counts, num_classes):
     """The class counts as float64 ``(num_classes,)`` for ``sampler="unigram"``, else None."""
     if sampler == "unigram":

@@ -24,8 +24,8 @@ import numpy as np
 
 from ._errors import StoreError
 from ._files import atomic_write_bytes, read_json_object
-from ._headfiles import OPTIMIZERS, RECORD
-from ._headinit import make_optimizer
+from ._headfiles import RECORD
+from ._headinit import make_optimizer, optimizer_from_record
 from ._headscan import scan_classes
 from ._layout import layout_sizes
 from ._rng import normalize_seed
@@ -34,7 +34,7 @@ from ._store_kernels import INIT_NORMAL, INIT_UNIFORM, init_rows
 from .head import SampledSoftmaxHead
 
 __all__ = ["ShardServer", "Aborted", "ShardNotReady", "UpdateGap", "shard_dir_name", "sum_parts",
-           "optimizer_from_record", "INITIAL"]
+           "INITIAL"]
 
 INITIAL = "initial"     # a checkpoint that is the state the head was created in
 MAX_STEPS_AHEAD = 64    # how far ahead of the last complete synchronous step a part may be
@@ -394,13 +394,6 @@ def sum_parts(parts, dim, dtype):
 def _writable(a):
     a = np.asarray(a)
     return a if a.flags.writeable and a.flags.c_contiguous else np.array(a, order="C")
-
-
-def optimizer_from_record(record):
-    """The optimizer a head's ``optimizer`` record (name and hyper-parameters) describes."""
-    name = record["name"]
-    hypers = {k: v for k, v in record.items() if k != "name"}
-    return OPTIMIZERS[name](**hypers)
 
 
 def _advance_record(rec_path, rec, epoch, step):

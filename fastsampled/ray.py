@@ -38,7 +38,8 @@ from ._errors import StoreError
 from ._headscan import full_softmax_losses
 from ._layout import check_strategy
 from ._shardroute import Router, merge_lse, merge_topk
-from ._shardserver import (INITIAL, Aborted, ShardNotReady, ShardServer, optimizer_from_record,
+from ._headinit import optimizer_from_record
+from ._shardserver import (INITIAL, Aborted, ShardNotReady, ShardServer,
                            shard_dir_name)
 from ._step import SparseGrads, check_sampled_values, step_ids
 from ._step import loss_and_grads_on_rows

@@ -92,10 +92,10 @@ except ImportError as e:  # torch is an optional extra
         "pip install torch==2.13.0)") from e
 
 import math
-import pathlib
 
 import numpy as np
 
+from . import _headstate
 from .head import SampledSoftmaxHead
 from .losses import SparseGrads
 
@@ -104,9 +104,6 @@ __all__ = ["SampledSoftmaxLoss"]
 _UPDATES = ("backward", "step")
 _REDUCTIONS = ("mean", "sum", "none")
 _STATE_FORMAT = "fastsampled.torch.SampledSoftmaxLoss"
-_STATE_VERSION = 1
-# head.json fields a state dict must agree on to be loadable into a head
-_STRUCTURE = ("num_classes", "dim", "dtype", "sampler", "loss", "num_true")
 _TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 _EXTRA = "_extra_state"
 
@@ -437,19 +434,11 @@ class SampledSoftmaxLoss(torch.nn.Module):
 
     # ------------------------------------------------------------------ state_dict
     def _extra(self):
-        head = self.head
-        return {"format": _STATE_FORMAT, "version": _STATE_VERSION, "config": head.config(),
-                "optimizer_t": [None if st is None else st.t for st in head.optimizer_states],
-                "store": None if head.path is None else str(head.path.resolve())}
+        return _headstate.describe(self.head, _STATE_FORMAT)
 
     def _arrays(self):
         """``{name: ndarray}`` of an in-RAM head: weights, biases and optimizer slots."""
-        head = self.head
-        out = {"weight": head.weights, "bias": head.biases}
-        for name, st in zip(("weight", "bias"), head.optimizer_states):
-            for slot, arr in st.slots.items():
-                out[f"{name}_{slot}"] = arr
-        return out
+        return _headstate.head_arrays(self.head)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -470,9 +459,9 @@ class SampledSoftmaxLoss(torch.nn.Module):
             missing_keys.append(prefix + _EXTRA)
             return
         extra = ours.pop(_EXTRA)
-        problem = self._check_extra(extra)
+        problem = _headstate.check_description(head, extra, _STATE_FORMAT, "state dict")
         if problem is None and extra["store"] is not None:
-            problem = self._check_store_reference(extra)
+            problem = _headstate.check_store_reference(head, extra, "state dict")
             arrays = {}
         elif problem is None:
             if head.path is not None:
@@ -503,42 +492,7 @@ class SampledSoftmaxLoss(torch.nn.Module):
                 checked[name] = src
         if len(checked) != len(arrays):
             return                      # nothing written unless everything fits
-        for name, src in checked.items():
-            np.copyto(arrays[name], src.detach().cpu().numpy())
-        cfg = extra["config"]
-        head.step = int(cfg["step"])
-        head.sampler.calls = int(cfg.get("sampler_calls", cfg["step"]))
-        for st, t in zip(head.optimizer_states, extra["optimizer_t"]):
-            if st is not None and t is not None:
-                st.t = int(t)
+        _headstate.restore(head, extra, {name: src.detach().cpu().numpy()
+                                         for name, src in checked.items()})
         self._pending = None            # computed against the weights just replaced
         self.pending_backward_passes = 0
-
-    def _check_extra(self, extra):
-        """None when ``extra`` describes a head like ours, else what differs."""
-        if not isinstance(extra, dict) or extra.get("format") != _STATE_FORMAT:
-            return "not a fastsampled.torch.SampledSoftmaxLoss state"
-        if extra.get("version") != _STATE_VERSION:
-            return f"unknown version {extra.get('version')!r}"
-        cfg, mine = extra["config"], self.head.config()
-        diff = [f"{k} {cfg.get(k)!r} (this head: {mine[k]!r})" for k in _STRUCTURE
-                if cfg.get(k) != mine[k]]
-        if cfg.get("optimizer", {}).get("name") != mine["optimizer"]["name"]:
-            diff.append(f"optimizer {cfg.get('optimizer', {}).get('name')!r} (this head: "
-                        f"{mine['optimizer']['name']!r})")
-        return ("the state dict's head differs: " + ", ".join(diff)) if diff else None
-
-    def _check_store_reference(self, extra):
-        head = self.head
-        store = pathlib.Path(extra["store"])
-        if head.path is None:
-            return (f"the state dict refers to the memory-mapped head at {store} (its rows are "
-                    f"not in the state dict); build the loss around "
-                    f"SampledSoftmaxHead.load({str(store)!r}) to use it")
-        if head.path.resolve() != store.resolve():
-            return f"the state dict refers to the store {store}, this head's is {head.path}"
-        step = int(extra["config"]["step"])
-        if head.step != step:
-            return (f"the store {store} is at step {head.step}, the state dict was taken at "
-                    f"step {step}: a memory-mapped head's rows cannot be rewound")
-        return None
