@@ -24,4 +24,6 @@ numpydoc_validation_checks = {"GL08"}   # every documented object has a docstrin
 autodoc_default_options = {"members": False}
 # the API page documents fastsampled.ray where Ray (an optional extra) is not installed
 autodoc_mock_imports = [] if importlib.util.find_spec("ray") else ["ray"]
+# and fastsampled.tf / fastsampled.keras where TensorFlow and Keras are not
+autodoc_mock_imports += [m for m in ("tensorflow", "keras") if not importlib.util.find_spec(m)]
 html_theme = "alabaster"

@@ -61,7 +61,7 @@ def test_the_fence_parser():
 
 
 # optional frameworks an example may import: it is skipped where they are not installed
-OPTIONAL = ("torch", "jax", "gensim", "ray")
+OPTIONAL = ("torch", "jax", "gensim", "ray", "tensorflow", "keras")
 
 
 @pytest.mark.kernel
