@@ -167,6 +167,7 @@ NOT_RUN = {
     "fastsampled bench": "the same",
     "python examples/torch_xc.py": "a minute of training: tests/test_torch.py covers the adapter",
     "python examples/jax_head.py": "run by test_jax_example_runs_or_says_why_not here",
+    "python examples/tf_perceptron.py": "run (shorter) by tests/test_tf.py",
 }
 
 

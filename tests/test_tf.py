@@ -337,3 +337,18 @@ def test_keras_non_uniform_gradient_is_refused():
     with pytest.raises(ValueError, match="same for every example"):
         tape.gradient(total, h)
     assert head.step == 0
+
+
+def test_perceptron_example_matches_tensorflows_curve():
+    """examples/tf_perceptron.py: TensorFlow's op and fastsampled's, side by side."""
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parent.parent / "examples" / "tf_perceptron.py"
+    spec = importlib.util.spec_from_file_location("tf_perceptron_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    out = example.main(["--steps", "150"])
+    (tf_curve, tf_acc), (fs_curve, fs_acc) = out["tf.nn"], out["fastsampled.tf"]
+    assert np.mean(tf_curve[-30:]) < 0.5 * np.mean(tf_curve[:30])      # it learns
+    np.testing.assert_allclose(fs_curve, tf_curve, rtol=1e-3, atol=1e-4)
+    assert abs(fs_acc - tf_acc) <= 0.01
