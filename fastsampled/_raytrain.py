@@ -20,7 +20,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from ._headinit import make_sampler
 from ._shardroute import Router
 from ._shardserver import Aborted, ShardNotReady, UpdateGap
-from ._step import loss_and_grads_on_rows, step_ids
+from ._step import loss_and_grads_on_unique, step_ids
 from ._validate import as_float_array, as_int, as_true_classes, check_range
 from ._validate_kernels import first_nonfinite
 
@@ -112,8 +112,8 @@ class Trainer:
                 r, b = ray.get(ref)
                 rows[groups[s][0]] = r
                 brows[groups[s][0]] = b
-            loss, g = loss_and_grads_on_rows(rows[inv], brows[inv], x, lab, cand,
-                                             spec["options"], grad_scale=1.0 / x.shape[0])
+            loss, g = loss_and_grads_on_unique(rows, brows, uniq, inv, x, lab, cand,
+                                               spec["options"], grad_scale=1.0 / x.shape[0])
             total = float(loss.sum(dtype=np.float64))
             if not np.isfinite(total):
                 raise FloatingPointError(f"{self.name}: non-finite loss at step {i}")

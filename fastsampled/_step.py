@@ -2,8 +2,8 @@
 
 The public losses (:mod:`fastsampled.losses`) and the head validate their arguments once and
 then call :func:`loss_and_grads`; a backend that fetches the rows a step needs from
-elsewhere (another process, another machine) gathers them for :func:`step_ids` and calls
-:func:`loss_and_grads_on_rows`. Nothing below this boundary checks again, so everything
+elsewhere (another process, another machine) gathers the rows of the distinct ids of
+:func:`step_ids` and calls :func:`loss_and_grads_on_unique`. Nothing below this boundary checks again, so everything
 passed in must hold what the docstrings say: the kernels do not bounds-check
 (docs/architecture.md#the-training-step).
 """
@@ -13,11 +13,12 @@ import numpy as np
 
 from ._blas import single_threaded_blas
 from ._loss_kernels import step_dense, step_rows, work_size
+from ._params import ParamRows
 from ._validate import as_float_array, as_id_array, check_range
 from ._validate_kernels import first_not_positive_finite
 
 __all__ = ["SparseGrads", "StepOptions", "Workspace", "check_sampled_values", "step_ids",
-           "loss_and_grads", "loss_and_grads_on_rows"]
+           "loss_and_grads", "loss_and_grads_on_unique"]
 
 
 class SparseGrads:
@@ -176,8 +177,9 @@ def check_sampled_values(sampled_values, labels, num_sampled, num_rows):
 
 
 def step_ids(labels, sampled):
-    """The class ids whose rows a step reads, in the order :func:`loss_and_grads_on_rows`
-    takes them: the ``B*T`` labels row-major, then the ``S`` candidates (repeats kept)."""
+    """The class ids whose rows a step reads: the ``B*T`` labels row-major, then the ``S``
+    candidates (repeats kept); :func:`loss_and_grads_on_unique` takes the rows of their
+    distinct values."""
     return np.concatenate([labels.reshape(-1), sampled])
 
 
@@ -264,17 +266,24 @@ def loss_and_grads(weights, biases, inputs, labels, candidates, options, *, want
     return _result(out, candidates, want_grads, weights.dtype, biases.dtype, x.dtype)
 
 
-def loss_and_grads_on_rows(rows, bias_rows, inputs, labels, candidates, options, *,
-                           want_grads=True, grad_scale=1.0, workspace=None):
-    """:func:`loss_and_grads` on rows gathered by the caller.
+def loss_and_grads_on_unique(rows, bias_rows, uid, inverse, inputs, labels, candidates, options,
+                             *, want_grads=True, grad_scale=1.0, workspace=None):
+    """:func:`loss_and_grads` on the rows of a step's distinct classes, gathered by the caller.
+
+    The kernel reads the ``K`` rows in place through local ids (no ``(B*T + S, D)`` copy with
+    a row per occurrence), exactly as a head reads its own weights.
 
     Parameters
     ----------
-    rows : ndarray of shape (B*T + S, D)
-        The weight rows of ``step_ids(labels, candidates[0])``, in that order, in the
-        inputs' dtype, C-contiguous.
-    bias_rows : ndarray of shape (B*T + S,)
+    rows : ndarray of shape (K, D)
+        The weight rows of ``uid``, in the inputs' dtype, C-contiguous.
+    bias_rows : ndarray of shape (K,)
         The matching biases, in the inputs' dtype.
+    uid : ndarray of int64, shape (K,)
+        ``np.unique(step_ids(labels, candidates[0]))``.
+    inverse : ndarray of int, shape (B*T + S,)
+        Where each of ``step_ids(labels, candidates[0])`` is in ``uid`` (``np.unique``'s
+        ``return_inverse``): every entry in ``[0, K)``.
     inputs, labels, candidates, options, want_grads, grad_scale, workspace
         As :func:`loss_and_grads`, except that labels and candidates need only be
         non-negative: they name the gradient rows and are never used to index an array.
@@ -282,14 +291,17 @@ def loss_and_grads_on_rows(rows, bias_rows, inputs, labels, candidates, options,
     Returns
     -------
     loss, grads
-        As :func:`loss_and_grads`, the gradients in the inputs' dtype.
+        As :func:`loss_and_grads`, the gradients in the inputs' dtype, ``grads.ids`` global.
     """
-    x = inputs
-    s = candidates[0]
-    log_tec, log_sec = _log_q(labels, candidates, x.dtype, options.subtract_log_q)
-    (B, D), T, S = x.shape, labels.shape[1], s.size
-    with single_threaded_blas():
-        out = step_rows(rows, bias_rows, x, labels, s, log_tec, log_sec,
-                        options.remove_accidental_hits, options.nce, want_grads,
-                        float(grad_scale), _work(workspace, B, T, S, D, x.dtype, False))
-    return _result(out, candidates, want_grads, x.dtype, x.dtype, x.dtype)
+    B, T = labels.shape
+    local = np.asarray(inverse, np.int64).reshape(-1)
+    local_candidates = (local[B * T:], candidates[1], candidates[2])
+    W = ParamRows(rows, "rows", ndim=2, in_place=True)
+    Bs = ParamRows(bias_rows, "bias_rows", ndim=1, in_place=True)
+    loss, g = loss_and_grads(W, Bs, inputs, local[:B * T].reshape(B, T), local_candidates,
+                             options, want_grads=want_grads, grad_scale=grad_scale,
+                             workspace=workspace)
+    if g is not None:
+        g.ids = uid[g.ids]               # local ids are sorted as uid is: still sorted
+        g.sampled_values = tuple(candidates)
+    return loss, g

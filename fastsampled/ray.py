@@ -42,7 +42,7 @@ from ._headinit import optimizer_from_record
 from ._shardserver import (INITIAL, Aborted, ShardNotReady, ShardServer,
                            shard_dir_name)
 from ._step import SparseGrads, check_sampled_values, step_ids
-from ._step import loss_and_grads_on_rows
+from ._step import loss_and_grads_on_unique
 from ._validate import as_int
 from ._validate_kernels import first_nonfinite
 from .head import SampledSoftmaxHead
@@ -570,9 +570,9 @@ class RayHead(SampledSoftmaxHead):
             scale = 1.0 / x.shape[0] if reduction == "mean" else 1.0
             if ids.size * self.dim >= PARALLEL_STEP_VALUES:
                 numba.set_num_threads(min(threads, self.step_threads))
-            loss, g = loss_and_grads_on_rows(rows[inv], brows[inv], x, lab, candidates,
-                                             self._options, want_grads=want_grads,
-                                             grad_scale=scale, workspace=self._workspace)
+            loss, g = loss_and_grads_on_unique(rows, brows, uniq, inv, x, lab, candidates,
+                                               self._options, want_grads=want_grads,
+                                               grad_scale=scale, workspace=self._workspace)
         finally:
             numba.set_num_threads(threads)
         return self._checked(loss, g, reduction, scale, want_grads)
