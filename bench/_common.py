@@ -12,8 +12,10 @@ import math
 import multiprocessing
 import os
 import platform
+import subprocess
 import sys
 import time
+import traceback
 
 import numpy as np
 
@@ -534,3 +536,40 @@ def zipf_labels(rng, num_classes, size):
     u = rng.random(size)
     ids = np.floor(np.exp(u * np.log(num_classes + 1.0))).astype(np.int64) - 1
     return np.clip(ids, 0, num_classes - 1)
+
+
+# --------------------------------------------------------------------------- child processes
+
+RESULT_TAG = "@@RESULT@@ "
+
+
+def child_report(job, cfg):
+    """In a child process: run ``job(cfg)`` and print its JSON result (or the error) on one
+    tagged line for :func:`run_child`; returns the process's exit status."""
+    try:
+        result = job(cfg)
+    except BaseException as e:  # reported to the parent as an error row
+        traceback.print_exc()
+        print(RESULT_TAG + json.dumps({"error": f"{type(e).__name__}: {e}"}), flush=True)
+        return 1
+    print(RESULT_TAG + json.dumps(result), flush=True)
+    return 0
+
+
+def run_child(script, cfg, env=None):
+    """``script --child JSON(cfg)`` in a fresh process, its other output passed through;
+    ``(result or None, error or None)``."""
+    cmd = [sys.executable, os.path.abspath(script), "--child", json.dumps(cfg)]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True,
+                          env=None if env is None else dict(os.environ, **env))
+    result = None
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_TAG):
+            result = json.loads(line[len(RESULT_TAG):])
+        else:
+            print(line, flush=True)
+    if proc.returncode == -9:
+        return None, "killed by SIGKILL (out of memory?)"
+    if result is None or "error" in result:
+        return None, (result or {}).get("error") or f"child exited with {proc.returncode}"
+    return result, None

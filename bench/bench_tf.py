@@ -33,22 +33,20 @@ Sections:
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import (arg_parser, disturbed, log, machine_info, out_dir_for,  # noqa: E402
-                     section, timeit_many, wait_for_quiet, write_results)
+from _common import (arg_parser, child_report, disturbed, log, machine_info,  # noqa: E402
+                     out_dir_for, run_child, section, timeit_many, wait_for_quiet,
+                     write_results)
 
 B, D, S, D_IN, HID = 1024, 128, 64, 64, 256
 LR = 0.1
-RESULT_TAG = "@@RESULT@@ "
 COLUMNS = ["section", "case", "V", "median_ms", "p10_ms", "p90_ms", "n", "share_ms", "ratio",
            "value", "unit", "others_cpu", "disturbed"]
 FULL = dict(V=10**6, rounds=60, seconds=90.0, mem_V=10**7, mem_steps=30)
@@ -295,29 +293,12 @@ def child_exact(cfg):
 
 
 def child_main(cfg):
-    try:
-        result = {"step": child_step, "memory": child_memory,
-                  "exact": child_exact}[cfg["kind_of"]](cfg)
-    except BaseException as e:  # reported to the parent as an error row
-        traceback.print_exc()
-        print(RESULT_TAG + json.dumps({"error": f"{type(e).__name__}: {e}"}), flush=True)
-        return 1
-    print(RESULT_TAG + json.dumps(result), flush=True)
-    return 0
+    return child_report({"step": child_step, "memory": child_memory,
+                         "exact": child_exact}[cfg["kind_of"]], cfg)
 
 
-def run_child(cfg):
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(cfg)]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-    result = None
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_TAG):
-            result = json.loads(line[len(RESULT_TAG):])
-        else:
-            print(line, flush=True)
-    if result is None or "error" in result:
-        return None, (result or {}).get("error") or f"child exited with {proc.returncode}"
-    return result, None
+def _run(cfg):
+    return run_child(__file__, cfg)
 
 
 def _ms(st):
@@ -328,7 +309,7 @@ def _ms(st):
 
 def bench_step(cfg, rows, notes):
     section(f"step: tf.function training steps at V={cfg['V']:.0e} (interleaved)")
-    res, err = run_child(dict(cfg, kind_of="step"))
+    res, err = _run(dict(cfg, kind_of="step"))
     if err:
         notes.append(f"step: {err}")
         return None
@@ -369,7 +350,7 @@ def bench_memory(cfg, rows, notes):
     section(f"memory: V={cfg['mem_V']:.0e}, {cfg['mem_steps']} steps, a fresh process each")
     got = {}
     for kind in ("tf.nn", "keras layer"):
-        res, err = run_child(dict(cfg, kind_of="memory", kind=kind, V=cfg["mem_V"],
+        res, err = _run(dict(cfg, kind_of="memory", kind=kind, V=cfg["mem_V"],
                                   steps=cfg["mem_steps"]))
         if err:
             notes.append(f"memory {kind}: {err}")
@@ -391,7 +372,7 @@ def bench_memory(cfg, rows, notes):
 
 def bench_exact(rows, notes):
     section("exact: the shared TensorFlow cases, eagerly and in tf.function")
-    res, err = run_child({"kind_of": "exact"})
+    res, err = _run({"kind_of": "exact"})
     if err:
         notes.append(f"exact: {err}")
         return

@@ -43,7 +43,6 @@ import json
 import math
 import os
 import resource
-import subprocess
 import sys
 import time
 import traceback
@@ -52,13 +51,12 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from _common import (BUSY_OTHERS, arg_parser, disturbed, log, machine_info,  # noqa: E402
-                     mem_available, out_dir_for, retry_if_busy, section, timeit_many,
-                     wait_for_quiet, write_results)
+from _common import (BUSY_OTHERS, arg_parser, child_report, disturbed, log,  # noqa: E402
+                     machine_info, mem_available, out_dir_for, retry_if_busy, run_child,
+                     section, timeit_many, wait_for_quiet, write_results)
 
 B, D, S = 1024, 128, 64
 FEATURES, BINS = 64, 16
-RESULT_TAG = "@@RESULT@@ "
 KINDS = {"fs": "fastsampled head", "torch": "torch sampled softmax", "full": "full softmax"}
 THREADS = {"default": {}, "passive": {"env": {"OMP_WAIT_POLICY": "PASSIVE"}},
            "torch 1 thread": {"torch_threads": 1},
@@ -296,7 +294,7 @@ def child_interleaved(cfg):
 
 
 def child_main(cfg):
-    try:
+    def job(cfg):
         if cfg.get("torch_threads"):
             import torch
             torch.set_num_threads(cfg["torch_threads"])
@@ -304,36 +302,19 @@ def child_main(cfg):
             import torch
             if not torch.set_flush_denormal(True):
                 raise RuntimeError("torch.set_flush_denormal(True) is not supported here")
-        result = {"train": child_train, "interleaved": child_interleaved}[cfg["kind_of"]](cfg)
-    except BaseException as e:  # reported to the parent as an error row
-        traceback.print_exc()
-        print(RESULT_TAG + json.dumps({"error": f"{type(e).__name__}: {e}"}), flush=True)
-        return 1
-    print(RESULT_TAG + json.dumps(result), flush=True)
-    return 0
+        return {"train": child_train, "interleaved": child_interleaved}[cfg["kind_of"]](cfg)
+    return child_report(job, cfg)
 
 
 # --------------------------------------------------------------------------- parent
 
-def run_child(cfg, env=None):
-    """This script with ``--child`` in a fresh process; ``(result or None, error or None)``."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(cfg)]
-    full_env = dict(os.environ, **(env or {}))
+def _run_child(cfg, env=None):
+    """This script with ``--child`` in a fresh process, ``examples/`` on its path."""
     examples = os.path.join(os.path.dirname(HERE), "examples")
-    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (examples, full_env.get("PYTHONPATH"))
-                                             if p)
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=full_env)
-    result = None
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_TAG):
-            result = json.loads(line[len(RESULT_TAG):])
-        else:
-            print(line, flush=True)
-    if proc.returncode == -9:
-        return None, "killed by SIGKILL (out of memory?)"
-    if result is None or "error" in result:
-        return None, (result or {}).get("error") or f"child exited with {proc.returncode}"
-    return result, None
+    path = os.pathsep.join(p for p in (examples, (env or {}).get("PYTHONPATH",
+                                                                  os.environ.get("PYTHONPATH")))
+                           if p)
+    return run_child(__file__, cfg, dict(env or {}, PYTHONPATH=path))
 
 
 def run_in_process(cfg):
@@ -400,7 +381,7 @@ def bench_variants(cfg, rows, notes, children):
             steps = cfg["full_steps"].get(V, 2) if kind == "full" else cfg["steps"]
             job = dict(kind_of="train", kind=kind, V=V, opt=opt, steps=steps,
                        warmup=1 if kind == "full" else 3, max_seconds=cfg["max_seconds"])
-            res, err = run_child(job) if fresh else run_in_process(job)
+            res, err = _run_child(job) if fresh else run_in_process(job)
             children[f"train_{kind}_{V:.0e}"] = res or {"error": err}
             if err:
                 rows.append(_row(name, V, opt=opt, error=err[:70]))
@@ -429,7 +410,7 @@ def bench_interleaved(cfg, rows, args, children):
     for name in cfg["threads"]:
         setting = THREADS[name]
         section(f"interleaved at V={V:.0e}, threads: {name} (fresh process)")
-        res, err = run_child(dict(kind_of="interleaved", V=V, rounds=cfg["ratio_rounds"],
+        res, err = _run_child(dict(kind_of="interleaved", V=V, rounds=cfg["ratio_rounds"],
                                   max_seconds=cfg["ratio_seconds"], opts=cfg["ratio_opts"],
                                   torch_threads=setting.get("torch_threads"),
                                   flush_denormal=setting.get("flush_denormal", False), **retry),

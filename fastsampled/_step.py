@@ -7,6 +7,7 @@ elsewhere (another process, another machine) gathers the rows of the distinct id
 passed in must hold what the docstrings say: the kernels do not bounds-check
 (docs/architecture.md#the-training-step).
 """
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ from ._validate import as_float_array, as_id_array, check_range
 from ._validate_kernels import first_not_positive_finite
 
 __all__ = ["SparseGrads", "StepOptions", "Workspace", "check_sampled_values", "step_ids",
-           "loss_and_grads", "loss_and_grads_on_unique"]
+           "loss_and_grads", "loss_and_grads_on_unique", "thread_workspace"]
 
 
 class SparseGrads:
@@ -122,6 +123,21 @@ class Workspace:
     def release(self):
         """Free every buffer (the next step allocates again)."""
         self._buffers = {}
+
+
+# Each thread's scratch memory for the loss functions and the framework adapters, reused from
+# call to call (a head keeps its own): docs/performance.md#step-workspace. Buffers over the
+# limit are not kept.
+THREAD_WORKSPACE_MAX_BYTES = 256 << 20
+_local = threading.local()
+
+
+def thread_workspace():
+    """The calling thread's :class:`Workspace` (made on first use)."""
+    ws = getattr(_local, "workspace", None)
+    if ws is None:
+        ws = _local.workspace = Workspace(max_bytes=THREAD_WORKSPACE_MAX_BYTES)
+    return ws
 
 
 _NO_WORK = {dt: np.empty(0, dt) for dt in (np.dtype(np.float32), np.dtype(np.float64))}

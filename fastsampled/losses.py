@@ -12,32 +12,18 @@ whatever the inputs' dtype; ``num_sampled`` must equal ``len(sampled_candidates)
 full list is in docs/semantics.md#departures-from-tensorflow; the logits and losses follow
 docs/semantics.md#sampled-logits and docs/semantics.md#losses.
 """
-import threading
-
 import numpy as np
 
 from ._layout import check_strategy
 from ._params import ParamRows
-from ._step import SparseGrads, StepOptions, Workspace, check_sampled_values, loss_and_grads
+from ._step import (SparseGrads, StepOptions, check_sampled_values, loss_and_grads,
+                    thread_workspace)
 from ._validate import (INT32_MAX, INT32_WHY, as_bool, as_float_array, as_int, as_int_at_most,
                         as_true_classes, check_finite, check_range)
 from .samplers import LogUniformSampler
 
 __all__ = ["sampled_softmax_loss", "nce_loss", "sampled_softmax_loss_and_grads",
            "nce_loss_and_grads", "SparseGrads"]
-
-
-# Each thread's scratch memory for the loss functions, reused from call to call (the head
-# keeps its own): docs/performance.md#step-workspace. Buffers over the limit are not kept.
-_WORKSPACE_MAX_BYTES = 256 << 20
-_local = threading.local()
-
-
-def _workspace():
-    ws = getattr(_local, "workspace", None)
-    if ws is None:
-        ws = _local.workspace = Workspace(max_bytes=_WORKSPACE_MAX_BYTES)
-    return ws
 
 
 def _default_candidates(labels, num_sampled, num_classes, num_rows, seed):
@@ -89,7 +75,7 @@ def _sampled_loss(nce, weights, biases, labels, inputs, num_sampled, num_classes
     else:
         candidates = check_sampled_values(sampled_values, lab, num_sampled, W.num_rows)
     loss, grads = loss_and_grads(W, Bs, x, lab, candidates, options, want_grads=want_grads,
-                                 workspace=_workspace())
+                                 workspace=thread_workspace())
     return (loss, grads) if want_grads else loss
 
 

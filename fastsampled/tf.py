@@ -38,28 +38,16 @@ except ImportError as e:  # TensorFlow is an optional extra
         "fastsampled.tf needs TensorFlow, which is an optional extra of fastsampled: "
         "pip install 'fastsampled[tensorflow]'") from e
 
-import threading
 import types
 
 import numpy as np
 
 from ._layout import check_layout, check_strategy
 from ._params import ParamRows
-from ._step import StepOptions, Workspace, loss_and_grads
+from ._step import StepOptions, loss_and_grads, thread_workspace
 from ._validate import as_bool, as_int
 
 __all__ = ["sampled_softmax_loss", "nce_loss", "v1"]
-
-# each thread's scratch memory for the kernels (TensorFlow may call from several threads)
-_WORKSPACE_MAX_BYTES = 256 << 20
-_local = threading.local()
-
-
-def _workspace():
-    ws = getattr(_local, "workspace", None)
-    if ws is None:
-        ws = _local.workspace = Workspace(max_bytes=_WORKSPACE_MAX_BYTES)
-    return ws
 
 
 # --------------------------------------------------------------------------- arguments
@@ -148,7 +136,7 @@ def _kernel(nce, remove_hits, subtract_log_q):
         W = ParamRows(np.ascontiguousarray(w_rows), "weights", ndim=2)
         Bs = ParamRows(np.ascontiguousarray(b_rows), "biases", ndim=1)
         loss, g = loss_and_grads(W, Bs, x, labels, (sampled, tec, sec), options,
-                                 workspace=_workspace())
+                                 workspace=thread_workspace())
         # every local id 0..K-1 occurs, so the gradient rows are in local id order
         return loss, g.inputs, g.weights, g.biases
 
