@@ -8,8 +8,8 @@ Sections:
 
 1. ``step``: one process, interleaved in blocks of 5 calls, medians: a ``tf.function`` training
    step of a small MLP body (64 -> 256 -> 128, ReLU) ending in an output layer over V=10^6
-   classes, B=1024, D=128, S=64, float32, SGD (Keras's ``SGD`` for TensorFlow variables,
-   fastsampled's sparse SGD for the head), the same learning rate everywhere:
+   classes, B=1024, D=128, S=64 and again with S=1024, float32, SGD (Keras's ``SGD`` for
+   TensorFlow variables, fastsampled's sparse SGD for the head), one learning rate:
 
    - ``body``: the body with a trivial loss (``mean(hidden^2)``), no output layer;
    - ``tf.nn``: ``tf.nn.sampled_softmax_loss`` on a ``tf.Variable`` (V, D) and biases;
@@ -45,12 +45,12 @@ from _common import (arg_parser, child_report, disturbed, log, machine_info,  # 
                      out_dir_for, run_child, section, timeit_many, wait_for_quiet,
                      write_results)
 
-B, D, S, D_IN, HID = 1024, 128, 64, 64, 256
+B, D, D_IN, HID = 1024, 128, 64, 256
 LR = 0.1
-COLUMNS = ["section", "case", "V", "median_ms", "p10_ms", "p90_ms", "n", "share_ms", "ratio",
+COLUMNS = ["section", "case", "V", "S", "median_ms", "p10_ms", "p90_ms", "n", "share_ms", "ratio",
            "value", "unit", "others_cpu", "disturbed"]
-FULL = dict(V=10**6, rounds=60, seconds=90.0, mem_V=10**7, mem_steps=30)
-QUICK = dict(V=10**5, rounds=10, seconds=15.0, mem_V=10**5, mem_steps=5)
+FULL = dict(V=10**6, S=[64, 1024], rounds=60, seconds=90.0, mem_V=10**7, mem_steps=30)
+QUICK = dict(V=10**5, S=[64], rounds=10, seconds=15.0, mem_V=10**5, mem_steps=5)
 
 
 def _tf():
@@ -76,7 +76,7 @@ def _body(tf, seed):
                              keras.layers.Dense(D)])
 
 
-def make_step(kind, V, seed=0, path=None):
+def make_step(kind, V, S, seed=0, path=None):
     """A ``tf.function`` training step ``step(x, y) -> loss`` of one kind of output layer."""
     tf = _tf()
     import keras
@@ -122,7 +122,7 @@ def make_step(kind, V, seed=0, path=None):
     return step
 
 
-def _numpy_level(V, data):
+def _numpy_level(V, S, data):
     """The same work without TensorFlow: the loss and gradients on the step's rows, and a
     whole head step."""
     import fastsampled as fs
@@ -145,7 +145,7 @@ def _numpy_level(V, data):
     return loss_and_grads, train_step
 
 
-def _bridge_pieces(V):
+def _bridge_pieces(V, S):
     """A numpy_function round trip with the step's arrays, and an IndexedSlices SGD update."""
     tf = _tf()
     import keras
@@ -182,11 +182,11 @@ def _bridge_pieces(V):
 
 
 def child_step(cfg):
-    V = cfg["V"]
+    V, S = cfg["V"], cfg["S"]
     data = _batches(V, 16)
     tf = _tf()
     kinds = ["body", "tf.nn", "fastsampled.tf", "keras layer"]
-    steps = {k: make_step(k, V) for k in kinds}
+    steps = {k: make_step(k, V, S) for k in kinds}
     tensors = [(tf.constant(x), tf.constant(y)) for x, y in data]
     pos = {k: 0 for k in kinds}
 
@@ -197,10 +197,10 @@ def child_step(cfg):
             steps[kind](x, y).numpy()
         return fn
     fns = {k: runner(k) for k in kinds}
-    lg, ts = _numpy_level(V, data)
+    lg, ts = _numpy_level(V, S, data)
     fns["numpy: fs.sampled_softmax_loss_and_grads"] = lg
     fns["numpy: head.train_step"] = ts
-    fns.update(_bridge_pieces(V))
+    fns.update(_bridge_pieces(V, S))
     stats = timeit_many(fns, cfg["rounds"], warmup=3, max_seconds=cfg["seconds"], block=5)
     return {"stats": stats, "tf": tf.__version__, "machine": machine_info()}
 
@@ -221,7 +221,7 @@ def child_memory(cfg):
     tf = _tf()
     with tempfile.TemporaryDirectory(dir=cfg.get("tmp")) as tmp:
         t0 = time.perf_counter()
-        step = make_step(kind, V, path=os.path.join(tmp, "head") if kind == "keras layer"
+        step = make_step(kind, V, cfg["S"], path=os.path.join(tmp, "head") if kind == "keras layer"
                          else None)
         built = time.perf_counter() - t0
         losses = []
@@ -308,15 +308,22 @@ def _ms(st):
 
 
 def bench_step(cfg, rows, notes):
-    section(f"step: tf.function training steps at V={cfg['V']:.0e} (interleaved)")
-    res, err = _run(dict(cfg, kind_of="step"))
+    machine = None
+    for S in cfg["S"]:
+        machine = _bench_step(cfg, S, rows, notes) or machine
+    return machine
+
+
+def _bench_step(cfg, S, rows, notes):
+    section(f"step: tf.function training steps at V={cfg['V']:.0e}, S={S} (interleaved)")
+    res, err = _run(dict(cfg, S=S, kind_of="step"))
     if err:
-        notes.append(f"step: {err}")
+        notes.append(f"step S={S}: {err}")
         return None
     st = res["stats"]
     body = st["body"]["median"]
     for name, s in st.items():
-        row = {"section": "step", "case": name, "V": cfg["V"], **_ms(s)}
+        row = {"section": "step", "case": name, "V": cfg["V"], "S": S, **_ms(s)}
         if name in ("tf.nn", "fastsampled.tf", "keras layer"):
             row["share_ms"] = (s["median"] - body) * 1e3
         rows.append(row)
@@ -329,7 +336,7 @@ def bench_step(cfg, rows, notes):
                             ("whole step: tf.nn / this", st["tf.nn"]["median"] /
                              st[name]["median"])):
             rows.append({"section": "step", "case": f"{name}: {what}", "V": cfg["V"],
-                         "ratio": value})
+                         "S": S, "ratio": value})
             log(f"{name}: {what} = {value:.2f}x")
     kernel = st["numpy: fs.sampled_softmax_loss_and_grads"]["median"]
     head = st["numpy: head.train_step"]["median"]
@@ -340,8 +347,8 @@ def bench_step(cfg, rows, notes):
                         ("numpy_function round trip minus an empty tf.function",
                          st["numpy_function round trip"]["median"] -
                          st["empty tf.function"]["median"])):
-        rows.append({"section": "step", "case": name, "V": cfg["V"], "value": value * 1e3,
-                     "unit": "ms"})
+        rows.append({"section": "step", "case": name, "V": cfg["V"], "S": S,
+                     "value": value * 1e3, "unit": "ms"})
         log(f"{name}: {value * 1e3:.3f} ms")
     return res["machine"]
 
@@ -350,8 +357,8 @@ def bench_memory(cfg, rows, notes):
     section(f"memory: V={cfg['mem_V']:.0e}, {cfg['mem_steps']} steps, a fresh process each")
     got = {}
     for kind in ("tf.nn", "keras layer"):
-        res, err = _run(dict(cfg, kind_of="memory", kind=kind, V=cfg["mem_V"],
-                                  steps=cfg["mem_steps"]))
+        res, err = _run(dict(cfg, kind_of="memory", kind=kind, V=cfg["mem_V"], S=64,
+                             steps=cfg["mem_steps"]))
         if err:
             notes.append(f"memory {kind}: {err}")
             continue
@@ -403,7 +410,7 @@ def main(argv=None):
     if "exact" in want:
         bench_exact(rows, notes)
     notes += [
-        f"B={B}, D={D}, S={S}, float32; body Dense({D_IN}->{HID}, relu) -> Dense({HID}->{D}); "
+        f"B={B}, D={D}, S={cfg['S']} (memory: 64), float32; body Dense({D_IN}->{HID}, relu) -> Dense({HID}->{D}); "
         f"SGD lr={LR} everywhere (keras.optimizers.SGD; the head's own sparse SGD for the "
         "keras layer); labels Zipf(1.2) clipped to V; 16 batches made before timing, cycled",
         "step: every variant is a tf.function with GradientTape and apply_gradients; timed "
