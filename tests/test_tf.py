@@ -352,3 +352,15 @@ def test_perceptron_example_matches_tensorflows_curve():
     assert np.mean(tf_curve[-30:]) < 0.5 * np.mean(tf_curve[:30])      # it learns
     np.testing.assert_allclose(fs_curve, tf_curve, rtol=1e-3, atol=1e-4)
     assert abs(fs_acc - tf_acc) <= 0.01
+
+
+def test_keras_layer_on_another_backend_says_which_it_needs():
+    import subprocess
+    import sys
+    code = ("import fastsampled as fs\nfrom fastsampled.keras import SampledSoftmax\n"
+            "try:\n    SampledSoftmax(fs.SampledSoftmaxHead(100, 4, num_sampled=5))\n"
+            "except RuntimeError as e:\n    print(e)\n")
+    env = dict(os.environ, KERAS_BACKEND="numpy", TF_CPP_MIN_LOG_LEVEL="3")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "runs on Keras's TensorFlow backend" in r.stdout and "'numpy'" in r.stdout
