@@ -18,6 +18,7 @@ from .samplers import (AllCandidateSampler, CandidateSampler, CandidateSamples,
                        uniform_candidate_sampler)
 from .sharding import ShardedMatrix, StoreError, StoreLockedError
 from .word2vec import Word2Vec
+from .fasttext import FastText, FastTextKeyedVectors, load_facebook_model
 
 __version__ = "0.1.0"
 
@@ -32,4 +33,5 @@ __all__ = [
     "ShardedMatrix", "StoreError", "StoreLockedError",
     "KeyedVectors",
     "Word2Vec",
+    "FastText", "FastTextKeyedVectors", "load_facebook_model",
 ]

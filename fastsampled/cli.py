@@ -1,10 +1,12 @@
-"""Command line: ``fastsampled demo``, ``word2vec train|eval``, ``bench`` and ``info``.
+"""Command line: ``fastsampled demo``, ``word2vec train|eval``, ``fasttext train|eval``,
+``bench`` and ``info``.
 
 Also ``python -m fastsampled ...``.
 """
 
 _DESCRIPTION = ("Sampled softmax, NCE and word2vec over huge vocabularies on CPUs. Sub-commands: "
-                "demo, word2vec train|eval, bench, info; 'fastsampled COMMAND --help' for each.")
+                "demo, word2vec train|eval, fasttext train|eval, bench, info; "
+                "'fastsampled COMMAND --help' for each.")
 import argparse
 import json
 import logging
@@ -241,6 +243,7 @@ def _main(argv=None):
     p.add_argument("--seed", type=int, default=0,
                    help="seeds the task, the weights and the sampler")
     _word2vec_parsers(sub)
+    _fasttext_parsers(sub)
     _bench_parser(sub)
     i = _parser(sub, "info", "versions, threads, BLAS, CPU model and SIMD flags, peers")
     i.add_argument("--json", action="store_true", help="print the facts as JSON")
@@ -250,6 +253,9 @@ def _main(argv=None):
         # the library logs (vocabulary, per-section scores); the command shows those lines
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
         return _word2vec(parser, args)
+    if args.command == "fasttext":
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        return _fasttext(parser, args)
     if args.command == "bench":
         return run_bench(parser, args)
     if args.command == "info":
@@ -423,6 +429,138 @@ def _word2vec(parser, args):
                   f"{oov:.1f}% out of vocabulary ({args.pairs})")
     except (OSError, ValueError) as err:
         print(f"fastsampled word2vec eval: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------- fasttext
+
+def _fasttext_parsers(sub):
+    f = _parser(sub, "fasttext", "train or evaluate subword (fastText) word vectors")
+    fsub = f.add_subparsers(dest="ft_command", required=True)
+    t = _parser(fsub, "train", "train FastText on a text file (one sentence per line); writes "
+                               "a fastText .bin model")
+    t.add_argument("corpus", help="UTF-8 text, one sentence per line, whitespace tokens")
+    t.add_argument("-o", "--output", required=True,
+                   help="the fastText .bin model to write (fastText and gensim read it)")
+    arch = t.add_mutually_exclusive_group()
+    arch.add_argument("--sg", dest="sg", action="store_const", const=1, default=1,
+                      help="skip-gram (default)")
+    arch.add_argument("--cbow", dest="sg", action="store_const", const=0, help="CBOW")
+    t.add_argument("--dim", type=int, default=100, help="vector size")
+    t.add_argument("--window", type=int, default=5, help="largest distance to a context word")
+    t.add_argument("--min-count", type=int, default=5, help="drop words seen fewer times")
+    t.add_argument("--minn", type=int, default=3, help="shortest character n-gram")
+    t.add_argument("--maxn", type=int, default=6, help="longest character n-gram (0: none)")
+    t.add_argument("--bucket", type=int, default=2_000_000, help="rows of the n-gram hash table")
+    t.add_argument("--sample", type=float, default=1e-3,
+                   help="down-sampling threshold of frequent words (0: off)")
+    t.add_argument("--negative", type=int, default=5, help="negative samples per predicted word")
+    t.add_argument("--epochs", type=int, default=5, help="passes over the corpus")
+    t.add_argument("--alpha", type=float, default=0.05, help="initial learning rate")
+    t.add_argument("--min-alpha", type=float, default=1e-4, help="final learning rate")
+    t.add_argument("--workers", type=int, default=None, help="threads (default: all cores)")
+    t.add_argument("--seed", type=int, default=1, help="seeds the vectors and the sampling")
+    t.add_argument("--path", default=None,
+                   help="keep the input matrix memory-mapped in this new directory (default: "
+                        "RAM)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace a store already at --path")
+    t.add_argument("--vec", default=None,
+                   help="also write the vocabulary's vectors here, word2vec text format")
+    t.add_argument("--save-model", default=None, help="also save the model in fastsampled's "
+                                                      "own format here")
+    t.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
+    e = _parser(fsub, "eval", "evaluate a fastText .bin model on analogies and word pairs")
+    e.add_argument("model", help="a fastText .bin model")
+    e.add_argument("--analogies", default=None, metavar="FILE_OR_SET",
+                   help="a questions-words format file, or 'questions-words'")
+    e.add_argument("--pairs", default=None, metavar="FILE_OR_SET",
+                   help="a word-pair file (word, word, score per line), or 'wordsim353' / "
+                        "'simlex999' (from an installed gensim)")
+    e.add_argument("--restrict-vocab", type=int, default=30000,
+                   help="only the most frequent words are candidates and questions")
+
+
+def _fasttext(parser, args):
+    if args.ft_command == "train":
+        for name in ("dim", "window", "epochs"):
+            if getattr(args, name) < 1:
+                parser.error(f"--{name} must be >= 1")
+        for option, out_path in (("-o/--output", args.output), ("--vec", args.vec),
+                                 ("--save-model", args.save_model)):
+            if out_path is not None:
+                try:
+                    check_writable_target(out_path, option)
+                except ValueError as err:
+                    parser.error(str(err))
+        kw = dict(vector_size=args.dim, window=args.window, min_count=args.min_count,
+                  sample=args.sample, sg=args.sg, negative=args.negative, epochs=args.epochs,
+                  alpha=args.alpha, min_alpha=args.min_alpha, seed=args.seed,
+                  min_n=args.minn, max_n=args.maxn, bucket=args.bucket, path=args.path,
+                  overwrite=args.overwrite, progress=not args.quiet)
+        if args.workers is not None:
+            kw["workers"] = args.workers
+        t0 = time.perf_counter()
+        interrupted = False
+        try:
+            model = fs.FastText(**kw)
+            if not _kernels_cached("_ft_kernels"):
+                print("compiling the fasttext kernels (first run only, about a minute; cached "
+                      "on disk afterwards)", file=sys.stderr, flush=True)
+            model.build_vocab(corpus_file=args.corpus)
+        except (OSError, ValueError) as err:
+            print(f"fastsampled fasttext train: {err}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("fastsampled fasttext train: interrupted while reading the corpus; nothing "
+                  "was written", file=sys.stderr)
+            return 130
+        try:
+            model.train()
+        except KeyboardInterrupt:     # raised between two batches: the vectors are whole
+            interrupted = True
+        try:
+            model.save_facebook_model(args.output)
+            if args.vec:
+                model.wv.save_word2vec_format(args.vec, binary=False)
+            if args.save_model:
+                model.save(args.save_model)
+        except (OSError, ValueError) as err:
+            print(f"fastsampled fasttext train: cannot write the result: {err}",
+                  file=sys.stderr)
+            return 1
+        finally:
+            model.close()
+        print(f"{len(model.index_to_key):,} words x {args.dim} (+ {args.bucket:,} n-gram rows) "
+              f"written to {args.output} ({time.perf_counter() - t0:.1f} s)")
+        if interrupted:
+            print("fastsampled fasttext train: interrupted; the model written is the one "
+                  "trained until then", file=sys.stderr)
+            return 130
+        return 0
+    if not (args.analogies or args.pairs):
+        parser.error("give --analogies and/or --pairs (e.g. --analogies questions-words)")
+    try:
+        if args.analogies:
+            args.analogies = resolve_eval_set(args.analogies, "--analogies")
+        if args.pairs:
+            args.pairs = resolve_eval_set(args.pairs, "--pairs")
+    except ValueError as err:
+        parser.error(str(err))
+    try:
+        kv = fs.load_facebook_model(args.model).wv
+        if args.analogies:
+            acc, _ = kv.evaluate_word_analogies(args.analogies, restrict_vocab=args.restrict_vocab)
+            print(f"analogy accuracy: {acc:.4f} ({args.analogies}, restrict_vocab "
+                  f"{args.restrict_vocab})")
+        if args.pairs:
+            pearson, spearman, oov = kv.evaluate_word_pairs(args.pairs,
+                                                            restrict_vocab=args.restrict_vocab)
+            print(f"word pairs: Spearman {spearman[0]:.4f}, Pearson {pearson[0]:.4f}, "
+                  f"{oov:.1f}% out of vocabulary ({args.pairs})")
+    except (OSError, ValueError) as err:
+        print(f"fastsampled fasttext eval: {err}", file=sys.stderr)
         return 1
     return 0
 
