@@ -136,10 +136,19 @@ BENCH_SUITES = {
     "word2vec": BenchSuite(
         "words/s and quality, fastsampled beside gensim (when installed)",
         (BenchScript("bench_word2vec.py", 25, 480, corpus=True),)),
+    "fasttext": BenchSuite(
+        "subword vectors: words/s, quality and peak RSS, fastsampled beside the fasttext "
+        "package and gensim's FastText (each when installed)",
+        (BenchScript("bench_fasttext.py", 90, 1500, corpus=True),)),
     "torch": BenchSuite(
         "PyTorch adapter (bench/bench_torch.py, when present and torch is installed)",
         (BenchScript("bench_torch.py", 25, 250,
                      requires=(("torch", "pip install torch==2.13.0 for the CPU build"),)),)),
+    "tensorflow": BenchSuite(
+        "fastsampled.tf and the Keras layer inside a tf.function step, beside "
+        "tf.nn.sampled_softmax_loss; memory at V=10^7; the shared TensorFlow cases",
+        (BenchScript("bench_tf.py", 60, 480,
+                     requires=(("tensorflow", 'pip install ".[tensorflow]"'),)),)),
     "ray": BenchSuite(
         "the distributed head on a local Ray instance: exactness against one machine, the "
         "step's overhead, V=10^7 over 4 shard servers, SIGKILL runs, asynchronous quality",
