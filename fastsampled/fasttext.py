@@ -41,7 +41,7 @@ from ._ftformat import (EOS, LOSS_NS, MODEL_CBOW, MODEL_SG, check_int32, read_fa
 from ._modelfiles import NpzReader, replacing
 from ._validate import as_int
 from .keyedvectors import KeyedVectors
-from .word2vec import Word2Vec, block_alphas, block_boundaries
+from .word2vec import Word2Vec
 
 __all__ = ["FastText", "FastTextKeyedVectors", "load_facebook_model"]
 
@@ -496,6 +496,12 @@ corpus_in_memory, lr_schedule, num_sampled, cbow_mean
         self._wv = None
 
     # ------------------------------------------------------------------ training
+    # blocks are handed to the threads one at a time as each finishes its last, not split in
+    # equal shares up front: a thread slowed by another process then trains fewer blocks
+    # instead of making the others wait for it at the end of every group
+    _LOG_NAME = "fasttext"
+    _PARALLEL_CHUNKSIZE = 1
+
     def train(self, sentences=None, corpus_file=None, epochs=None):
         """Train (after :meth:`build_vocab`); a new corpus replaces the encoded one.
 
@@ -515,80 +521,23 @@ corpus_in_memory, lr_schedule, num_sampled, cbow_mean
             ``effective_words`` (kept after subsampling), ``raw_words``, ``seconds``,
             ``words_per_s`` (effective) and ``loss`` (summed over the epochs of this call).
         """
-        import time
+        return super().train(sentences=sentences, corpus_file=corpus_file, epochs=epochs)
 
-        import numba
-
-        if sentences is not None or corpus_file is not None:
-            if self.syn0 is None:
-                raise ValueError("call build_vocab before train")
-            self._encode_new(sentences, corpus_file)
-        if self._corpus is None:
-            raise ValueError("no corpus: call build_vocab(sentences=... or corpus_file=...) "
-                             "first")
-        epochs = self.epochs if epochs is None else as_int(epochs, "epochs", 1)
-        self._check_state()
+    def _check_state(self):
+        super()._check_state()
         self._check_ft_state()
-        corpus = self._corpus
-        total = corpus.total_words
-        if total == 0:
-            raise ValueError("the corpus holds no word of the vocabulary")
-        bsent, bword, bunit = block_boundaries(corpus.words, corpus.units, self.batch_words)
-        nblocks = bsent.size - 1
-        chunk = max(4 * self.workers, 32)
-        starts = np.arange(0, nblocks, chunk)
-        ends = np.minimum(starts + chunk, nblocks)
-        buf = np.empty(0 if corpus.in_memory else int((bunit[ends] - bunit[starts]).max()),
-                       np.uint16)
-        old_threads = numba.get_num_threads()
-        old_chunk = numba.get_parallel_chunksize()
-        numba.set_num_threads(self.workers)
-        # Blocks are handed to the threads one at a time as each finishes its last, not split
-        # in equal shares up front: a thread slowed by another process then trains fewer
-        # blocks instead of making the others wait for it at the end of every call.
-        numba.set_parallel_chunksize(1)
-        t0 = time.perf_counter()
-        eff_total = 0
-        loss_total = 0.0
-        self.epoch_losses = []
-        try:
-            for epoch in range(epochs):
-                alphas = block_alphas(bword[:-1], total, epoch, epochs, self.alpha,
-                                      self.min_alpha, self.lr_schedule, self.workers)
-                loss_e = 0.0
-                for b0, b1 in zip(starts.tolist(), ends.tolist()):
-                    s0, s1 = int(bsent[b0]), int(bsent[b1])
-                    stream = corpus.read(int(bunit[b0]), int(bunit[b1]), buf)
-                    sent_off = np.zeros(s1 - s0 + 1, np.int64)
-                    np.cumsum(corpus.units[s0:s1], dtype=np.int64, out=sent_off[1:])
-                    loss_out = np.zeros(b1 - b0, np.float64)
-                    eff_out = np.zeros(b1 - b0, np.int64)
-                    pairs_out = np.zeros(b1 - b0, np.int64)
-                    train_blocks(self._input, self.syn1neg, self._indptr, self._indices,
-                                 stream, sent_off, bsent[b0:b1 + 1] - s0, b0, alphas[b0:b1],
-                                 self._keep_thr, self._alias.table, self._seed64,
-                                 np.uint64(epoch * nblocks), self.window, self.negative,
-                                 self.sg, loss_out, eff_out, pairs_out)
-                    loss_e += float(loss_out.sum())
-                    eff_total += int(eff_out.sum())
-                self.epoch_losses.append(loss_e)
-                loss_total += loss_e
-                if self.progress:
-                    el = time.perf_counter() - t0
-                    logger.info("fasttext epoch %d/%d: loss %.4f per word, %s effective words/s",
-                                epoch + 1, epochs, loss_e / max(eff_total, 1),
-                                f"{eff_total / max(el, 1e-9):,.0f}")
-        finally:
-            numba.set_num_threads(old_threads)
-            numba.set_parallel_chunksize(old_chunk)
-            self._wv = None
+
+    def _block_trainer(self):
+        def run(stream, sent_off, block_sent, b0, alphas, key, loss_out, eff_out, pairs_out):
+            train_blocks(self._input, self.syn1neg, self._indptr, self._indices, stream,
+                         sent_off, block_sent, b0, alphas, self._keep_thr, self._alias.table,
+                         self._seed64, key, self.window, self.negative, self.sg, loss_out,
+                         eff_out, pairs_out)
+        return run
+
+    def _trained(self):
         if self._store is not None:
             self._store.checkpoint()
-        seconds = time.perf_counter() - t0
-        self.running_training_loss = self.epoch_losses[-1]
-        return {"effective_words": eff_total, "raw_words": epochs * self.corpus_total_words,
-                "seconds": seconds, "words_per_s": eff_total / max(seconds, 1e-12),
-                "loss": loss_total}
 
     def _check_ft_state(self):
         """Raise unless the n-gram rows and the CSR row lists agree with the matrices (the

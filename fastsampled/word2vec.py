@@ -467,8 +467,7 @@ class Word2Vec:
             raise ValueError("the corpus holds no word of the vocabulary")
         bsent, bword, bunit = block_boundaries(corpus.words, corpus.units, self.batch_words)
         nblocks = bsent.size - 1
-        mode = _LOSSES[self.loss]
-        nneg = self.negative if mode == LOSS_NEGATIVE_SAMPLING else self.num_sampled
+        train_group = self._block_trainer()
         chunk = max(4 * self.workers, 32)
         starts = np.arange(0, nblocks, chunk)
         ends = np.minimum(starts + chunk, nblocks)
@@ -477,7 +476,10 @@ class Word2Vec:
                        np.uint16)
         bar = self._progress_bar(epochs * total)
         old_threads = numba.get_num_threads()
+        old_chunk = numba.get_parallel_chunksize()
         numba.set_num_threads(self.workers)
+        if self._PARALLEL_CHUNKSIZE is not None:
+            numba.set_parallel_chunksize(self._PARALLEL_CHUNKSIZE)
         t0 = time.perf_counter()
         eff_total = eff_before = 0
         loss_total = 0.0
@@ -495,11 +497,8 @@ class Word2Vec:
                     loss_out = np.zeros(b1 - b0, np.float64)
                     eff_out = np.zeros(b1 - b0, np.int64)
                     pairs_out = np.zeros(b1 - b0, np.int64)
-                    train_blocks(
-                        self.syn0, self.syn1neg, stream, sent_off, bsent[b0:b1 + 1] - s0, b0,
-                        alphas[b0:b1], self._keep_thr, self._alias.table, self._logq,
-                        self._seed64, np.uint64(epoch * nblocks), self.window, nneg, self.sg,
-                        mode, loss_out, eff_out, pairs_out)
+                    train_group(stream, sent_off, bsent[b0:b1 + 1] - s0, b0, alphas[b0:b1],
+                                np.uint64(epoch * nblocks), loss_out, eff_out, pairs_out)
                     loss_e += float(loss_out.sum())
                     eff_total += int(eff_out.sum())
                     if bar is not None:
@@ -514,22 +513,44 @@ class Word2Vec:
                 if self.progress and bar is None:
                     el = time.perf_counter() - t0
                     eff_epoch = eff_total - eff_before
-                    logger.info("word2vec epoch %d/%d: loss %.4f per word, %s effective "
-                                "words/s, lr %.5f", epoch + 1, epochs,
+                    logger.info("%s epoch %d/%d: loss %.4f per word, %s effective "
+                                "words/s, lr %.5f", self._LOG_NAME, epoch + 1, epochs,
                                 loss_e / max(eff_epoch, 1), f"{eff_total / max(el, 1e-9):,.0f}",
                                 alphas[-1])
                 eff_before = eff_total
         finally:        # also after Ctrl-C between two batches: every batch ran whole
             numba.set_num_threads(old_threads)
+            numba.set_parallel_chunksize(old_chunk)
             self._wv = None
             if bar is not None:
                 bar.close()
+        self._trained()
         seconds = time.perf_counter() - t0
         self.running_training_loss = self.epoch_losses[-1]
         self._wv = None
         return {"effective_words": eff_total, "raw_words": epochs * self.corpus_total_words,
                 "seconds": seconds, "words_per_s": eff_total / max(seconds, 1e-12),
                 "loss": loss_total}
+
+    # what train()'s log lines call the model, and how Numba hands blocks to threads (None:
+    # Numba's default)
+    _LOG_NAME = "word2vec"
+    _PARALLEL_CHUNKSIZE = None
+
+    def _block_trainer(self):
+        """``run(stream, sent_off, block_sent, first_block, alphas, epoch_key, loss_out,
+        eff_out, pairs_out)``: the kernel call that trains one group of blocks in place."""
+        mode = _LOSSES[self.loss]
+        nneg = self.negative if mode == LOSS_NEGATIVE_SAMPLING else self.num_sampled
+
+        def run(stream, sent_off, block_sent, b0, alphas, key, loss_out, eff_out, pairs_out):
+            train_blocks(self.syn0, self.syn1neg, stream, sent_off, block_sent, b0, alphas,
+                         self._keep_thr, self._alias.table, self._logq, self._seed64, key,
+                         self.window, nneg, self.sg, mode, loss_out, eff_out, pairs_out)
+        return run
+
+    def _trained(self):
+        """Called once at the end of :meth:`train` (a model with a store checkpoints it)."""
 
     def _check_state(self):
         """Raise unless the arrays :meth:`train` hands the kernel agree with each other.
