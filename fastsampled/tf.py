@@ -284,7 +284,7 @@ _DOC = """
         ``(sampled_candidates, true_expected_count, sampled_expected_count)`` from a
         candidate sampler; None draws them with ``tf.random.log_uniform_candidate_sampler``.
     remove_accidental_hits : bool
-    {extra}subtract_log_q : bool, keyword only
+{extra}    subtract_log_q : bool, keyword only
         Subtract ``log(expected_count)`` from each logit (TensorFlow always does; False is
         plain negative sampling).
 
