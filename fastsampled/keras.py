@@ -68,7 +68,6 @@ import numpy as np
 from . import _headstate
 from ._headinit import optimizer_from_record
 from .head import SampledSoftmaxHead
-from .tf import aligned
 
 __all__ = ["SampledSoftmax", "TopK"]
 
@@ -202,7 +201,7 @@ class SampledSoftmax(keras.layers.Layer):
             self._fs_pending[token] = (grads, self.head.step)
             while len(self._fs_pending) > _MAX_PENDING:
                 self._fs_pending.popitem(last=False)
-        return losses.astype(self.head.dtype, copy=False), aligned(grads.inputs), np.int64(token)
+        return losses.astype(self.head.dtype, copy=False), grads.inputs, np.int64(token)
 
     def _backward(self, token, dy, dx):
         """Apply the step's update, scaled by the incoming gradient; return d hidden."""
@@ -231,11 +230,7 @@ class SampledSoftmax(keras.layers.Layer):
             grads.weights *= s
             grads.biases *= s
         self.head.apply_grads(grads)
-        if scale == 1.0:
-            return dx                   # already aligned (the forward's output, back again)
-        out = aligned(np.empty_like(dx))
-        np.multiply(dx, dx.dtype.type(scale), out=out)
-        return out
+        return (dx * dx.dtype.type(scale)).astype(dx.dtype, copy=False)
 
     # ------------------------------------------------------------------ inference
     def _exact_losses(self, hidden, labels):

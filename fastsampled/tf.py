@@ -50,23 +50,6 @@ from ._validate import as_bool, as_int
 __all__ = ["sampled_softmax_loss", "nce_loss", "v1"]
 
 
-# TensorFlow wraps an array a Python function returns without copying it only when the array
-# is aligned to this many bytes (docs/threads.md#the-tensorflow-adapters-cost)
-TF_ALIGN = 64
-
-
-def aligned(a):
-    """``a`` itself when it is C-contiguous and aligned to :data:`TF_ALIGN` bytes, else a copy
-    that is (a copy in cache is cheaper than TensorFlow's own of an unaligned array)."""
-    if a.flags.c_contiguous and a.ctypes.data % TF_ALIGN == 0:
-        return a
-    buf = np.empty(a.nbytes + TF_ALIGN, np.uint8)
-    start = -buf.ctypes.data % TF_ALIGN
-    out = buf[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
-    np.copyto(out, a)
-    return out
-
-
 # --------------------------------------------------------------------------- arguments
 
 def _parts(value, name, ndim):
@@ -155,7 +138,7 @@ def _kernel(nce, remove_hits, subtract_log_q):
         loss, g = loss_and_grads(W, Bs, x, labels, (sampled, tec, sec), options,
                                  workspace=thread_workspace())
         # every local id 0..K-1 occurs, so the gradient rows are in local id order
-        return loss, aligned(g.inputs), aligned(g.weights), g.biases
+        return loss, g.inputs, g.weights, g.biases
 
     return run
 
