@@ -276,13 +276,14 @@ def _round(head, trainers, start, n, base_sync, base_seq, mode, staleness, names
     completes."""
     for attempt in range(max_retries + 1):
         base = [base_sync if mode == "sync" else base_seq[i] for i in range(num_trainers)]
+        servers = _server_pids(head.shard_handles)
         refs = [t.run.remote(start, n, base[i], mode, staleness, names)
                 for i, t in enumerate(trainers)]
         try:
-            results = _get_all(refs, head)
+            results = _get_all(refs, head.shard_handles, servers)
             return {"results": results, "retries": attempt}
-        except (RayActorError, RayTaskError) as e:
-            if attempt == max_retries or not _retryable(e):
+        except (RayActorError, RayTaskError, ServerRestarted) as e:
+            if attempt == max_retries or not (isinstance(e, ServerRestarted) or _retryable(e)):
                 raise
             logger.warning("round from step %d failed (%s: %s); rerunning it from the "
                            "checkpoint", start, type(e).__name__, str(e).splitlines()[0])
@@ -305,12 +306,36 @@ def _retryable(e):
     return isinstance(cause, (ShardNotReady, Aborted, UpdateGap))
 
 
-def _get_all(refs, head):
-    """Every result, or the first failure as soon as it happens."""
+class ServerRestarted(RuntimeError):
+    """A shard server was restarted during a round: it reopened at the last checkpoint, so
+    the round's steps it had applied are gone and the trainers would wait for them."""
+
+
+def _server_pids(handles, timeout=30.0):
+    """The process id of each shard server (None while one cannot answer)."""
+    refs = [h.info.remote() for h in handles]
+    out = []
+    for ref in refs:
+        try:
+            out.append(ray.get(ref, timeout=timeout)["pid"])
+        except Exception:  # noqa: BLE001 -- restarting or gone: compared as unknown
+            out.append(None)
+    return out
+
+
+def _get_all(refs, handles, servers, poll_s=1.0):
+    """Every result, or the first failure as soon as it happens; :class:`ServerRestarted`
+    when a shard server's process is no longer the one the round started with (a trainer
+    would otherwise wait for steps that server lost, up to ``WAIT_S``)."""
     pending = list(refs)
     while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        ray.get(ready[0])                  # raises the trainer's failure now
+        ready, pending = ray.wait(pending, num_returns=1, timeout=poll_s)
+        if ready:
+            ray.get(ready[0])              # raises the trainer's failure now
+            continue
+        now = _server_pids(handles, timeout=poll_s)
+        if any(a is not None and b is not None and a != b for a, b in zip(servers, now)):
+            raise ServerRestarted(f"shard server processes {servers} are now {now}")
     return ray.get(refs)
 
 
