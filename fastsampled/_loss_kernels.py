@@ -336,56 +336,79 @@ def _fused(x, wsrc, bsrc, true_ids, ws, bs, num_true, log_tec, log_sec, hit_cols
     added in block order afterwards. ``ws`` / ``bs`` are the sampled rows, already gathered.
     A block's inputs, label rows, logits and W_s stay in cache, the label rows are read from
     the weights once, and there is one parallel region."""
+    loss, g_true, dx, wpart, bpart = fused_outputs(x, ws.shape[0], num_true, nrb)
+    for blk in prange(nrb):
+        _fused_block(blk, x, wsrc, bsrc, true_ids, ws, bs, num_true, log_tec, log_sec,
+                     hit_cols, nce, want_grads, gscale, rb, loss, g_true, dx, wpart, bpart)
+    return loss, dx, g_true, wpart, bpart
+
+
+@njit(cache=True)
+def fused_outputs(x, S, num_true, nrb):
+    """The arrays :func:`_fused` fills: ``(loss, g_true, dx, wpart, bpart)``."""
+    B, D = x.shape
+    return (np.zeros(B, np.float64), np.empty((B, num_true), x.dtype), np.empty((B, D), x.dtype),
+            np.empty((nrb, S, D), x.dtype), np.empty((nrb, S), np.float64))
+
+
+@njit(nogil=True, cache=True)
+def fused_blocks(x, wsrc, bsrc, true_ids, ws, bs, num_true, log_tec, log_sec, hit_cols, nce,
+                 want_grads, gscale, rb, b0, b1, loss, g_true, dx, wpart, bpart):
+    """Row blocks ``b0 .. b1`` of :func:`_fused` on the calling thread, without the GIL, into
+    the arrays of :func:`fused_outputs`: threads that each run a range of blocks compute
+    what :func:`_fused` computes, bit for bit, with no OpenMP worker left spinning after."""
+    for blk in range(b0, b1):
+        _fused_block(blk, x, wsrc, bsrc, true_ids, ws, bs, num_true, log_tec, log_sec,
+                     hit_cols, nce, want_grads, gscale, rb, loss, g_true, dx, wpart, bpart)
+
+
+@njit(cache=True)
+def _fused_block(blk, x, wsrc, bsrc, true_ids, ws, bs, num_true, log_tec, log_sec, hit_cols,
+                 nce, want_grads, gscale, rb, loss, g_true, dx, wpart, bpart):
+    """Row block ``blk`` of :func:`_fused`."""
     B, D = x.shape
     T = num_true
     S = ws.shape[0]
-    loss = np.zeros(B, np.float64)
-    g_true = np.empty((B, T), x.dtype)
-    dx = np.empty((B, D), x.dtype)
-    wpart = np.empty((nrb, S, D), x.dtype)
-    bpart = np.empty((nrb, S), np.float64)
-    for blk in prange(nrb):
-        fpenv = ftz_enter()
-        r0 = blk * rb
-        r1 = min(B, r0 + rb)
-        n = r1 - r0
-        # this block's label rows, indexed from r0 * T (the kernels below take global rows)
-        trows = np.empty((n * T, D), x.dtype)
-        tb = np.empty(n * T, x.dtype)
-        for t in range(n * T):
-            r = true_ids[r0 * T + t]
-            tb[t] = bsrc[r]
-            wr = wsrc[r]
-            tr = trows[t]
-            for c in range(D):
-                tr[c] = wr[c]
-        Z = np.empty((S, n), x.dtype)
-        _slab_logits(x, ws, bs, log_sec, hit_cols, r0, r1, 0, S, Z)
-        zt = np.empty((T, n))
-        _true_logits(x, trows, tb, log_tec, r0, r1, zt, r0 * T)
-        if not nce:
-            m = np.empty(n)
-            for ii in range(n):
-                m[ii] = zt[0, ii]
-                for j in range(1, T):
-                    m[ii] = max(m[ii], zt[j, ii])
-            s = np.zeros(n)
-            _exp_stats(Z, m, s)   # m already includes the true logits
-            _softmax_rows(zt, m, s, loss, g_true, r0, want_grads, gscale)
-            if want_grads:
-                _scale_cols(Z, s)              # s = gscale / sum
-        else:
-            _nce_slab(Z, loss[r0:r1], gscale)
-            _true_nce(zt, 1.0 / T, loss, g_true, r0, gscale)
+    fpenv = ftz_enter()
+    r0 = blk * rb
+    r1 = min(B, r0 + rb)
+    n = r1 - r0
+    # this block's label rows, indexed from r0 * T (the kernels below take global rows)
+    trows = np.empty((n * T, D), x.dtype)
+    tb = np.empty(n * T, x.dtype)
+    for t in range(n * T):
+        r = true_ids[r0 * T + t]
+        tb[t] = bsrc[r]
+        wr = wsrc[r]
+        tr = trows[t]
+        for c in range(D):
+            tr[c] = wr[c]
+    Z = np.empty((S, n), x.dtype)
+    _slab_logits(x, ws, bs, log_sec, hit_cols, r0, r1, 0, S, Z)
+    zt = np.empty((T, n))
+    _true_logits(x, trows, tb, log_tec, r0, r1, zt, r0 * T)
+    if not nce:
+        m = np.empty(n)
+        for ii in range(n):
+            m[ii] = zt[0, ii]
+            for j in range(1, T):
+                m[ii] = max(m[ii], zt[j, ii])
+        s = np.zeros(n)
+        _exp_stats(Z, m, s)   # m already includes the true logits
+        _softmax_rows(zt, m, s, loss, g_true, r0, want_grads, gscale)
         if want_grads:
-            d = dx[r0:r1]
-            _gemm(Z.T, ws, d)
-            _add_true_terms(d, g_true, trows, r0, r0 * T)
-            _gemm(Z, x[r0:r1], wpart[blk])
-            for k in range(S):
-                bpart[blk, k] = _vsum(Z[k])
-        ftz_exit(fpenv)
-    return loss, dx, g_true, wpart, bpart
+            _scale_cols(Z, s)              # s = gscale / sum
+    else:
+        _nce_slab(Z, loss[r0:r1], gscale)
+        _true_nce(zt, 1.0 / T, loss, g_true, r0, gscale)
+    if want_grads:
+        d = dx[r0:r1]
+        _gemm(Z.T, ws, d)
+        _add_true_terms(d, g_true, trows, r0, r0 * T)
+        _gemm(Z, x[r0:r1], wpart[blk])
+        for k in range(S):
+            bpart[blk, k] = _vsum(Z[k])
+    ftz_exit(fpenv)
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
@@ -725,7 +748,7 @@ def _hit_columns(labels, sampled, remove_hits):
 
 
 @njit(cache=True)
-def _step_result(loss, dx, g_true, wpart, bpart, labels, sampled, x, want_grads):
+def step_result(loss, dx, g_true, wpart, bpart, labels, sampled, x, want_grads):
     """``(loss, dx, ids, dW, db)`` of a step from the fused kernels' outputs (the sparse
     merge; the last four empty when ``want_grads`` is False)."""
     if not want_grads:
@@ -750,7 +773,23 @@ def step_rows(rows, brows, x, labels, sampled, log_tec, log_sec, remove_hits, nc
     loss, dx, g_true, wpart, bpart = sampled_fwd_bwd(x, rows, brows, labels.shape[1], log_tec,
                                                      log_sec, hit_cols, nce, want_grads, gscale,
                                                      work)
-    return _step_result(loss, dx, g_true, wpart, bpart, labels, sampled, x, want_grads)
+    return step_result(loss, dx, g_true, wpart, bpart, labels, sampled, x, want_grads)
+
+
+@njit(cache=True)
+def dense_sampled(weights, biases, x, labels, sampled, remove_hits):
+    """What :func:`_fused` takes besides the weights, for S in one chunk: the sampled rows and
+    biases, gathered in x's dtype, and the accidental-hit columns."""
+    S = sampled.size
+    D = x.shape[1]
+    ws = np.empty((S, D), x.dtype)
+    bs = np.empty(S, x.dtype)
+    for k in range(S):
+        r = sampled[k]
+        bs[k] = biases[r]
+        for c in range(D):
+            ws[k, c] = weights[r, c]
+    return ws, bs, _hit_columns(labels, sampled, remove_hits)
 
 
 @njit(cache=True)
@@ -767,18 +806,11 @@ def step_dense(weights, biases, x, labels, sampled, log_tec, log_sec, remove_hit
     D = x.shape[1]
     nrb, rb, nc, _ = plan(B, S)
     if nc == 1:
-        ws = np.empty((S, D), x.dtype)
-        bs = np.empty(S, x.dtype)
-        for k in range(S):
-            r = sampled[k]
-            bs[k] = biases[r]
-            for c in range(D):
-                ws[k, c] = weights[r, c]
-        hit_cols = _hit_columns(labels, sampled, remove_hits)
+        ws, bs, hit_cols = dense_sampled(weights, biases, x, labels, sampled, remove_hits)
         loss, dx, g_true, wpart, bpart = _fused(x, weights, biases, labels.reshape(-1), ws, bs,
                                                 T, log_tec, log_sec, hit_cols, nce, want_grads,
                                                 gscale, rb, nrb)
-        return _step_result(loss, dx, g_true, wpart, bpart, labels, sampled, x, want_grads)
+        return step_result(loss, dx, g_true, wpart, bpart, labels, sampled, x, want_grads)
     ids = _concat_ids(labels.reshape(-1), sampled)
     pos = np.arange(BT + S)
     rows = work[:(BT + S) * D].reshape((BT + S, D))

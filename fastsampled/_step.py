@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._blas import single_threaded_blas
-from ._loss_kernels import step_dense, step_rows, work_size
+from ._loss_kernels import (step_result, dense_sampled, fused_blocks, fused_outputs, plan,
+                            step_dense, step_rows, work_size)
 from ._params import ParamRows
 from ._validate import as_float_array, as_id_array, check_range
 from ._validate_kernels import first_not_positive_finite
@@ -231,8 +232,44 @@ def _result(out, candidates, want_grads, w_dtype, b_dtype, dtype):
                                            db.astype(b_dtype, copy=False), tuple(candidates))
 
 
+def _dense_on_threads(weights, biases, x, labels, sampled, log_tec, log_sec, options,
+                      want_grads, gscale, threads):
+    """:func:`step_dense` for S in one chunk, its row blocks split over ``threads`` Python
+    threads (this one included), each running :func:`fused_blocks` on a contiguous range
+    without the GIL; the same values bit for bit. The threads end with the call: unlike an
+    OpenMP worker, none keeps a core busy afterwards (a distributed step's caller waits for
+    processes on the same cores next, docs/cluster.md#threads-on-the-caller)."""
+    B, T = labels.shape
+    nrb, rb, _, _ = plan(B, sampled.size)
+    ws, bs, hit_cols = dense_sampled(weights, biases, x, labels, sampled,
+                                     options.remove_accidental_hits)
+    loss, g_true, dx, wpart, bpart = fused_outputs(x, sampled.size, T, nrb)
+    true_ids = labels.reshape(-1)
+    n = max(1, min(int(threads), nrb))
+    cuts = [nrb * i // n for i in range(n + 1)]
+    errors = []
+
+    def run(i):
+        try:
+            fused_blocks(x, weights, biases, true_ids, ws, bs, T, log_tec, log_sec, hit_cols,
+                         options.nce, want_grads, gscale, rb, cuts[i], cuts[i + 1], loss, g_true,
+                         dx, wpart, bpart)
+        except BaseException as e:      # re-raised on the calling thread
+            errors.append(e)
+
+    helpers = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(1, n)]
+    for t in helpers:
+        t.start()
+    run(0)
+    for t in helpers:
+        t.join()
+    if errors:
+        raise errors[0]
+    return step_result(loss, dx, g_true, wpart, bpart, labels, sampled, x, want_grads)
+
+
 def loss_and_grads(weights, biases, inputs, labels, candidates, options, *, want_grads=True,
-                   grad_scale=1.0, workspace=None):
+                   grad_scale=1.0, workspace=None, threads=None):
     """Loss of one step and, if ``want_grads``, the gradients of ``grad_scale * sum(loss)``.
 
     Parameters
@@ -252,6 +289,10 @@ def loss_and_grads(weights, biases, inputs, labels, candidates, options, *, want
         Folded into dL/dz by the kernels at no cost (the head's mean passes ``1 / B``).
     workspace : Workspace, optional
         Scratch memory to reuse (None: allocated for this step).
+    threads : int, optional
+        Run the fused kernel of a single-array step with S in one chunk on this many Python
+        threads, each a range of its row blocks without the GIL (:func:`_dense_on_threads`),
+        instead of Numba's parallel region. None: Numba's.
 
     Returns
     -------
@@ -263,7 +304,11 @@ def loss_and_grads(weights, biases, inputs, labels, candidates, options, *, want
     (B, D), T, S = x.shape, labels.shape[1], s.size
     log_tec, log_sec = _log_q(labels, candidates, x.dtype, options.subtract_log_q)
     with single_threaded_blas():
-        if len(weights.shards) == 1 and len(biases.shards) == 1:
+        if len(weights.shards) == 1 and len(biases.shards) == 1 and threads is not None \
+                and plan(B, S)[2] == 1:
+            out = _dense_on_threads(weights.shards[0], biases.shards[0], x, labels, s, log_tec,
+                                    log_sec, options, want_grads, float(grad_scale), threads)
+        elif len(weights.shards) == 1 and len(biases.shards) == 1:
             work = _work(workspace, B, T, S, D, x.dtype, True)
             out = step_dense(weights.shards[0], biases.shards[0], x, labels, s, log_tec,
                              log_sec, options.remove_accidental_hits, options.nce, want_grads,
@@ -283,7 +328,7 @@ def loss_and_grads(weights, biases, inputs, labels, candidates, options, *, want
 
 
 def loss_and_grads_on_unique(rows, bias_rows, uid, inverse, inputs, labels, candidates, options,
-                             *, want_grads=True, grad_scale=1.0, workspace=None):
+                             *, want_grads=True, grad_scale=1.0, workspace=None, threads=None):
     """:func:`loss_and_grads` on the rows of a step's distinct classes, gathered by the caller.
 
     The kernel reads the ``K`` rows in place through local ids (no ``(B*T + S, D)`` copy with
@@ -300,7 +345,7 @@ def loss_and_grads_on_unique(rows, bias_rows, uid, inverse, inputs, labels, cand
     inverse : ndarray of int, shape (B*T + S,)
         Where each of ``step_ids(labels, candidates[0])`` is in ``uid`` (``np.unique``'s
         ``return_inverse``): every entry in ``[0, K)``.
-    inputs, labels, candidates, options, want_grads, grad_scale, workspace
+    inputs, labels, candidates, options, want_grads, grad_scale, workspace, threads
         As :func:`loss_and_grads`, except that labels and candidates need only be
         non-negative: they name the gradient rows and are never used to index an array.
 
@@ -316,7 +361,7 @@ def loss_and_grads_on_unique(rows, bias_rows, uid, inverse, inputs, labels, cand
     Bs = ParamRows(bias_rows, "bias_rows", ndim=1, in_place=True)
     loss, g = loss_and_grads(W, Bs, inputs, local[:B * T].reshape(B, T), local_candidates,
                              options, want_grads=want_grads, grad_scale=grad_scale,
-                             workspace=workspace)
+                             workspace=workspace, threads=threads)
     if g is not None:
         g.ids = uid[g.ids]               # local ids are sorted as uid is: still sorted
         g.sampled_values = tuple(candidates)
