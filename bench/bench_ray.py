@@ -13,7 +13,8 @@ exact     With one synchronous trainer (the RayHead's own steps), 1, 2 and 4 sha
 overhead  V=10^6, D=128, S=64, in-RAM shards: ``train_step`` of the single-machine head and
           of a RayHead (2 shard servers), interleaved in one process (medians, compile and
           first calls excluded), at B=1024 and B=8192, with each transport (a compiled
-          graph, actor calls); calls and bytes per step.
+          graph, actor calls, actor calls with shared-memory files); calls and bytes per
+          step.
 model     From the measured step: projected examples/s for 1-64 machines on 10 and 25
           Gbit/s links at V=10^8 and 10^9 (the assumptions are written with the figures).
 large     V=10^7, D=128: 4 memory-mapped shard servers and 2 asynchronous trainers on
@@ -200,7 +201,7 @@ def bench_overhead(quick, transport, shards=2):
 
 def scale_model(over):
     """Projected examples/s from the measured B=8192 step (see the assumptions)."""
-    m = next(r for r in over if r["batch"] == 8192 and r["transport"] == "graph")
+    m = next(r for r in over if r["batch"] == 8192 and r["transport"] == "shared")
     D, itemsize = 128, 4
     U = m["unique_ids_per_step"]
     compute_s = m["local_ms"] / 1e3                  # the caller's kernel, one machine
@@ -379,7 +380,8 @@ def main():
         if "overhead" in only or "model" in only:
             section("overhead of the distributed step (V=10^6, D=128, S=64, 2 shard servers)")
             results["overhead"] = (bench_overhead(args.quick, "graph") +
-                                   bench_overhead(args.quick, "calls"))
+                                   bench_overhead(args.quick, "calls") +
+                                   bench_overhead(args.quick, "shared"))
         if "model" in only:
             section("projected scale from the measured step")
             results["model"] = scale_model(results["overhead"])
@@ -404,7 +406,8 @@ def main():
                 "network; the caller's compute is the single-machine step measured here",
                 "no overlap of network and compute (the step waits for its rows)",
                 "examples_per_s_measured_overhead: every step also pays the whole overhead "
-                "measured here at B=8192 (compiled graph), as if it carried over unchanged"],
+                "measured here at B=8192 (the default transport, shared-memory files), as "
+                "if it carried over unchanged"],
             "notes": ["local Ray instance, 2 CPUs; shard servers run one Numba thread each"]}
     write_results("ray", rows, meta, out_dir, machine=machine)
     ray.shutdown()

@@ -41,6 +41,7 @@ from ._shardroute import Router, merge_lse, merge_topk
 from ._headinit import optimizer_from_record
 from ._shardserver import (INITIAL, Aborted, ShardNotReady, ShardServer,
                            shard_dir_name)
+from ._shmxfer import Mapping, SharedBuffer, SharedFileGone, needed, serve
 from ._step import SparseGrads, check_sampled_values, step_ids
 from ._step import loss_and_grads_on_unique
 from ._validate import as_int
@@ -110,6 +111,7 @@ class ShardActor:
         self.generation = 0
         self.finished = set()           # asynchronous trainers whose data ended
         self._cond = None
+        self._mapping = None            # the caller's shared-memory file (transport "shared")
 
     def _condition(self):
         if self._cond is None:
@@ -151,6 +153,16 @@ class ShardActor:
         if push is not None:
             await self._changed()
         return out
+
+    async def exchange_shared(self, msg):
+        """:meth:`exchange` with the update and the rows in the caller's shared-memory file
+        (``fastsampled._shmxfer``)."""
+        if self._mapping is None:
+            self._mapping = Mapping()
+        applied = serve(self._mapping, self.server, msg)
+        if applied:
+            await self._changed()
+        return applied
 
     def step(self, request):
         """:meth:`exchange` for the head's compiled graph (one ``(push, ids)`` argument)."""
@@ -206,6 +218,8 @@ class ShardActor:
 
     async def close(self):
         self.server.close()
+        if self._mapping is not None:
+            self._mapping.close()
 
 
 def _is_shard_failure(e):
@@ -231,6 +245,8 @@ class ShardGroup:
         self.dag = None                 # the compiled graph of the step's exchange
         self.use_dag = True
         self.dag_retry_at = 0.0
+        self.shared = None              # per shard: a SharedBuffer, None, or False (remote)
+        self.dim = self.dtype = None
 
     def __len__(self):
         return len(self.handles)
@@ -240,6 +256,8 @@ class ShardGroup:
         channels, no per-call scheduling) when one can be built, else as actor calls. A
         failure in the graph tears it down and the step is redone with actor calls, which
         recover the failed shard (updates already applied are recognised and skipped)."""
+        if self.shared is not None:
+            return self._exchange_shared(args, replayed)
         if self.dag is None and self.use_dag and time.monotonic() >= self.dag_retry_at:
             self._compile()
         if self.dag is not None:
@@ -253,6 +271,64 @@ class ShardGroup:
                 self.teardown()
                 self.dag_retry_at = time.monotonic() + 10.0
         return self.call("exchange", args, replayed=replayed)
+
+    def _exchange_shared(self, args, replayed):
+        """:meth:`exchange` as actor calls, the rows and updates of the shard servers on this
+        node through shared-memory files; a shard that fails is recovered and asked again
+        with an ordinary call (and gets a new file next time)."""
+        sent = []
+        for s, (h, (push, ids)) in enumerate(zip(self.handles, args)):
+            buf = self.shared[s]
+            if buf is False:
+                sent.append((h.exchange.remote(push, ids), None, None))
+                continue
+            size = needed(push, ids, self.dim, self.dtype.itemsize)
+            if buf is None or buf.size < size:
+                if buf is not None:
+                    buf.close()
+                try:
+                    buf = self.shared[s] = SharedBuffer(
+                        max(size, 1 << 20, 0 if buf is None else 2 * buf.size))
+                except OSError as e:    # e.g. a small /dev/shm: rows inline from now on
+                    logger.warning("no shared-memory file for shard server %d (%s); its rows "
+                                   "travel in the calls", s, e)
+                    self.shared[s] = False
+                    sent.append((h.exchange.remote(push, ids), None, None))
+                    continue
+            msg = buf.write(push, ids, self.dim, self.dtype)
+            sent.append((h.exchange_shared.remote(msg), buf, msg))
+        self.calls += len(sent)
+        out = []
+        for s, (ref, buf, msg) in enumerate(sent):
+            h = self.handles[s]
+            if buf is not None:
+                try:
+                    ray.get(ref)
+                except RayTaskError as e:   # other failures are settled below
+                    if isinstance(getattr(e, "cause", None), SharedFileGone):
+                        buf.close()     # nothing was applied: the same call, inline
+                        self.shared[s] = None
+                        buf, ref = None, h.exchange.remote(*args[s])
+                        self.calls += 1
+                except RayActorError:
+                    pass
+            got, value = self._settle(s, ref, lambda h=h, s=s: h.exchange.remote(*replayed(s)))
+            if buf is None:
+                out.append(value)
+            elif got is ref:
+                buf.unlink()            # the shard server has it mapped
+                out.append(buf.reply(msg))
+            else:                       # recovered: answered inline; a new file next time
+                buf.close()
+                self.shared[s] = None
+                out.append(value)
+        return out
+
+    def close_shared(self):
+        for buf in self.shared or ():
+            if buf:
+                buf.close()
+        self.shared = None
 
     def _compile(self):
         from ray.dag import InputNode, MultiOutputNode
@@ -401,16 +477,18 @@ class RayHead(SampledSoftmaxHead):
     max_log_bytes : int
         The updates sent since the last checkpoint are kept (to replay into a restarted
         shard server); when they exceed this, the head checkpoints.
-    transport : {"graph", "calls"}
-        How a step's requests reach the shard servers: a Ray compiled graph (shared-memory
-        channels between processes on one node, no per-call scheduling; actor calls when
-        it cannot be built or fails), or plain actor calls
+    transport : {"shared", "graph", "calls"}
+        How a step's requests reach the shard servers: actor calls whose rows and gradients
+        pass through a shared-memory file for the shard servers on the caller's node (inline
+        for the others; the default), a Ray compiled graph (shared-memory channels, no
+        per-call scheduling, but each server's channel reader spins while it waits; actor
+        calls when it cannot be built or fails), or plain actor calls
         (docs/cluster.md#what-travels-per-step).
     step_threads : int, optional
-        Numba threads for the fused loss of a large step on the caller (every other kernel
-        of a distributed step runs on one). Default: Numba's thread count when the caller's
-        node has a core for each of them besides one per shard server placed there, else 1
-        (docs/cluster.md#threads-on-the-caller).
+        Threads for the fused loss of a large step on the caller (every other kernel of a
+        distributed step runs on one). Default: Numba's thread count, except with
+        ``transport="graph"`` on a node without a core for each of them besides one per
+        shard server placed there: 1 (docs/cluster.md#threads-on-the-caller).
 
     Examples
     --------
@@ -428,7 +506,7 @@ class RayHead(SampledSoftmaxHead):
                  init_scale=None, reduction="mean", remove_accidental_hits=None,
                  subtract_log_q=True, seed=0, dtype="float32", overwrite=False,
                  durability="process", address=None, shard_options=None,
-                 max_log_bytes=1 << 30, transport="graph", step_threads=None,
+                 max_log_bytes=1 << 30, transport="shared", step_threads=None,
                  _manifest=None):
         self._settings(num_classes, dim, sampler=sampler, counts=counts, distortion=distortion,
                        loss=loss, num_sampled=num_sampled, num_true=num_true,
@@ -446,8 +524,9 @@ class RayHead(SampledSoftmaxHead):
         self.max_log_bytes = as_int(max_log_bytes, "max_log_bytes", 0)
         self.step_threads = None if step_threads is None else \
             as_int(step_threads, "step_threads", 1)
-        if transport not in ("graph", "calls"):
-            raise ValueError(f"transport must be 'graph' or 'calls', got {transport!r}")
+        if transport not in ("graph", "calls", "shared"):
+            raise ValueError(f"transport must be 'graph', 'calls' or 'shared', got "
+                             f"{transport!r}")
         self.transport = transport
         self.path = None if path is None else pathlib.Path(os.fspath(path))
         self._options = self._step_options()
@@ -483,9 +562,14 @@ class RayHead(SampledSoftmaxHead):
         handles = [actor.options(**o).remote(self._spec(s)) for s, o in enumerate(opts)]
         self._shards = ShardGroup(handles, [INITIAL] * self.num_shards)
         self._shards.use_dag = self.transport == "graph"
+        here = ray.get_runtime_context().get_node_id()
+        if self.transport == "shared":
+            g = self._shards
+            g.dim, g.dtype = self.dim, self.dtype
+            g.shared = [None if _node_of(o) == here else False for o in opts]
         if self.step_threads is None:
-            here = ray.get_runtime_context().get_node_id()
-            local = sum(_node_of(o) == here for o in opts)
+            # a compiled graph's channel readers spin on their cores while they wait
+            local = sum(_node_of(o) == here for o in opts) if self.transport == "graph" else 0
             cpus = os.cpu_count() or 1
             self.step_threads = numba.get_num_threads() if cpus >= \
                 numba.get_num_threads() + local else 1
@@ -568,11 +652,13 @@ class RayHead(SampledSoftmaxHead):
             uniq, inv = np.unique(ids, return_inverse=True)
             rows, brows = self._gather(uniq)
             scale = 1.0 / x.shape[0] if reduction == "mean" else 1.0
-            if ids.size * self.dim >= PARALLEL_STEP_VALUES:
+            big = ids.size * self.dim >= PARALLEL_STEP_VALUES and self.step_threads > 1
+            if big:     # Python threads for the fused loss; Numba's if S takes several chunks
                 numba.set_num_threads(min(threads, self.step_threads))
             loss, g = loss_and_grads_on_unique(rows, brows, uniq, inv, x, lab, candidates,
                                                self._options, want_grads=want_grads,
-                                               grad_scale=scale, workspace=self._workspace)
+                                               grad_scale=scale, workspace=self._workspace,
+                                               threads=self.step_threads if big else None)
         finally:
             numba.set_num_threads(threads)
         return self._checked(loss, g, reduction, scale, want_grads)
@@ -722,7 +808,7 @@ class RayHead(SampledSoftmaxHead):
 
     @classmethod
     def load(cls, path, mode="r+", durability="process", *, address=None, shard_options=None,
-             max_log_bytes=1 << 30, transport="graph", step_threads=None):
+             max_log_bytes=1 << 30, transport="shared", step_threads=None):
         """Reopen a distributed head at its last global checkpoint.
 
         Parameters
@@ -769,6 +855,7 @@ class RayHead(SampledSoftmaxHead):
         shards = getattr(self, "_shards", None)
         if shards is not None:
             shards.teardown()
+            shards.close_shared()
             try:
                 ray.get([h.close.remote() for h in shards.handles], timeout=60)
             except Exception:           # a dead shard has nothing to close

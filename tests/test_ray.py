@@ -4,6 +4,7 @@ data-parallel trainers. One local Ray instance (token authentication on) serves 
 
 The shard server's own logic and the routing are tested without Ray in test_shardserver.py.
 """
+import glob
 import json
 import os
 import signal
@@ -82,14 +83,15 @@ def _single_state(head):
     return out
 
 
-@pytest.mark.parametrize("optimizer,strategy,shards", [
-    ("adam", "mod", 2), ("adagrad", "div", 3), ("sgd", "mod", 1)])
+@pytest.mark.parametrize("optimizer,strategy,shards,transport", [
+    ("adam", "mod", 2, "graph"), ("adagrad", "div", 3, "graph"), ("sgd", "mod", 1, "graph"),
+    ("adagrad", "mod", 2, "shared")])
 def test_a_ray_head_computes_what_a_single_machine_head_does(tmp_path, optimizer, strategy,
-                                                              shards):
+                                                              shards, transport):
     single = fs.SampledSoftmaxHead(V, D, path=tmp_path / "one", num_sampled=S, seed=5,
                                    optimizer=optimizer)
     head = fsray.RayHead(V, D, num_shards=shards, partition_strategy=strategy,
-                         num_sampled=S, seed=5, optimizer=optimizer)
+                         num_sampled=S, seed=5, optimizer=optimizer, transport=transport)
     try:
         for x, y in _batches(30):
             l1, d1 = single.train_step(x, y)
@@ -162,15 +164,17 @@ def _kill_shard(head, s):
     os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("where", ["ram", "disk"])
-def test_shard_servers_killed_at_random_points_lose_nothing(tmp_path, where):
+@pytest.mark.parametrize("where,transport", [("ram", "graph"), ("disk", "graph"),
+                                             ("ram", "shared")])
+def test_shard_servers_killed_at_random_points_lose_nothing(tmp_path, where, transport):
     """Ten kills per run: at random moments (most fall in a step's exchange), and one
     between the two phases of a checkpoint. The head never stops, and its results stay
     those of the uninterrupted single-machine head."""
     single = fs.SampledSoftmaxHead(V, D, path=tmp_path / "one", num_sampled=S, seed=2,
                                    optimizer="adam")
     head = fsray.RayHead(V, D, num_shards=3, num_sampled=S, seed=2, optimizer="adam",
-                         path=None if where == "ram" else tmp_path / "rh")
+                         path=None if where == "ram" else tmp_path / "rh",
+                         transport=transport)
     rng = np.random.default_rng(1)
     batches = _batches(60, seed=3)
     group = type(head._shards)
@@ -200,6 +204,8 @@ def test_shard_servers_killed_at_random_points_lose_nothing(tmp_path, where):
                 killer.join()
         assert not kill_in_commit
         assert head.transport_stats()["recoveries"] >= 10
+        if transport == "shared":       # each file is unlinked once its server mapped it
+            assert not glob.glob(f"/dev/shm/fastsampled-ray-{os.getpid()}-*")
         single.checkpoint()
         got, want = _state(head, tmp_path, "saved"), _single_state(single)
         for k in want:
