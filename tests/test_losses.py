@@ -605,3 +605,30 @@ def test_grad_scale_scales_every_gradient(kind, shape):
                 np.testing.assert_array_equal(a, b * np.float32(scale))
             else:
                 np.testing.assert_allclose(a, b * scale, rtol=2e-6, atol=2e-6 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("kind", ["ssm", "nce"])
+@pytest.mark.parametrize("shape", [(600, 40, 1), (1030, 64, 3), (300, 1100, 2), (7, 5, 1)],
+                         ids=["fused", "fused_T3", "by_chunk", "one_block"])
+@pytest.mark.parametrize("threads", [1, 2, 5])
+def test_python_threads_compute_what_the_parallel_loop_does(kind, shape, threads):
+    """``threads=`` runs the fused kernel's row blocks on Python threads (a distributed step's
+    caller): bit for bit the values of Numba's parallel loop, and the ordinary path when S
+    takes several chunks."""
+    from fastsampled._params import ParamRows
+    from fastsampled._step import StepOptions, loss_and_grads
+    B, S, T = shape
+    p = Problem(np.random.default_rng([B, S, 7]), B=B, D=9, T=T, S=S, C=2500, dup_labels=True)
+    W = ParamRows(p.W, "weights", ndim=2)
+    Bs = ParamRows(p.b, "biases", ndim=1)
+    lab = np.asarray(p.labels, np.int64).reshape(B, T)
+    args = (W, Bs, p.x, lab, (p.s, p.tec, p.sec), StepOptions(nce=kind == "nce"))
+    l1, g1 = loss_and_grads(*args, grad_scale=1.0 / B)
+    l2, g2 = loss_and_grads(*args, grad_scale=1.0 / B, threads=threads)
+    np.testing.assert_array_equal(l2, l1)
+    for a, b in ((g2.inputs, g1.inputs), (g2.ids, g1.ids), (g2.weights, g1.weights),
+                 (g2.biases, g1.biases)):
+        np.testing.assert_array_equal(a, b)
+    l3, g3 = loss_and_grads(*args, want_grads=False, threads=threads)
+    np.testing.assert_array_equal(l3, l1)
+    assert g3 is None
