@@ -11,11 +11,13 @@ is read (each tool's fixed cost: imports, and fastsampled's kernels) and the pri
 mapped-file parts of the RSS when training ends; ``others_cpu``: cores other processes used
 while it trained.
 
-fastsampled runs twice per architecture, around the gensim run: with ``lr_schedule="gensim"``
-(the learning-rate trajectory gensim's ``corpus_file`` mode follows with the same number of
-workers: the comparison at the same settings) and with its linear default (``--lr-schedule``
-picks one). Each fastsampled run gets a row against the gensim run: the ratio of effective
-words/s, the differences in analogy accuracy and wordsim353 Spearman, the ratio of peak RSS.
+fastsampled runs twice per architecture, around the gensim run: with gensim's settings
+(``alpha=0.025`` and ``lr_schedule="gensim"``, the learning-rate trajectory gensim's
+``corpus_file`` mode follows with the same number of workers: the comparison at the same
+settings), and with its own defaults (``fastsampled-defaults``: the linear schedule, ``alpha``
+0.025 for skip-gram and 0.05 for CBOW); ``--lr-schedule`` picks one. Each fastsampled run gets
+a row against the gensim run: the ratio of effective words/s, the differences in analogy
+accuracy and wordsim353 Spearman, the ratio of peak RSS.
 
 fastsampled's kernels come from Numba's cache: a separate process warms it first (on a cold
 cache it compiles there), and the measured process loads them on a tiny corpus before its
@@ -109,6 +111,7 @@ def child_main(cfg):
         model = Word2Vec(vector_size=s["vector_size"], window=s["window"],
                          min_count=s["min_count"], sample=s["sample"], sg=sg,
                          negative=s["negative"], workers=cfg["workers"], seed=cfg["seed"])
+        res["alpha"] = model.alpha
         model.build_vocab(corpus_file=cfg["corpus"])
         t1 = time.perf_counter()
         load = OtherLoad().start()
@@ -123,11 +126,12 @@ def child_main(cfg):
         with tempfile.TemporaryDirectory() as tmp:  # kernels: outside the timed region
             _warm_fastsampled(sg, cfg["workers"], tmp)
         res["fixed_rss"] = _status("VmHWM")
+        given = {k: cfg[k] for k in ("lr_schedule", "alpha") if cfg.get(k) is not None}
         model = fs.Word2Vec(vector_size=s["vector_size"], window=s["window"],
                             min_count=s["min_count"], sample=s["sample"], sg=sg,
                             negative=s["negative"], epochs=s["epochs"],
-                            workers=cfg["workers"], seed=cfg["seed"], progress=False,
-                            lr_schedule=cfg["lr_schedule"])
+                            workers=cfg["workers"], seed=cfg["seed"], progress=False, **given)
+        res.update(lr_schedule=model.lr_schedule, alpha=model.alpha)
         t0 = time.perf_counter()
         model.build_vocab(corpus_file=cfg["corpus"])
         t1 = time.perf_counter()
@@ -197,9 +201,10 @@ def main(argv=None):
     p.add_argument("--restrict-vocab", type=int, default=30000)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--no-gensim", action="store_true", help="run fastsampled only")
-    p.add_argument("--lr-schedule", choices=("gensim", "linear", "both"), default="both",
-                   help="fastsampled's lr_schedule: gensim's corpus_file schedule (the same "
-                        "trajectory as the gensim run), the linear default, or a run of each")
+    p.add_argument("--lr-schedule", choices=("gensim", "default", "both"), default="both",
+                   help="fastsampled's learning rate: gensim's (alpha 0.025 and its "
+                        "corpus_file schedule, the same trajectory as the gensim run), "
+                        "fastsampled's defaults, or a run of each")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--warm-cache", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -224,14 +229,15 @@ def main(argv=None):
         have_gensim = not args.no_gensim
     except ImportError:
         have_gensim = False
-    # run name -> (tool, fastsampled lr_schedule); gensim runs between the fastsampled ones
-    runs = {"fastsampled": ("fastsampled", "gensim"), "gensim": ("gensim", None),
-            "fastsampled-linear-lr": ("fastsampled", "linear")}
+    # run name -> (tool, fastsampled's lr_schedule and alpha; None: its default); gensim runs
+    # between the fastsampled ones
+    runs = {"fastsampled": ("fastsampled", ("gensim", 0.025)), "gensim": ("gensim", None),
+            "fastsampled-defaults": ("fastsampled", (None, None))}
     if not have_gensim:
         del runs["gensim"]
     if args.lr_schedule == "gensim":
-        del runs["fastsampled-linear-lr"]
-    elif args.lr_schedule == "linear":
+        del runs["fastsampled-defaults"]
+    elif args.lr_schedule == "default":
         del runs["fastsampled"]
     tools = [tool for tool, _ in runs.values()]
     notes = []
@@ -253,13 +259,17 @@ def main(argv=None):
             notes.append(f"--quick: first {n:,} tokens of the corpus, {settings['epochs']} epoch(s)")
         results = {}
         for arch in args.arch:
-            for name, (tool, schedule) in runs.items():
+            for name, (tool, lr) in runs.items():
+                schedule, alpha = lr or (None, None)
                 section(f"{name} {arch}, {settings['epochs']} epochs, {args.workers} workers"
-                        + (f", lr_schedule={schedule!r}" if schedule else ""))
+                        + (f", lr_schedule={schedule!r}" if schedule else "")
+                        + (f", alpha={alpha}" if alpha else "")
+                        + (", fastsampled's default learning rate" if lr == (None, None)
+                           else ""))
                 vec = os.path.join(tmp, f"{name}-{arch}.bin")
                 cfg = dict(tool=tool, sg=int(arch == "sg"), settings=settings, corpus=corpus,
                            workers=args.workers, seed=args.seed, vectors=vec,
-                           lr_schedule=schedule)
+                           lr_schedule=schedule, alpha=alpha)
                 if tool == "fastsampled":  # a cold Numba cache compiles here, not in the run
                     warm = subprocess.run([sys.executable, os.path.abspath(__file__),
                                            "--warm-cache", json.dumps(cfg)])
@@ -280,7 +290,8 @@ def main(argv=None):
                     f"analogy {res.get('analogy', float('nan')):.3f}, wordsim353 "
                     f"{res.get('wordsim', float('nan')):.3f} ({res['scorer']} scoring)")
                 rows.append({"tool": name, "arch": arch, "version": res["version"],
-                             "lr_schedule": schedule,
+                             "lr_schedule": res.get("lr_schedule"),
+                             "alpha": res.get("alpha"),
                              "effective_kwps": res["effective_wps"] / 1e3,
                              "raw_kwps": res["raw_wps"] / 1e3, "train_s": res["train_s"],
                              "vocab_s": res["vocab_s"], "peak_rss_GiB": res["peak_rss"] / 2**30,

@@ -47,7 +47,7 @@ COLUMNS = {
                 "others_cpu"] + ROW_NOTES,
     "memory": ["impl", "V", "peak_rss_GB", "anon_GB", "runtime_GB", "weights_GB", "step_ms",
                "others_cpu"] + ROW_NOTES,
-    "word2vec": ["tool", "arch", "version", "effective_kwps", "raw_kwps", "train_s",
+    "word2vec": ["tool", "arch", "version", "alpha", "effective_kwps", "raw_kwps", "train_s",
                  "peak_rss_GiB", "analogy", "wordsim353", "speed_ratio", "analogy_diff",
                  "wordsim_diff", "peak_rss_ratio"] + ROW_NOTES,
 }
@@ -623,8 +623,8 @@ def plot_word2vec(plt, doc):
                "human ratings. Each tool trains in a fresh process."
                + (f" fastsampled uses lr_schedule='{next(iter(lr))}'"
                   f"{lr_text.get(next(iter(lr)), '')}." if len(lr) == 1 else "")
-               + (" The fastsampled-linear-lr rows (its linear default schedule) are in the "
-                  "table." if any(r.get("tool") == "fastsampled-linear-lr"
+               + (" The fastsampled-defaults rows (its default learning rate) are in the "
+                  "table." if any(r.get("tool") == "fastsampled-defaults"
                                   for r in doc["rows"]) else "")
                + (" A missing bar was not measured." if missing else "")
                + ("\nSettings: " + settings + "." if settings else "")

@@ -315,11 +315,13 @@ def _word2vec_parsers(sub):
     t.add_argument("--num-sampled", type=int, default=None,
                    help="candidates per pair for sampled_softmax / nce (default: --negative)")
     t.add_argument("--epochs", type=int, default=5, help="passes over the corpus")
-    t.add_argument("--alpha", type=float, default=0.025, help="initial learning rate")
+    t.add_argument("--alpha", type=float, default=None,
+                   help="initial learning rate (default: 0.025 with --sg, 0.05 with --cbow)")
     t.add_argument("--min-alpha", type=float, default=1e-4, help="final learning rate")
     t.add_argument("--lr-schedule", choices=("linear", "gensim"), default="linear",
                    help="linear decay over all epochs (word2vec.c, default) or gensim's "
-                        "corpus_file schedule (better CBOW analogies at few epochs)")
+                        "corpus_file schedule (its rate falls 1/workers of the way within "
+                        "an epoch, then steps down)")
     t.add_argument("--workers", type=int, default=None, help="threads (default: all cores)")
     t.add_argument("--seed", type=int, default=1, help="seeds the vectors and the sampling")
     fmt = t.add_mutually_exclusive_group()
@@ -457,7 +459,8 @@ def _fasttext_parsers(sub):
                    help="down-sampling threshold of frequent words (0: off)")
     t.add_argument("--negative", type=int, default=5, help="negative samples per predicted word")
     t.add_argument("--epochs", type=int, default=5, help="passes over the corpus")
-    t.add_argument("--alpha", type=float, default=0.05, help="initial learning rate")
+    t.add_argument("--alpha", type=float, default=None,
+                   help="initial learning rate (default: 0.035 with --sg, 0.05 with --cbow)")
     t.add_argument("--min-alpha", type=float, default=1e-4, help="final learning rate")
     t.add_argument("--workers", type=int, default=None, help="threads (default: all cores)")
     t.add_argument("--seed", type=int, default=1, help="seeds the vectors and the sampling")

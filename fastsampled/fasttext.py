@@ -366,9 +366,13 @@ corpus_in_memory, lr_schedule, num_sampled, cbow_mean
         Let :meth:`build_vocab` replace a store already at ``path``.
 
     The defaults are gensim's (``vector_size=100``, ``window=5``, ``min_count=5``,
-    ``sample=1e-3``, ``negative=5``, ``alpha=0.025``, ``epochs=5``, ``sg=0``, ``min_n=3``,
-    ``max_n=6``, ``bucket=2_000_000``); fastText's own tool uses ``alpha=0.05``,
-    ``sample=1e-4`` and ``ns_exponent=0.5``.
+    ``sample=1e-3``, ``negative=5``, ``epochs=5``, ``sg=0``, ``min_n=3``, ``max_n=6``,
+    ``bucket=2_000_000``) but for the initial learning rate: ``alpha=None`` is 0.05 for CBOW
+    and 0.035 for skip-gram (:meth:`default_alpha`; gensim starts both at 0.025, fastText's
+    own tool at 0.05): against gensim's defaults, CBOW scored higher on analogies and
+    wordsim353, skip-gram higher on wordsim353 and within 0.003 on analogies
+    (docs/word2vec.md#speed-and-quality). fastText's tool also uses ``sample=1e-4`` and
+    ``ns_exponent=0.5``.
 
     Training: the input vector of a word is the mean of its input rows and the gradient is
     added to each of them, as fastText does; skip-gram predicts each context word from the
@@ -385,9 +389,28 @@ corpus_in_memory, lr_schedule, num_sampled, cbow_mean
     (8,)
     """
 
+    # the initial learning rate that alpha=None stands for, by sg (1 skip-gram, 0 CBOW)
+    _DEFAULT_ALPHA = {1: 0.035, 0: 0.05}
+
+    @classmethod
+    def default_alpha(cls, sg):
+        """The initial learning rate used when ``alpha`` is not given (``alpha=None``).
+
+        Parameters
+        ----------
+        sg : int
+            1 skip-gram, 0 CBOW.
+
+        Returns
+        -------
+        float
+            0.035 for skip-gram and 0.05 for CBOW.
+        """
+        return cls._DEFAULT_ALPHA[int(bool(sg))]
+
     def __init__(self, sentences=None, corpus_file=None, vector_size=100, window=5,
                  min_count=5, max_final_vocab=None, sample=1e-3, sg=0, negative=5,
-                 ns_exponent=0.75, epochs=5, alpha=0.025, min_alpha=1e-4, workers=None,
+                 ns_exponent=0.75, epochs=5, alpha=None, min_alpha=1e-4, workers=None,
                  seed=1, progress=True, batch_words=10000, corpus_in_memory=False,
                  lr_schedule="linear", min_n=3, max_n=6, bucket=2_000_000, path=None,
                  overwrite=False, loss="negative_sampling", num_sampled=None, cbow_mean=1):

@@ -28,7 +28,10 @@ Training (what is computed; see ``_w2v_kernels`` for the kernel)
 * Window: per centre ``b`` uniform in ``1 .. window``, both sides.
 * Learning rate, set per block from the block's position in the corpus, so it does not
   depend on thread timing (``N`` words an epoch, ``E`` epochs, ``x`` the words before the
-  block in its epoch ``e``):
+  block in its epoch ``e``). It starts at ``alpha``, by default word2vec.c's 0.025 for
+  skip-gram and 0.05 for CBOW (:meth:`Word2Vec.default_alpha`; gensim starts both at 0.025),
+  which scored at least gensim's analogy and wordsim353 figures for both architectures
+  (docs/word2vec.md#learning-rate):
 
   - ``lr_schedule="linear"`` (default, word2vec.c's): linear from ``alpha`` to
     ``min_alpha`` over all epochs together, progress ``(e * N + x) / (E * N)``.
@@ -36,9 +39,9 @@ Training (what is computed; see ``_w2v_kernels`` for the kernel)
     threads. Each of its threads reads ``1/W`` of the file and advances the rate by its own
     sentences only, so within an epoch the rate falls just ``1/W`` of the way to the next
     epoch's start, then steps down when the epoch ends: progress ``(e + x / (W * N)) / E``.
-    Its average rate is higher, which with few epochs scored better on analogies, as gensim
-    itself does with several workers (docs/performance.md#word2vec). With one worker both
-    schedules are the same.
+    Its average rate is higher, which with few epochs and ``alpha=0.025`` scored better on
+    CBOW analogies, as gensim itself does with several workers (docs/performance.md#word2vec).
+    With one worker both schedules are the same.
 * Candidates: ``negative`` (or ``num_sampled``) ids drawn once per centre word from an
   alias table over ``count ** ns_exponent`` and shared by the window's pairs; a draw equal
   to the centre word is dropped.
@@ -283,8 +286,13 @@ class Word2Vec:
         Candidates per window for ``sampled_softmax`` / ``nce`` (default: ``negative``);
         at most 65 536.
     epochs : int
-    alpha, min_alpha : float
-        Learning rate, decayed from ``alpha`` to ``min_alpha`` as ``lr_schedule`` says.
+    alpha : float, optional
+        Initial learning rate (default: :meth:`default_alpha`, 0.025 for skip-gram and 0.05
+        for CBOW, word2vec.c's choices; the model's ``alpha`` attribute, and a saved model,
+        hold the value used).
+    min_alpha : float
+        Final learning rate: the rate decays from ``alpha`` to ``min_alpha`` as
+        ``lr_schedule`` says.
     lr_schedule : {"linear", "gensim"}
         ``"linear"``: linearly over all epochs together (word2vec.c). ``"gensim"``: the
         schedule of gensim's ``corpus_file`` mode with ``workers`` threads -- within each
@@ -312,7 +320,7 @@ class Word2Vec:
     def __init__(self, sentences=None, corpus_file=None, vector_size=100, window=5,
                  min_count=5, max_final_vocab=None, sample=1e-3, sg=1, negative=5,
                  ns_exponent=0.75, loss="negative_sampling", num_sampled=None, epochs=5,
-                 alpha=0.025, min_alpha=1e-4, workers=None, seed=1, cbow_mean=1,
+                 alpha=None, min_alpha=1e-4, workers=None, seed=1, cbow_mean=1,
                  progress=True, batch_words=MAX_WORDS_IN_BATCH, corpus_in_memory=False,
                  lr_schedule="linear"):
         self.vector_size = as_int(vector_size, "vector_size", 1)
@@ -341,12 +349,13 @@ class Word2Vec:
         if not np.isfinite(self.ns_exponent):
             raise ValueError(f"ns_exponent must be finite, got {ns_exponent!r}")
         self.epochs = as_int(epochs, "epochs", 1)
-        self.alpha = float(alpha)
+        self.alpha = self.default_alpha(self.sg) if alpha is None else float(alpha)
         self.min_alpha = float(min_alpha)
         if not (self.alpha > 0 and np.isfinite(self.alpha)):
             raise ValueError(f"alpha must be > 0, got {alpha!r}")
         if not (0 <= self.min_alpha <= self.alpha):
-            raise ValueError(f"min_alpha must lie in [0, alpha], got {min_alpha!r}")
+            raise ValueError(f"min_alpha must lie in [0, alpha] = [0, {self.alpha}], got "
+                             f"{min_alpha!r}")
         if lr_schedule not in _LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {_LR_SCHEDULES}, got {lr_schedule!r}")
         self.lr_schedule = lr_schedule
@@ -531,6 +540,25 @@ class Word2Vec:
         return {"effective_words": eff_total, "raw_words": epochs * self.corpus_total_words,
                 "seconds": seconds, "words_per_s": eff_total / max(seconds, 1e-12),
                 "loss": loss_total}
+
+    # the initial learning rate that alpha=None stands for, by sg (1 skip-gram, 0 CBOW)
+    _DEFAULT_ALPHA = {1: 0.025, 0: 0.05}
+
+    @classmethod
+    def default_alpha(cls, sg):
+        """The initial learning rate used when ``alpha`` is not given (``alpha=None``).
+
+        Parameters
+        ----------
+        sg : int
+            1 skip-gram, 0 CBOW.
+
+        Returns
+        -------
+        float
+            0.025 for skip-gram and 0.05 for CBOW, word2vec.c's choices.
+        """
+        return cls._DEFAULT_ALPHA[int(bool(sg))]
 
     # what train()'s log lines call the model, and how Numba hands blocks to threads (None:
     # Numba's default)

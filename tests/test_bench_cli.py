@@ -319,7 +319,7 @@ FIXTURES = {
                                  ("fastsampled", "cbow", 1400.0), ("gensim", "cbow", 600.0))]
     + [{"tool": "fastsampled / gensim", "arch": "sg", "speed_ratio": 3.0, "analogy_diff": 0.0,
         "wordsim_diff": -0.01, "peak_rss_ratio": 1.4},
-       {"tool": "fastsampled-linear-lr", "arch": "cbow", "error": "x|y"}],
+       {"tool": "fastsampled-defaults", "arch": "cbow", "error": "x|y"}],
     "head": [{"case": "train_step in RAM", "V": v, "opt": "sgd", "median_ms": 1.5,
               "peak_rss_GB": 0.4, "anon_GB": 0.1} for v in (10**4, 10**5)],
     "torch": [{"impl": "fastsampled.torch", "V": v, "median_ms": 2.0} for v in (10**4, 10**5)],

@@ -80,6 +80,28 @@ def test_word2vec_train_passes_the_lr_schedule(tmp_path, capsys):
         main(["word2vec", "train", str(corpus), "-o", "x", "--lr-schedule", "cosine"])
 
 
+@pytest.mark.kernel
+def test_train_uses_the_library_default_learning_rate(tmp_path, capsys):
+    # no --alpha: the library's default for the architecture; a given --alpha as it is
+    import fastsampled as fs
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join("a b c d e f g h" for _ in range(200)) + "\n")
+    common = ["--dim", "4", "--min-count", "1", "--epochs", "1", "--workers", "1"]
+    for extra, want in (([], 0.025), (["--cbow"], 0.05), (["--cbow", "--alpha", "0.025"], 0.025)):
+        model_path = tmp_path / "w2v"
+        assert main(["word2vec", "train", str(corpus), "-o", str(tmp_path / "v.bin"), *common,
+                     *extra, "--save-model", str(model_path)]) == 0
+        model = fs.Word2Vec.load(str(model_path))
+        assert (model.alpha, model.lr_schedule) == (want, "linear"), extra
+    for extra, want in (([], fs.FastText.default_alpha(1)), (["--cbow"], 0.05),
+                        (["--alpha", "0.05"], 0.05)):
+        model_path = tmp_path / "ft.npz"
+        assert main(["fasttext", "train", str(corpus), "-o", str(tmp_path / "m.bin"), *common,
+                     "--bucket", "100", "--quiet", *extra, "--save-model",
+                     str(model_path)]) == 0
+        assert fs.FastText.load(str(model_path)).alpha == want, extra
+
+
 # ------------------------------------------------------------------ as a user runs it
 
 def _cli(*args):

@@ -325,6 +325,20 @@ def test_only_used_buckets_are_stored(tmp_path):
         np.testing.assert_allclose(small.wv[w], want, rtol=1e-5, atol=1e-7)
 
 
+def test_default_learning_rate_per_architecture(tmp_path):
+    # alpha=None: 0.05 for CBOW (the default architecture), 0.035 for skip-gram
+    assert fs.FastText(progress=False).alpha == 0.05 == fs.FastText.default_alpha(0)
+    assert fs.FastText(sg=1, progress=False).alpha == 0.035 == fs.FastText.default_alpha(1)
+    assert fs.Word2Vec.default_alpha(1) == 0.025          # Word2Vec keeps its own
+    assert fs.FastText(sg=1, alpha=0.05, progress=False).alpha == 0.05
+    assert fs.FastText(sg=0, alpha=0.025, progress=False).alpha == 0.025
+    m = fs.FastText(sentences=_sents(), vector_size=8, min_count=1, bucket=100, epochs=1,
+                    workers=1, progress=False)
+    m.save(tmp_path / "m.npz")                   # the file holds the rate used
+    back = fs.FastText.load(tmp_path / "m.npz")
+    assert (back.sg, back.alpha, back.min_alpha, back.lr_schedule) == (0, 0.05, 1e-4, "linear")
+
+
 def test_own_format_round_trip(tmp_path):
     m = fs.FastText(sentences=_sents(), vector_size=8, min_count=1, bucket=100, epochs=1,
                     workers=1, progress=False)

@@ -167,6 +167,34 @@ def test_lr_schedule_gensim_corpus_file():
         Word2Vec(lr_schedule="cosine")
 
 
+def test_default_learning_rate_per_architecture():
+    # alpha=None: word2vec.c's initial rates, 0.025 for skip-gram and 0.05 for CBOW
+    sg, cbow = Word2Vec(progress=False), Word2Vec(sg=0, progress=False)
+    assert sg.sg == 1 and sg.alpha == 0.025 and Word2Vec.default_alpha(1) == 0.025
+    assert cbow.alpha == 0.05 and Word2Vec.default_alpha(0) == 0.05
+    for m in (sg, cbow):
+        assert m.min_alpha == 1e-4 and m.lr_schedule == "linear"
+    # a given rate means what it says, whatever the architecture
+    assert Word2Vec(sg=0, alpha=0.025, progress=False).alpha == 0.025
+    assert Word2Vec(sg=1, alpha=0.05, progress=False).alpha == 0.05
+    assert Word2Vec(sg=0, alpha=None, progress=False).alpha == 0.05
+    # min_alpha is checked against the rate used
+    assert Word2Vec(sg=0, min_alpha=0.04, progress=False).min_alpha == 0.04
+    with pytest.raises(ValueError, match="min_alpha"):
+        Word2Vec(sg=1, min_alpha=0.04)
+
+
+@pytest.mark.kernel
+def test_default_learning_rate_is_saved(tmp_path):
+    # a saved model records the rate it used, so it loads (and trains on) with the same one
+    model = Word2Vec(_topic_corpus(100), sg=0, min_count=1, vector_size=8, epochs=1,
+                     workers=1, progress=False)
+    assert model.alpha == 0.05
+    model.save(tmp_path / "m.npz")
+    back = Word2Vec.load(tmp_path / "m.npz")
+    assert (back.sg, back.alpha, back.min_alpha, back.lr_schedule) == (0, 0.05, 1e-4, "linear")
+
+
 def _reference_blocks(lengths, batch_words):
     """First sentence of each block, the rule spelled out with numpy."""
     off = np.concatenate(([0], np.cumsum(lengths)))
