@@ -296,6 +296,7 @@ def test_encoded_corpus_file_leaves_nothing_behind(tmp_path, monkeypatch):
     spill.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(spill))
     path = _write(tmp_path, _topic_corpus(50))
+    gc.collect()        # files left to the collector by earlier tests would close mid-test
     fds = _open_fds()
     model = Word2Vec(min_count=1, progress=False).build_vocab(corpus_file=path)
     assert _open_fds() == fds + 1 and os.listdir(spill) == []  # open, already unlinked
