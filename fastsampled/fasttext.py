@@ -365,6 +365,8 @@ corpus_in_memory, lr_schedule, num_sampled, cbow_mean
     overwrite : bool
         Let :meth:`build_vocab` replace a store already at ``path``.
 
+    Notes
+    -----
     The defaults are gensim's (``vector_size=100``, ``window=5``, ``min_count=5``,
     ``sample=1e-3``, ``negative=5``, ``epochs=5``, ``sg=0``, ``min_n=3``, ``max_n=6``,
     ``bucket=2_000_000``) but for the initial learning rate: ``alpha=None`` is 0.05 for CBOW
@@ -389,24 +391,8 @@ corpus_in_memory, lr_schedule, num_sampled, cbow_mean
     (8,)
     """
 
-    # the initial learning rate that alpha=None stands for, by sg (1 skip-gram, 0 CBOW)
+    # the initial learning rate that alpha=None stands for (Word2Vec.default_alpha), by sg
     _DEFAULT_ALPHA = {1: 0.035, 0: 0.05}
-
-    @classmethod
-    def default_alpha(cls, sg):
-        """The initial learning rate used when ``alpha`` is not given (``alpha=None``).
-
-        Parameters
-        ----------
-        sg : int
-            1 skip-gram, 0 CBOW.
-
-        Returns
-        -------
-        float
-            0.035 for skip-gram and 0.05 for CBOW.
-        """
-        return cls._DEFAULT_ALPHA[int(bool(sg))]
 
     def __init__(self, sentences=None, corpus_file=None, vector_size=100, window=5,
                  min_count=5, max_final_vocab=None, sample=1e-3, sg=0, negative=5,

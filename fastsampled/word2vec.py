@@ -556,7 +556,8 @@ class Word2Vec:
         Returns
         -------
         float
-            0.025 for skip-gram and 0.05 for CBOW, word2vec.c's choices.
+            ``Word2Vec``: 0.025 for skip-gram and 0.05 for CBOW, word2vec.c's choices.
+            ``FastText``: 0.035 for skip-gram and 0.05 for CBOW.
         """
         return cls._DEFAULT_ALPHA[int(bool(sg))]
 
