@@ -21,7 +21,6 @@ myst_heading_anchors = 3
 myst_fence_as_directive = []
 numpydoc_show_class_members = False
 numpydoc_validation_checks = {"GL08"}   # every documented object has a docstring
-autodoc_default_options = {"members": False}
 # the API page documents fastsampled.ray where Ray (an optional extra) is not installed
 autodoc_mock_imports = [] if importlib.util.find_spec("ray") else ["ray"]
 # and fastsampled.tf / fastsampled.keras where TensorFlow and Keras are not
