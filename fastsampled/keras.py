@@ -230,7 +230,7 @@ class SampledSoftmax(keras.layers.Layer):
             grads.weights *= s
             grads.biases *= s
         self.head.apply_grads(grads)
-        return (dx * dx.dtype.type(scale)).astype(dx.dtype, copy=False)
+        return dx * dx.dtype.type(scale)       # a scalar of dx's dtype keeps its dtype
 
     # ------------------------------------------------------------------ inference
     def _exact_losses(self, hidden, labels):
