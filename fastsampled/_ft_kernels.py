@@ -19,9 +19,12 @@ Training (:func:`train_blocks`) follows fastText's models with negative sampling
 skip-gram
     The input of a centre word is the mean of its rows; each context word of the window is
     predicted (label 1) with ``nneg`` negatives of its own (label 0; a draw equal to the word
-    predicted is drawn again, as fastText does, up to a few times). The gradient of the input vector is
-    summed over the window and added, unscaled, to every row of the centre word once per
-    window (fastText adds it after every pair).
+    predicted is drawn again, as fastText does, up to a few times). As in fastText, each
+    context word sees the centre word's rows as updated by the context words before it: the
+    gradient of one pair, added unscaled to every row, moves their mean by exactly that
+    gradient, so the kernel adds it to the input vector after each pair and writes the rows
+    once per window, with the window's sum (the same arithmetic when the word's rows are
+    distinct; a row listed twice would move the mean by more).
 CBOW
     The input is the mean of all rows of all context words; the centre word is predicted,
     with ``nneg`` negatives; the gradient is added unscaled to each of those rows.
@@ -179,6 +182,14 @@ def _add_to_rows(inp, indices, a, b, g):
 
 
 @njit(cache=True, fastmath=_FM)
+def _add_twice(g, a, b):
+    """a += g; b += g."""
+    for k in range(g.size):
+        a[k] += g[k]
+        b[k] += g[k]
+
+
+@njit(cache=True, fastmath=_FM)
 def _dot_row(h, syn1, t):
     f = np.float32(0.0)
     for k in range(h.size):
@@ -219,7 +230,7 @@ def _logistic(f, label, alpha):
 
 @njit(cache=True, fastmath=_FM)
 def _train_block(inp, syn1, indptr, indices, corpus, sent_off, s0, s1, keep, table, key,
-                 alpha, window, nneg, sg, buf, ctx, h, gacc):
+                 alpha, window, nneg, sg, buf, ctx, h, gacc, gc):
     """Train on sentences ``s0 .. s1-1``; return ``(loss, effective_words, examples)``."""
     dim = h.size
     nf = np.float64(table.size)
@@ -279,6 +290,9 @@ def _train_block(inp, syn1, indptr, indices, corpus, sent_off, s0, s1, keep, tab
             npredicted = nctx if sg else 1
             for c in range(npredicted):
                 t = ctx[c] if sg else w
+                acc = gc if sg else gacc
+                if sg:
+                    gc[:] = 0.0
                 for o in range(nneg + 1):
                     if o == 0:
                         out_w = t
@@ -288,10 +302,15 @@ def _train_block(inp, syn1, indptr, indices, corpus, sent_off, s0, s1, keep, tab
                             continue
                     g, pr = _logistic(_dot_row(h, syn1, out_w), o == 0, alpha)
                     prod *= pr
-                    _update_row(h, syn1, out_w, g, gacc)
+                    _update_row(h, syn1, out_w, g, acc)
                     if prod < 1e-150:   # per factor: each is >= sigmoid(-50)
                         loss -= math.log(prod)
                         prod = 1.0
+                if sg:
+                    # fastText and gensim update the centre word's rows after each context
+                    # word. Adding gc to each of its rows moves their mean by gc: the next
+                    # context word sees that mean, and the rows get the sum once, below.
+                    _add_twice(gc, h, gacc)
             npairs += npredicted
             for c in range(first, first + nsrc):
                 t = ctx[c]
@@ -320,11 +339,12 @@ def train_blocks(inp, syn1, indptr, indices, corpus, sent_off, block_sent,
         ctx = np.empty(2 * window + 1, np.int64)
         h = np.empty(dim, np.float32)
         gacc = np.empty(dim, np.float32)
+        gc = np.empty(dim, np.float32)
         key = stream_key(seed, stream_base + np.uint64(b))
         loss, eff, npairs = _train_block(inp, syn1, indptr, indices, corpus,
                                          sent_off, s0, s1, keep, table, key,
                                          np.float32(alphas[i]), window, nneg, sg, buf, ctx,
-                                         h, gacc)
+                                         h, gacc, gc)
         loss_out[i] = loss
         eff_out[i] = eff
         pairs_out[i] = npairs

@@ -228,8 +228,8 @@ def test_training_bit_reproducible(sg):
 def _reference_sg(inp, syn1, indptr, indices, sent, keep, table, key, alpha, window, nneg):
     """Plain numpy skip-gram with n-grams on one sentence, drawing the kernel's random
     numbers: subsampling, then per centre the window, for each context word the target
-    and its negatives (redrawn when equal to the target), the input rows updated once per
-    window by the summed gradient."""
+    and its negatives (redrawn when equal to the target), then the centre word's rows
+    updated, as fastText does after every pair (the next pair's input is their new mean)."""
     key = np.uint64(key)     # numba types a Python int below 2**63 as int64: keep uint64
     inp = inp.astype(np.float64)
     syn1 = syn1.astype(np.float64)
@@ -248,9 +248,9 @@ def _reference_sg(inp, syn1, indptr, indices, sent, keep, table, key, alpha, win
         if not ctx:
             continue
         rows = indices[indptr[w]:indptr[w + 1]]
-        h = inp[rows].mean(axis=0)
-        gacc = np.zeros_like(h)
         for t in ctx:
+            h = inp[rows].mean(axis=0)
+            gacc = np.zeros_like(h)
             targets = [(t, 1.0)]
             for _ in range(nneg):
                 for _ in range(K._REDRAWS):
@@ -264,8 +264,8 @@ def _reference_sg(inp, syn1, indptr, indices, sent, keep, table, key, alpha, win
                 g = alpha * (label - 1.0 / (1.0 + math.exp(-h @ syn1[o])))
                 gacc += g * syn1[o]
                 syn1[o] += g * h
-        for r in rows:
-            inp[r] += gacc
+            for r in rows:
+                inp[r] += gacc
     return inp, syn1
 
 
@@ -273,8 +273,11 @@ def _reference_sg(inp, syn1, indptr, indices, sent, keep, table, key, alpha, win
 def test_skipgram_kernel_matches_numpy_reference():
     rng = np.random.default_rng(1)
     words = ["cat", "cats", "dog", "the", "mat"]
-    nw, bucket, dim = len(words), 30, 8
+    nw, bucket, dim = len(words), 1000, 8
     indptr, indices = F.subword_rows(words, 3, 6, bucket, nw, np.arange(nw))
+    for w in range(nw):     # distinct rows per word: then the mean moves by exactly the gradient
+        rows = indices[indptr[w]:indptr[w + 1]]
+        assert np.unique(rows).size == rows.size
     inp = (rng.standard_normal((nw + bucket, dim)) * 0.3).astype(np.float32)
     syn1 = (rng.standard_normal((nw, dim)) * 0.3).astype(np.float32)
     counts = np.array([50, 20, 30, 90, 10])
