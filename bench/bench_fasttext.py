@@ -4,7 +4,7 @@ Each (tool, architecture) trains in a fresh process, so its peak RSS is its own;
 interleaved (fastsampled, fastText, gensim for each architecture, ``--repeat`` times), each
 reading the corpus from the file. A tool that is not installed is skipped (and said so in the
 notes). Settings shared by all: dim 100, window 5, negative 5, min_count 5, sample 1e-3,
-n-grams 3..6, 2 000 000 buckets, learning rate 0.05 (fastText's default), ``--epochs``
+n-grams 3..6, 2 000 000 buckets, learning rate 0.05 (fastText's default; ``--alpha``), ``--epochs``
 passes. Each tool keeps its own negative-sampling exponent (fastText 0.5, gensim and
 fastsampled 0.75).
 
@@ -230,6 +230,8 @@ def main(argv=None):
     p.add_argument("--pairs", default=None, help="wordsim file (default: gensim's copy)")
     p.add_argument("--restrict-vocab", type=int, default=30000)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--alpha", type=float, default=SETTINGS["alpha"],
+                   help="initial learning rate of every tool (default 0.05, fastText's)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--warm-cache", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -247,7 +249,7 @@ def main(argv=None):
     q_default, w_default = _default_eval_files()
     questions = args.questions or q_default
     pairs = args.pairs or w_default
-    settings = dict(SETTINGS)
+    settings = dict(SETTINGS, alpha=args.alpha)
     settings["epochs"] = args.epochs or (1 if args.quick else SETTINGS["epochs"])
     notes = []
     tools = []

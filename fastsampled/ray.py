@@ -22,10 +22,12 @@ and brought back to where it was; docs/cluster.md describes the architecture, th
 and what a user must secure on a real cluster.
 """
 import asyncio
+import concurrent.futures
 import json
 import logging
 import os
 import pathlib
+import threading
 import time
 
 import numba
@@ -41,7 +43,8 @@ from ._shardroute import Router, merge_lse, merge_topk
 from ._headinit import optimizer_from_record
 from ._shardserver import (INITIAL, Aborted, ShardNotReady, ShardServer,
                            shard_dir_name)
-from ._shmxfer import Mapping, SharedBuffer, SharedFileGone, needed, serve
+from ._shmxfer import (Bell, Mapping, SharedBuffer, SharedFileGone, doorbell_available,
+                       doorbell_loop, needed, serve)
 from ._step import SparseGrads, check_sampled_values, step_ids
 from ._step import loss_and_grads_on_unique
 from ._validate import as_int
@@ -112,6 +115,11 @@ class ShardActor:
         self.finished = set()           # asynchronous trainers whose data ended
         self._cond = None
         self._mapping = None            # the caller's shared-memory file (transport "shared")
+        # the server is used by the event loop's methods and by a doorbell thread: one at a
+        # time (never held across an await)
+        self._lock = threading.Lock()
+        self._closing = False
+        self._bells = None
 
     def _condition(self):
         if self._cond is None:
@@ -139,13 +147,19 @@ class ShardActor:
         return result
 
     async def info(self):
-        return dict(self.server.info(), node=ray.get_runtime_context().get_node_id())
+        with self._lock:
+            info = self.server.info()
+        return dict(info, node=ray.get_runtime_context().get_node_id())
 
     async def create(self, overwrite):
-        return await self._reset(self.server.create(overwrite))
+        with self._lock:
+            result = self.server.create(overwrite)
+        return await self._reset(result)
 
     async def restore(self, checkpoint):
-        return await self._reset(self.server.restore(checkpoint))
+        with self._lock:
+            result = self.server.restore(checkpoint)
+        return await self._reset(result)
 
     async def exchange(self, push, ids):
         """Apply ``push`` (``(sender, seq, ids, gw, gb)`` or None), then gather ``ids``."""
@@ -159,20 +173,41 @@ class ShardActor:
         (``fastsampled._shmxfer``)."""
         if self._mapping is None:
             self._mapping = Mapping()
-        applied = serve(self._mapping, self.server, msg)
+        with self._lock:
+            applied = serve(self._mapping, self.server, msg)
         if applied:
             await self._changed()
         return applied
 
+    async def doorbell(self, path, size, dtype, dim, sender):
+        """Serve the caller's shared-memory file through its doorbell on a thread of this
+        process (``fastsampled._shmxfer.doorbell_loop``) until the caller stops it or the
+        server closes; returns the number of requests served."""
+        loop = asyncio.get_running_loop()
+
+        def serve_one(mapping, msg):
+            with self._lock:
+                applied = serve(mapping, self.server, msg)
+            if applied:         # wake requests waiting for updates, on the event loop
+                loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._changed()))
+            return applied
+
+        if self._bells is None:
+            self._bells = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="doorbell")
+        return await loop.run_in_executor(self._bells, doorbell_loop, path, size, dtype, dim,
+                                          sender, serve_one, lambda: self._closing)
+
     def step(self, request):
         """:meth:`exchange` for the head's compiled graph (one ``(push, ids)`` argument)."""
         push, ids = request
-        if push is not None:
-            self.server.apply(*push)
-        return None if ids is None else self.server.gather(ids)
+        with self._lock:
+            if push is not None:
+                self.server.apply(*push)
+            return None if ids is None else self.server.gather(ids)
 
     async def apply(self, sender, seq, ids, gw, gb):
-        applied = self.server.apply(sender, seq, ids, gw, gb)
+        with self._lock:
+            applied = self.server.apply(sender, seq, ids, gw, gb)
         await self._changed()
         return applied
 
@@ -186,10 +221,12 @@ class ShardActor:
             need = seq - 1 - staleness
             await self._wait(lambda: all(s.applied.get(t, 0) >= need or t in self.finished
                                          for t in active), timeout)
-        return s.gather(ids)
+        with self._lock:
+            return s.gather(ids)
 
     async def contribute(self, trainer, step, trainers, ids, gw, gb):
-        applied = self.server.contribute(trainer, step, trainers, ids, gw, gb)
+        with self._lock:
+            applied = self.server.contribute(trainer, step, trainers, ids, gw, gb)
         await self._changed()
         return applied
 
@@ -198,26 +235,34 @@ class ShardActor:
         it, and asynchronous ones no longer wait for it."""
         self.finished.add(sender)
         if sync_step is not None:
-            self.server.finish(sender, sync_step)
+            with self._lock:
+                self.server.finish(sender, sync_step)
         await self._changed()
 
     async def scan(self, x, k, want_lse):
-        return self.server.scan(x, k, want_lse)
+        with self._lock:
+            return self.server.scan(x, k, want_lse)
 
     async def snapshot(self):
-        return self.server.snapshot()
+        with self._lock:
+            return self.server.snapshot()
 
     async def prepare(self):
-        return self.server.prepare()
+        with self._lock:
+            return self.server.prepare()
 
     async def commit(self, epoch):
-        return self.server.commit(epoch)
+        with self._lock:
+            return self.server.commit(epoch)
 
     async def save(self, path):
-        return self.server.save(path)
+        with self._lock:
+            return self.server.save(path)
 
     async def close(self):
-        self.server.close()
+        self._closing = True        # a doorbell loop ends at its next wake-up
+        with self._lock:
+            self.server.close()
         if self._mapping is not None:
             self._mapping.close()
 
@@ -246,6 +291,8 @@ class ShardGroup:
         self.use_dag = True
         self.dag_retry_at = 0.0
         self.shared = None              # per shard: a SharedBuffer, None, or False (remote)
+        self.doorbell = doorbell_available()
+        self.rings = 0
         self.dim = self.dtype = None
 
     def __len__(self):
@@ -273,14 +320,17 @@ class ShardGroup:
         return self.call("exchange", args, replayed=replayed)
 
     def _exchange_shared(self, args, replayed):
-        """:meth:`exchange` as actor calls, the rows and updates of the shard servers on this
-        node through shared-memory files; a shard that fails is recovered and asked again
-        with an ordinary call (and gets a new file next time)."""
+        """:meth:`exchange` with the shard servers on this node through shared-memory files,
+        each request rung on the file's doorbell (an actor call where there is none), and
+        with the others as actor calls. A request the server could not serve is asked again
+        as an actor call, which raises its error; a shard that fails is recovered and asked
+        again with an ordinary call (and gets a new file next time)."""
         sent = []
         for s, (h, (push, ids)) in enumerate(zip(self.handles, args)):
             buf = self.shared[s]
             if buf is False:
                 sent.append((h.exchange.remote(push, ids), None, None))
+                self.calls += 1
                 continue
             size = needed(push, ids, self.dim, self.dtype.itemsize)
             if buf is None or buf.size < size:
@@ -294,13 +344,29 @@ class ShardGroup:
                                    "travel in the calls", s, e)
                     self.shared[s] = False
                     sent.append((h.exchange.remote(push, ids), None, None))
+                    self.calls += 1
                     continue
             msg = buf.write(push, ids, self.dim, self.dtype)
-            sent.append((h.exchange_shared.remote(msg), buf, msg))
-        self.calls += len(sent)
+            if self._rings(s, buf, push):
+                sent.append((buf.ring(msg), buf, msg))
+                self.rings += 1
+            else:
+                sent.append((h.exchange_shared.remote(msg), buf, msg))
+                self.calls += 1
         out = []
         for s, (ref, buf, msg) in enumerate(sent):
             h = self.handles[s]
+            if isinstance(ref, int):    # a doorbell ticket
+                served = buf.answer(ref, lambda buf=buf: not ray.wait([buf.loop], timeout=0)[0])
+                if served:
+                    buf.unlink()        # the shard server has it mapped
+                    out.append(buf.reply(msg))
+                    continue
+                if served is None:      # its loop ended (the server died?): calls from now on
+                    buf.bell_failed = True
+                # asked again as a call: it raises the server's error, or recovers the server
+                ref = h.exchange_shared.remote(msg)
+                self.calls += 1
             if buf is not None:
                 try:
                     ray.get(ref)
@@ -323,6 +389,18 @@ class ShardGroup:
                 self.shared[s] = None
                 out.append(value)
         return out
+
+    def _rings(self, s, buf, push):
+        """Whether shard ``s``'s request goes through ``buf``'s doorbell (its server's loop
+        started on first use); not after the loop ended, nor for another sender's update."""
+        if not self.doorbell or buf.bell_failed or (push is not None and push[0] != _SENDER):
+            return False
+        if buf.loop is None:
+            buf.bell = Bell(buf.map)
+            buf.loop = self.handles[s].doorbell.remote(buf.path, buf.size, self.dtype.str,
+                                                       self.dim, _SENDER)
+            self.calls += 1
+        return True
 
     def close_shared(self):
         for buf in self.shared or ():
@@ -609,11 +687,12 @@ class RayHead(SampledSoftmaxHead):
                 "options": self._options, "seed": self.seed}
 
     def transport_stats(self):
-        """Calls made to shard servers, bytes sent and received in them (rows, gradients and
-        ids), and shard recoveries, since the head was made."""
+        """Calls made to shard servers, requests rung on their doorbells (transport
+        ``"shared"``), bytes sent and received in both (rows, gradients and ids), and shard
+        recoveries, since the head was made."""
         g = self._shards
-        return {"calls": g.calls, "bytes_out": g.bytes_out, "bytes_in": g.bytes_in,
-                "recoveries": g.recoveries}
+        return {"calls": g.calls, "rings": g.rings, "bytes_out": g.bytes_out,
+                "bytes_in": g.bytes_in, "recoveries": g.recoveries}
 
     # ------------------------------------------------------------------ attributes
     @property

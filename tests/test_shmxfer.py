@@ -1,11 +1,13 @@
 """The shared-memory files that carry a distributed step's rows and updates between the caller
 and a shard server on its node (``fastsampled._shmxfer``), without Ray."""
 import os
+import threading
 
 import numpy as np
 import pytest
 
-from fastsampled._shmxfer import Mapping, SharedBuffer, SharedFileGone, needed, serve
+from fastsampled._shmxfer import (Bell, Mapping, SharedBuffer, SharedFileGone,
+                                  doorbell_available, doorbell_loop, needed, serve)
 
 
 class RecordingServer:
@@ -97,7 +99,7 @@ def test_a_server_that_is_not_ready_refuses_before_mapping():
 
 
 def test_a_message_larger_than_the_file_is_refused():
-    buf = SharedBuffer(4096)
+    buf = SharedBuffer(needed(None, np.arange(10), 4, 4))
     try:
         msg = buf.write(None, np.arange(10, dtype=np.int64), 4, np.float32)
         path, size, dtype, dim, head, n_push, n_req = msg
@@ -105,5 +107,96 @@ def test_a_message_larger_than_the_file_is_refused():
         with pytest.raises(ValueError):
             serve(mapping, RecordingServer(4), (path, size, dtype, dim, head, n_push, 10**6))
         mapping.close()
+    finally:
+        buf.close()
+
+
+class Doorbell:
+    """A doorbell loop on a thread (a shard server's, without Ray), serving ``buf``."""
+
+    def __init__(self, buf, server, dim, fail=lambda msg: False):
+        self.served = None
+        self.stopping = False
+
+        def serve_one(mapping, msg):
+            if fail(msg):
+                raise FloatingPointError("refused")
+            return serve(mapping, server, msg)
+
+        def run():
+            self.served = doorbell_loop(buf.path, buf.size, np.dtype(np.float32).str, dim,
+                                        "head", serve_one, lambda: self.stopping, poll=0.05)
+        buf.bell = Bell(buf.map)
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def alive(self):
+        return self.thread.is_alive()
+
+
+needs_doorbell = pytest.mark.skipif(not doorbell_available(),
+                                    reason="the doorbell needs Linux on x86-64")
+
+
+@needs_doorbell
+def test_requests_rung_on_the_doorbell_are_served_in_order():
+    D = 4
+    rng = np.random.default_rng(1)
+    buf = SharedBuffer(1 << 16)
+    server = RecordingServer(D)
+    bell = Doorbell(buf, server, D)
+    try:
+        for seq in range(1, 201):
+            ids = np.unique(rng.integers(0, 50, 5))
+            push = None if seq % 3 == 0 else \
+                ("head", seq, np.array([seq], np.int64), np.full((1, D), seq, np.float32),
+                 np.array([-seq], np.float32))
+            msg = buf.write(push, ids, D, np.float32)
+            ticket = buf.ring(msg)
+            assert buf.answer(ticket, bell.alive) is True
+            rows, biases = buf.reply(msg)
+            want_rows, want_b = server.gather(ids)
+            np.testing.assert_array_equal(rows, want_rows)
+            np.testing.assert_array_equal(biases, want_b)
+            del rows, biases
+        assert [u[1] for u in server.updates] == [s for s in range(1, 201) if s % 3]
+        assert all(u[3][0, 0] == u[1] and u[4][0] == -u[1] for u in server.updates)
+        buf.stop()
+        bell.thread.join(5)
+        assert not bell.alive() and bell.served == 200
+    finally:
+        bell.stopping = True
+        buf.close()
+
+
+@needs_doorbell
+def test_a_request_the_server_refuses_is_reported_and_the_loop_goes_on():
+    D = 3
+    buf = SharedBuffer(1 << 16)
+    server = RecordingServer(D)
+    bell = Doorbell(buf, server, D, fail=lambda msg: msg[4] is not None and msg[4][1] == 2)
+    try:
+        for seq, want in ((1, True), (2, False), (3, True)):
+            push = ("head", seq, np.array([0], np.int64), np.ones((1, D), np.float32),
+                    np.ones(1, np.float32))
+            assert buf.answer(buf.ring(buf.write(push, None, D, np.float32)), bell.alive) \
+                is want
+        assert [u[1] for u in server.updates] == [1, 3]
+    finally:
+        bell.stopping = True
+        buf.close()
+
+
+@needs_doorbell
+def test_a_loop_that_ended_is_noticed_instead_of_waited_for():
+    D = 3
+    buf = SharedBuffer(1 << 16)
+    bell = Doorbell(buf, RecordingServer(D), D)
+    try:
+        bell.stopping = True        # as a server that closes (or dies) between requests
+        bell.thread.join(5)
+        assert not bell.alive()
+        ticket = buf.ring(buf.write(None, np.array([1], np.int64), D, np.float32))
+        assert buf.answer(ticket, bell.alive, poll=0.01) is None
     finally:
         buf.close()
