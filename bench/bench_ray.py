@@ -189,6 +189,7 @@ def bench_overhead(quick, transport, shards=2):
                      "overhead_ms": (rt - lt) * 1e3, "examples_per_s_ratio": lt / rt,
                      "ray_p10_ms": res["ray"]["p10"] * 1e3, "ray_p90_ms": res["ray"]["p90"] * 1e3,
                      "calls_per_step": (after["calls"] - before["calls"]) / n,
+                     "rings_per_step": (after["rings"] - before["rings"]) / n,
                      "bytes_out_per_step": (after["bytes_out"] - before["bytes_out"]) / n,
                      "bytes_in_per_step": (after["bytes_in"] - before["bytes_in"]) / n,
                      "unique_ids_per_step": float(np.mean(uniq)),

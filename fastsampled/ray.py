@@ -293,6 +293,7 @@ class ShardGroup:
         self.shared = None              # per shard: a SharedBuffer, None, or False (remote)
         self.doorbell = doorbell_available()
         self.rings = 0
+        self.early = [None] * len(handles)   # per shard: an update rung by push_early
         self.dim = self.dtype = None
 
     def __len__(self):
@@ -325,6 +326,7 @@ class ShardGroup:
         with the others as actor calls. A request the server could not serve is asked again
         as an actor call, which raises its error; a shard that fails is recovered and asked
         again with an ordinary call (and gets a new file next time)."""
+        self.settle_early()
         sent = []
         for s, (h, (push, ids)) in enumerate(zip(self.handles, args)):
             buf = self.shared[s]
@@ -353,42 +355,76 @@ class ShardGroup:
             else:
                 sent.append((h.exchange_shared.remote(msg), buf, msg))
                 self.calls += 1
-        out = []
-        for s, (ref, buf, msg) in enumerate(sent):
-            h = self.handles[s]
-            if isinstance(ref, int):    # a doorbell ticket
-                served = buf.answer(ref, lambda buf=buf: not ray.wait([buf.loop], timeout=0)[0])
-                if served:
-                    buf.unlink()        # the shard server has it mapped
-                    out.append(buf.reply(msg))
-                    continue
-                if served is None:      # its loop ended (the server died?): calls from now on
-                    buf.bell_failed = True
-                # asked again as a call: it raises the server's error, or recovers the server
-                ref = h.exchange_shared.remote(msg)
-                self.calls += 1
-            if buf is not None:
-                try:
-                    ray.get(ref)
-                except RayTaskError as e:   # other failures are settled below
-                    if isinstance(getattr(e, "cause", None), SharedFileGone):
-                        buf.close()     # nothing was applied: the same call, inline
-                        self.shared[s] = None
-                        buf, ref = None, h.exchange.remote(*args[s])
-                        self.calls += 1
-                except RayActorError:
-                    pass
-            got, value = self._settle(s, ref, lambda h=h, s=s: h.exchange.remote(*replayed(s)))
-            if buf is None:
-                out.append(value)
-            elif got is ref:
+        return [self._answer(s, ref, buf, msg, args[s], replayed(s))
+                for s, (ref, buf, msg) in enumerate(sent)]
+
+    def _answer(self, s, ref, buf, msg, args, retry):
+        """The answer of shard ``s`` to a request sent by :meth:`_exchange_shared` (``ref``:
+        a doorbell ticket or an actor call; ``buf``: its file or None) or rung early
+        (:meth:`push_early`). A request the doorbell could not serve is asked again as a
+        call; a shard that failed is recovered, then asked ``retry`` (an ``exchange``'s
+        arguments, what the log's replay left to do)."""
+        h = self.handles[s]
+        if isinstance(ref, int):        # a doorbell ticket
+            served = buf.answer(ref, lambda: not ray.wait([buf.loop], timeout=0)[0])
+            if served:
                 buf.unlink()            # the shard server has it mapped
-                out.append(buf.reply(msg))
-            else:                       # recovered: answered inline; a new file next time
-                buf.close()
-                self.shared[s] = None
-                out.append(value)
-        return out
+                return buf.reply(msg)
+            if served is None:          # its loop ended (the server died?): calls from now on
+                buf.bell_failed = True
+            # asked again as a call: it raises the server's error, or recovers the server
+            ref = h.exchange_shared.remote(msg)
+            self.calls += 1
+        if buf is not None:
+            try:
+                ray.get(ref)
+            except RayTaskError as e:   # other failures are settled below
+                if isinstance(getattr(e, "cause", None), SharedFileGone):
+                    buf.close()         # nothing was applied: the same call, inline
+                    self.shared[s] = None
+                    buf, ref = None, h.exchange.remote(*args)
+                    self.calls += 1
+            except RayActorError:
+                pass
+        got, value = self._settle(s, ref, lambda: h.exchange.remote(*retry))
+        if buf is None:
+            return value
+        if got is ref:
+            buf.unlink()                # the shard server has it mapped
+            return buf.reply(msg)
+        buf.close()                     # recovered: answered inline; a new file next time
+        self.shared[s] = None
+        return value
+
+    def push_early(self, pushes):
+        """Ring each shard server's update (``pushes[s]``: ``(sender, seq, ids, gw, gb)``)
+        on its doorbell now, so that it is applied while the caller goes on; the next
+        request to that server first waits for it (:meth:`settle_early`). Returns the
+        updates it could not ring (their entries; the others None), to be sent with the next
+        request."""
+        left = list(pushes)
+        if self.shared is None:
+            return left
+        for s, push in enumerate(pushes):
+            buf = self.shared[s]
+            if push is None or not buf or buf.loop is None or self.early[s] is not None \
+                    or buf.size < needed(push, None, self.dim, self.dtype.itemsize) \
+                    or not self._rings(s, buf, push):
+                continue
+            msg = buf.write(push, None, self.dim, self.dtype)
+            self.early[s] = (buf.ring(msg), buf, msg, push)
+            self.rings += 1
+            left[s] = None
+        return left
+
+    def settle_early(self, shards=None):
+        """Wait for the updates rung early to ``shards`` (default all) to be applied (a
+        failed one raises, after recovering its server as any request does)."""
+        for s in range(len(self.handles)) if shards is None else shards:
+            early, self.early[s] = self.early[s], None
+            if early is not None:
+                ticket, buf, msg, push = early
+                self._answer(s, ticket, buf, msg, (push, None), (None, None))
 
     def _rings(self, s, buf, push):
         """Whether shard ``s``'s request goes through ``buf``'s doorbell (its server's loop
@@ -403,6 +439,10 @@ class ShardGroup:
         return True
 
     def close_shared(self):
+        try:
+            self.settle_early()
+        except Exception as e:          # closing: the update is lost as an unsent one would be
+            logger.warning("an update was not applied before closing (%s)", type(e).__name__)
         for buf in self.shared or ():
             if buf:
                 buf.close()
@@ -760,14 +800,12 @@ class RayHead(SampledSoftmaxHead):
 
     def _take_pending(self):
         pending, self._pending = self._pending, None
-        if pending is None:
-            return [None] * self.num_shards
-        seq, payloads = pending
-        return [(_SENDER, seq) + tuple(p) for p in payloads]
+        return [None] * self.num_shards if pending is None else pending
 
     def flush(self):
-        """Send the last update to the shard servers now (it otherwise travels with the next
-        step's request)."""
+        """Apply the last update on the shard servers now (it otherwise travels with the
+        next step's request, or was rung early and is awaited by it)."""
+        self._shards.settle_early()
         if self._pending is not None:
             push = self._take_pending()
             args = [(p, None) for p in push]
@@ -795,10 +833,14 @@ class RayHead(SampledSoftmaxHead):
         finally:
             numba.set_num_threads(threads)
         self.step += 1
-        self._pending = (self.step, payloads)
         g = self._shards
         g.log.append((self.step, payloads))
         g.log_bytes += _nbytes(payloads)
+        # rung now where a doorbell can take it (applied while the caller goes on), else
+        # sent with the next request
+        pending = g.push_early([(_SENDER, self.step) + tuple(p) for p in payloads])
+        g.bytes_out += _nbytes([p for p, q in zip(payloads, pending) if q is None])
+        self._pending = None if all(q is None for q in pending) else pending
         if g.log_bytes > self.max_log_bytes:
             logger.info("update log at %d bytes: checkpointing", g.log_bytes)
             self.checkpoint()
@@ -848,6 +890,10 @@ class RayHead(SampledSoftmaxHead):
         checkpoint (after a refused update, or to abandon the steps since)."""
         self._check_open()
         self._pending = None
+        try:
+            self._shards.settle_early()
+        except Exception:               # whatever it did, every shard goes back below
+            pass
         self._shards.restore_all()
         self.step, self.sampler.calls = self._at_checkpoint
 
