@@ -7,8 +7,10 @@ trainers (``pip install ".[ray]"``; this module is the only one that imports Ray
 their optimizer state, in RAM or memory-mapped under a directory on the actor's node. A
 training step samples on the caller (the sampler is replicated: closed form, or an alias
 table), pulls the unique rows of the labels and candidates from the shards that own them (one
-call per shard, all shards at once), runs the fused kernel on them, and sends each shard its
-slice of the sparse gradient with the next call. Only ids, rows and gradient rows travel;
+request per shard, all shards at once), runs the fused kernel on them, and sends each shard
+its slice of the sparse gradient. With the default transport, requests and updates to the
+shard servers on the caller's node go through a shared-memory file per server and its
+doorbell (``fastsampled._shmxfer``), not Ray calls. Only ids, rows and gradient rows travel;
 nothing per step is proportional to the number of classes. ``predict`` and ``evaluate`` are
 exact: each shard scans its own rows, and the caller merges the top-k lists and the
 log-sum-exps.
@@ -815,9 +817,10 @@ class RayHead(SampledSoftmaxHead):
     def apply_grads(self, grads):
         """Apply one step's gradients on the shard servers (each its own rows).
 
-        The update is checked here and sent with the next call to the shards (the next
-        step's request, or :meth:`flush`); it is applied before anything reads the rows.
-        See :meth:`SampledSoftmaxHead.apply_grads`.
+        The update is checked here, then rung at once on the doorbells of the shard servers
+        that have one (they apply it while the caller goes on) and sent to the others with
+        the next request (the next step's, or :meth:`flush`'s); it is applied before
+        anything reads the rows. See :meth:`SampledSoftmaxHead.apply_grads`.
         """
         self._check_writable()
         if not isinstance(grads, SparseGrads):
