@@ -117,8 +117,10 @@ class Bell:
         self._fields[off].value = value
 
     def wake(self, off):
-        _syscall()(_SYS_FUTEX, ctypes.c_void_p(self._base + off), _FUTEX_WAKE, 1 << 30,
-                   None, None, 0)
+        # syscall(2) reads its arguments as longs: pass longs, not C ints
+        _syscall()(ctypes.c_long(_SYS_FUTEX), ctypes.c_void_p(self._base + off),
+                   ctypes.c_long(_FUTEX_WAKE), ctypes.c_long(1 << 30), None, None,
+                   ctypes.c_long(0))
 
     def wait(self, off, seen, timeout):
         """Sleep until the counter at ``off`` differs from ``seen`` or ``timeout`` seconds
@@ -126,8 +128,9 @@ class Bell:
         value = self._u32[off].value
         if value == seen:
             ts = _Timespec(int(timeout), int(timeout % 1 * 1e9))
-            _syscall()(_SYS_FUTEX, ctypes.c_void_p(self._base + off), _FUTEX_WAIT,
-                       ctypes.c_uint32(seen), ctypes.byref(ts), None, 0)
+            _syscall()(ctypes.c_long(_SYS_FUTEX), ctypes.c_void_p(self._base + off),
+                       ctypes.c_long(_FUTEX_WAIT), ctypes.c_long(seen), ctypes.byref(ts),
+                       None, ctypes.c_long(0))
             value = self._u32[off].value
         return value
 

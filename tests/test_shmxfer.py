@@ -1,5 +1,6 @@
 """The shared-memory files that carry a distributed step's rows and updates between the caller
 and a shard server on its node (``fastsampled._shmxfer``), without Ray."""
+import contextlib
 import os
 import threading
 
@@ -138,14 +139,24 @@ needs_doorbell = pytest.mark.skipif(not doorbell_available(),
                                     reason="the doorbell needs Linux on x86-64")
 
 
+@contextlib.contextmanager
+def rung_file(dim, **kw):
+    """``(buf, server, bell)``: a file, its recording server and that server's loop."""
+    buf = SharedBuffer(1 << 16)
+    server = RecordingServer(dim)
+    bell = Doorbell(buf, server, dim, **kw)
+    try:
+        yield buf, server, bell
+    finally:
+        bell.stopping = True
+        buf.close()
+
+
 @needs_doorbell
 def test_requests_rung_on_the_doorbell_are_served_in_order():
     D = 4
     rng = np.random.default_rng(1)
-    buf = SharedBuffer(1 << 16)
-    server = RecordingServer(D)
-    bell = Doorbell(buf, server, D)
-    try:
+    with rung_file(D) as (buf, server, bell):
         for seq in range(1, 201):
             ids = np.unique(rng.integers(0, 50, 5))
             push = None if seq % 3 == 0 else \
@@ -164,39 +175,27 @@ def test_requests_rung_on_the_doorbell_are_served_in_order():
         buf.stop()
         bell.thread.join(5)
         assert not bell.alive() and bell.served == 200
-    finally:
-        bell.stopping = True
-        buf.close()
 
 
 @needs_doorbell
 def test_a_request_the_server_refuses_is_reported_and_the_loop_goes_on():
     D = 3
-    buf = SharedBuffer(1 << 16)
-    server = RecordingServer(D)
-    bell = Doorbell(buf, server, D, fail=lambda msg: msg[4] is not None and msg[4][1] == 2)
-    try:
+    refuse = lambda msg: msg[4] is not None and msg[4][1] == 2   # noqa: E731
+    with rung_file(D, fail=refuse) as (buf, server, bell):
         for seq, want in ((1, True), (2, False), (3, True)):
             push = ("head", seq, np.array([0], np.int64), np.ones((1, D), np.float32),
                     np.ones(1, np.float32))
             assert buf.answer(buf.ring(buf.write(push, None, D, np.float32)), bell.alive) \
                 is want
         assert [u[1] for u in server.updates] == [1, 3]
-    finally:
-        bell.stopping = True
-        buf.close()
 
 
 @needs_doorbell
 def test_a_loop_that_ended_is_noticed_instead_of_waited_for():
     D = 3
-    buf = SharedBuffer(1 << 16)
-    bell = Doorbell(buf, RecordingServer(D), D)
-    try:
+    with rung_file(D) as (buf, _, bell):
         bell.stopping = True        # as a server that closes (or dies) between requests
         bell.thread.join(5)
         assert not bell.alive()
         ticket = buf.ring(buf.write(None, np.array([1], np.int64), D, np.float32))
         assert buf.answer(ticket, bell.alive, poll=0.01) is None
-    finally:
-        buf.close()
