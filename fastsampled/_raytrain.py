@@ -19,7 +19,7 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from ._headinit import make_sampler
 from ._shardroute import Router
-from ._shardserver import Aborted, ShardNotReady, UpdateGap
+from ._shardserver import Aborted, ServerRestarted, ShardNotReady, UpdateGap
 from ._step import loss_and_grads_on_unique, step_ids
 from ._validate import as_float_array, as_int, as_true_classes, check_range
 from ._validate_kernels import first_nonfinite
@@ -245,10 +245,15 @@ def train(head, data, *, num_trainers=None, mode="sync", steps=None, checkpoint_
     retries = 0
     t0 = time.perf_counter()
     try:
+        def finish(results):            # rolled back with the shards if the round reruns
+            head.step += max(r["steps"] for r in results) if mode == "sync" else \
+                sum(r["steps"] for r in results)
+            head.checkpoint()
+
         while steps is None or done < steps:
             n = checkpoint_every if steps is None else min(checkpoint_every, steps - done)
             out = _round(head, trainers, done, n, base_sync, base_seq, mode, max_staleness,
-                         names, num_trainers, max_round_retries)
+                         names, num_trainers, max_round_retries, finish)
             retries += out["retries"]
             ran = max(r["steps"] for r in out["results"])
             done += ran
@@ -256,8 +261,6 @@ def train(head, data, *, num_trainers=None, mode="sync", steps=None, checkpoint_
             examples += ex
             if ex:
                 losses.append(sum(r["loss_sum"] for r in out["results"]) / ex)
-            head.step += ran if mode == "sync" else sum(r["steps"] for r in out["results"])
-            head.checkpoint()
             if ran < n:                 # every trainer's data ended
                 break
     finally:
@@ -271,16 +274,20 @@ def train(head, data, *, num_trainers=None, mode="sync", steps=None, checkpoint_
 
 
 def _round(head, trainers, start, n, base_sync, base_seq, mode, staleness, names,
-           num_trainers, max_retries):
-    """One round of ``n`` steps from step ``start``, rerun from the checkpoint until it
-    completes."""
+           num_trainers, max_retries, finish):
+    """One round of ``n`` steps from step ``start`` and ``finish(results)`` (its
+    checkpoint), rerun from the last checkpoint until both complete. A shard server restarted
+    during the round or its checkpoint lost the round's updates (the head's log does not hold
+    the trainers'), so that is a failure of the round too (:class:`ServerRestarted`)."""
     for attempt in range(max_retries + 1):
         base = [base_sync if mode == "sync" else base_seq[i] for i in range(num_trainers)]
         servers = _server_pids(head.shard_handles)
+        head._shards.log_complete = False       # the trainers' updates bypass the log
         refs = [t.run.remote(start, n, base[i], mode, staleness, names)
                 for i, t in enumerate(trainers)]
         try:
             results = _get_all(refs, head.shard_handles, servers)
+            finish(results)
             return {"results": results, "retries": attempt}
         except (RayActorError, RayTaskError, ServerRestarted) as e:
             if attempt == max_retries or not (isinstance(e, ServerRestarted) or _retryable(e)):
@@ -304,11 +311,6 @@ def _retryable(e):
     if isinstance(cause, RayActorError):
         return not cause.actor_init_failed
     return isinstance(cause, (ShardNotReady, Aborted, UpdateGap))
-
-
-class ServerRestarted(RuntimeError):
-    """A shard server was restarted during a round: it reopened at the last checkpoint, so
-    the round's steps it had applied are gone and the trainers would wait for them."""
 
 
 def _server_pids(handles, timeout=30.0):

@@ -365,6 +365,12 @@ class ShardNotReady(RuntimeError):
     """The shard server was restarted and holds no rows until it is restored."""
 
 
+class ServerRestarted(RuntimeError):
+    """A shard server was restarted, and the updates it lost are not in the caller's log
+    (data-parallel trainers applied them): the caller cannot bring it back alone, and reruns
+    the steps since the last checkpoint instead."""
+
+
 class UpdateGap(ValueError):
     """An update arrived before the one it follows; ``last`` is the last one applied."""
 

@@ -43,7 +43,7 @@ from ._headscan import full_softmax_losses
 from ._layout import check_strategy
 from ._shardroute import Router, merge_lse, merge_topk
 from ._headinit import optimizer_from_record
-from ._shardserver import (INITIAL, Aborted, ShardNotReady, ShardServer,
+from ._shardserver import (INITIAL, Aborted, ServerRestarted, ShardNotReady, ShardServer,
                            shard_dir_name)
 from ._shmxfer import (Bell, Mapping, SharedBuffer, SharedFileGone, doorbell_available,
                        doorbell_loop, needed, serve)
@@ -284,6 +284,7 @@ class ShardGroup:
         self.handles = handles
         self.checkpoint = checkpoint    # per shard: INITIAL, a snapshot ref, or a commit
         self.log = []                   # [(seq, [payload per shard])] since the checkpoint
+        self.log_complete = True        # False while trainers apply updates the log lacks
         self.log_bytes = 0
         self.calls = 0
         self.bytes_out = 0
@@ -516,7 +517,11 @@ class ShardGroup:
                 time.sleep(0.2)
 
     def recover(self, s):
-        """Bring shard ``s`` back to the checkpoint, then replay the logged updates."""
+        """Bring shard ``s`` back to the checkpoint, then replay the logged updates (or, when
+        the log lacks some of the updates it lost, raise :class:`ServerRestarted`)."""
+        if not self.log_complete:
+            raise ServerRestarted(f"shard server {s} was restarted and lost updates that the "
+                                  "head's log does not hold")
         self.wait_alive(s)
         ray.get(self.handles[s].restore.remote(self.checkpoint[s]))
         for seq, payloads in self.log:
@@ -529,6 +534,7 @@ class ShardGroup:
             self.wait_alive(s)
         ray.get([h.restore.remote(c) for h, c in zip(self.handles, self.checkpoint)])
         self.log, self.log_bytes = [], 0
+        self.log_complete = True
 
 
 def _spread_options(num_shards, options):
@@ -876,6 +882,10 @@ class RayHead(SampledSoftmaxHead):
         self._check_writable()
         self.flush()
         g = self._shards
+        # a shard server restarted before the new checkpoint is in place comes back to the
+        # previous one: with the log replayed (its own steps), or, when data-parallel
+        # trainers applied updates the log lacks, as ServerRestarted before anything of the
+        # new checkpoint is written (their round reruns from the previous one)
         if self.path is None:
             g.checkpoint = g.snapshots()
         else:
@@ -884,8 +894,10 @@ class RayHead(SampledSoftmaxHead):
             self._write_manifest(self.path, self._epoch, prepared)
             g.checkpoint = [(p["epoch"], p["step"], p["applied"], p["sync_step"])
                             for p in prepared]
+            g.log_complete = True       # from here on a restart comes back to this one
             g.call("commit", [(p["epoch"],) for p in prepared])
         g.log, g.log_bytes = [], 0
+        g.log_complete = True
         self._at_checkpoint = (self.step, self.sampler.calls)
 
     def rollback(self):

@@ -270,12 +270,22 @@ class _Data:
 
 def _train(mode, kill=None, where="ram", tmp_path=None, steps=None):
     """Train over 2 shards and 2 trainers; ``kill`` ("trainer" or "shard") kills one such
-    process with SIGKILL in the middle of the run."""
+    process with SIGKILL in the middle of the run, "checkpoint" shard server 1 as the first
+    round's checkpoint begins (it comes back at the previous checkpoint, without the round)."""
     head = fsray.RayHead(V, D, num_shards=2, num_sampled=S, seed=8, optimizer="adagrad",
-                         path=None if where == "ram" else tmp_path / f"dp-{kill}")
+                         path=None if where == "ram" else tmp_path / f"dp-{kill}-{where}")
     killer = None
-    mark = None if kill is None else str(tmp_path / f"mark-{kill}")
-    if kill is not None:
+    mark = None if kill in (None, "checkpoint") else str(tmp_path / f"mark-{kill}")
+    if kill == "checkpoint":
+        plain, calls = head.checkpoint, []
+
+        def checkpoint():               # train() checkpoints before its first round too
+            calls.append(1)
+            if len(calls) == 2:
+                _kill_shard(head, 1)
+            return plain()
+        head.checkpoint = checkpoint
+    elif kill is not None:
         def k():
             deadline = time.monotonic() + 120
             while not os.path.exists(mark) and time.monotonic() < deadline:
@@ -305,8 +315,9 @@ def test_synchronous_training_ends_where_an_uninterrupted_run_does(tmp_path):
     base, (ids, scores), step = _train("sync")
     assert base["steps"] == 24 and step == 24 and base["examples"] == 2 * 24 * B
     assert base["losses"][-1] < base["losses"][0]
-    for kill in ["trainer", "shard"]:
-        out, (ids2, scores2), step2 = _train("sync", kill, "disk", tmp_path)
+    for kill, where in [("trainer", "disk"), ("shard", "disk"), ("checkpoint", "disk"),
+                        ("checkpoint", "ram")]:
+        out, (ids2, scores2), step2 = _train("sync", kill, where, tmp_path)
         assert out["retries"] >= 1, kill
         assert step2 == 24
         np.testing.assert_array_equal(ids2, ids)
