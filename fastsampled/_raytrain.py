@@ -282,7 +282,7 @@ def _round(head, trainers, start, n, base_sync, base_seq, mode, staleness, names
     for attempt in range(max_retries + 1):
         base = [base_sync if mode == "sync" else base_seq[i] for i in range(num_trainers)]
         servers = _server_pids(head.shard_handles)
-        head._shards.log_complete = False       # the trainers' updates bypass the log
+        head.expect_foreign_updates()          # the trainers' updates bypass the log
         refs = [t.run.remote(start, n, base[i], mode, staleness, names)
                 for i, t in enumerate(trainers)]
         try:

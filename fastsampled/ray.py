@@ -492,9 +492,21 @@ class ShardGroup:
                 if not _is_shard_failure(e) or attempt == 2:
                     raise
                 logger.warning("shard server %d failed (%s); restoring it", s, type(e).__name__)
-                self.recover(s)
+                self._recover_again(s)
                 ref = resubmit()
         raise AssertionError("not reached")
+
+    def _recover_again(self, s, tries=3):
+        """:meth:`recover`, started again when the server fails again while it is restored
+        (killed twice in a row)."""
+        for attempt in range(tries):
+            try:
+                return self.recover(s)
+            except (RayActorError, RayTaskError) as e:
+                if not _is_shard_failure(e) or attempt == tries - 1:
+                    raise
+                logger.warning("shard server %d failed while it was restored (%s); again", s,
+                               type(e).__name__)
 
     def snapshots(self):
         """A new checkpoint of in-RAM shards: each shard's copy of its state, kept in Ray's
@@ -724,6 +736,13 @@ class RayHead(SampledSoftmaxHead):
         """Per shard: its rows, step, the node it runs on, and its process's memory."""
         self.flush()
         return self._shards.call("info", [()] * self.num_shards)
+
+    def expect_foreign_updates(self):
+        """Data-parallel trainers are about to apply updates to the shard servers that this
+        head's log does not hold: until the next checkpoint (or :meth:`rollback`), a shard
+        server that restarts cannot be brought back from the log and raises
+        ``ServerRestarted`` instead (:func:`train` reruns the round)."""
+        self._shards.log_complete = False
 
     def trainer_spec(self):
         """What a data-parallel trainer needs to compute this head's steps: sizes, dtype,
