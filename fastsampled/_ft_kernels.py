@@ -288,9 +288,9 @@ def _train_block(inp, syn1, indptr, indices, corpus, sent_off, s0, s1, keep, tab
                 h[k] *= inv
             # the words predicted: every context word (skip-gram) or the centre word (CBOW)
             npredicted = nctx if sg else 1
+            acc = gc if sg else gacc
             for c in range(npredicted):
                 t = ctx[c] if sg else w
-                acc = gc if sg else gacc
                 if sg:
                     gc[:] = 0.0
                 for o in range(nneg + 1):

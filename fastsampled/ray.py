@@ -420,10 +420,10 @@ class ShardGroup:
             left[s] = None
         return left
 
-    def settle_early(self, shards=None):
-        """Wait for the updates rung early to ``shards`` (default all) to be applied (a
-        failed one raises, after recovering its server as any request does)."""
-        for s in range(len(self.handles)) if shards is None else shards:
+    def settle_early(self):
+        """Wait for the updates rung early to be applied (a failed one raises, after
+        recovering its server as any request does)."""
+        for s in range(len(self.handles)):
             early, self.early[s] = self.early[s], None
             if early is not None:
                 ticket, buf, msg, push = early
@@ -492,21 +492,9 @@ class ShardGroup:
                 if not _is_shard_failure(e) or attempt == 2:
                     raise
                 logger.warning("shard server %d failed (%s); restoring it", s, type(e).__name__)
-                self._recover_again(s)
+                self.recover(s)
                 ref = resubmit()
         raise AssertionError("not reached")
-
-    def _recover_again(self, s, tries=3):
-        """:meth:`recover`, started again when the server fails again while it is restored
-        (killed twice in a row)."""
-        for attempt in range(tries):
-            try:
-                return self.recover(s)
-            except (RayActorError, RayTaskError) as e:
-                if not _is_shard_failure(e) or attempt == tries - 1:
-                    raise
-                logger.warning("shard server %d failed while it was restored (%s); again", s,
-                               type(e).__name__)
 
     def snapshots(self):
         """A new checkpoint of in-RAM shards: each shard's copy of its state, kept in Ray's
@@ -528,16 +516,25 @@ class ShardGroup:
                     raise
                 time.sleep(0.2)
 
-    def recover(self, s):
-        """Bring shard ``s`` back to the checkpoint, then replay the logged updates (or, when
-        the log lacks some of the updates it lost, raise :class:`ServerRestarted`)."""
+    def recover(self, s, tries=3):
+        """Bring shard ``s`` back to the checkpoint, then replay the logged updates; started
+        again when the server fails again meanwhile (killed twice in a row). When the log
+        lacks some of the updates it lost, raise :class:`ServerRestarted` instead."""
         if not self.log_complete:
             raise ServerRestarted(f"shard server {s} was restarted and lost updates that the "
                                   "head's log does not hold")
-        self.wait_alive(s)
-        ray.get(self.handles[s].restore.remote(self.checkpoint[s]))
-        for seq, payloads in self.log:
-            ray.get(self.handles[s].apply.remote(_SENDER, seq, *payloads[s]))
+        for attempt in range(tries):
+            try:
+                self.wait_alive(s)
+                ray.get(self.handles[s].restore.remote(self.checkpoint[s]))
+                for seq, payloads in self.log:
+                    ray.get(self.handles[s].apply.remote(_SENDER, seq, *payloads[s]))
+                break
+            except (RayActorError, RayTaskError) as e:
+                if not _is_shard_failure(e) or attempt == tries - 1:
+                    raise
+                logger.warning("shard server %d failed while it was restored (%s); again", s,
+                               type(e).__name__)
         self.recoveries += 1
 
     def restore_all(self):
