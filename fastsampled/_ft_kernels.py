@@ -27,7 +27,21 @@ skip-gram
     distinct; a row listed twice would move the mean by more).
 CBOW
     The input is the mean of all rows of all context words; the centre word is predicted,
-    with ``nneg`` negatives; the gradient is added unscaled to each of those rows.
+    with ``nneg`` negatives; the gradient is added unscaled to each of those rows. A word's
+    rows serve every centre within ``window`` of it, so the kernel reads them once, when the
+    word enters the window, and writes them once, when it leaves: each position in the
+    window keeps the sum of its rows as they stand and the gradients they are owed, and
+    after each centre every position's sum moves by the gradient times the rows it shares
+    with the context words (:func:`_overlap`; neighbours share n-grams, and a word may list
+    a row twice). That is the arithmetic of writing every row after every centre, rounded
+    in another order; other threads see a word's updates when it leaves the window (within
+    ``window`` centres) rather than after each centre.
+
+Both wait on memory much of the time: the rows are picked at random from matrices larger
+than the caches (the output rows of the negatives, the rows of rarer words and their
+n-grams). Nothing a centre draws depends on the rows, so the kernel draws the next centre's
+window and negatives before training the current one and prefetches the rows they name (and
+the rows of the next word to enter the input), one centre ahead (:mod:`._prefetch`).
 
 Blocks, learning rates, subsampling and the counter-based random streams are word2vec's
 (``_w2v_kernels``): one stream per ``(seed, epoch, block)``, so one thread and a seed give
@@ -39,6 +53,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._alias_kernels import alias_pick
+from ._prefetch import prefetch_row
 from ._rng import GAMMA, PRANGE_ONLY, bits, mix64, stream_key
 from ._w2v_kernels import ESCAPE, reduced_window
 
@@ -228,10 +243,99 @@ def _logistic(f, label, alpha):
     return np.float32(-alpha * sig), 1.0 - sig
 
 
+@njit(cache=True, inline="always")
+def _subsample(corpus, p, end, keep, key, ctr, buf):
+    """The words of ``corpus[p:end]`` that subsampling keeps, into ``buf``; returns their
+    number and the next counter."""
+    n = 0
+    while p < end:
+        w = np.int64(corpus[p])
+        p += 1
+        if w == ESCAPE:
+            w = (np.int64(corpus[p]) << 16) | np.int64(corpus[p + 1])
+            p += 2
+        r = bits(key, ctr)
+        ctr += _ONE
+        if (r >> _S32) < keep[w]:
+            buf[n] = w
+            n += 1
+    return n, ctr
+
+
+@njit(cache=True)
+def _draw(buf, n, i, sg, window, nneg, table, nf, key, ctr, tg, cnt, span, slot):
+    """The random draws of centre ``i``, in the stream's order: its window, then for each
+    word predicted (every context word for skip-gram, the centre for CBOW) its negatives.
+    Writes the window to ``span[slot]`` and the words each prediction trains (the word
+    predicted, then its negatives) to ``tg[slot, k, :cnt[slot, k]]``; returns the counter.
+    Nothing drawn depends on the rows, so a centre's draws can come before the centre
+    before it is trained, and its rows be fetched meanwhile."""
+    b = reduced_window(bits(key, ctr), window)
+    ctr += _ONE
+    lo = max(0, i - b)
+    hi = min(n, i + b + 1)
+    span[slot, 0] = lo
+    span[slot, 1] = hi
+    if hi - lo < 2:
+        return ctr
+    k = 0
+    for j in range(lo, hi):
+        if sg:
+            if j == i:
+                continue
+        elif j != i:
+            continue
+        t = buf[j]
+        tg[slot, k, 0] = t
+        m = 1
+        for _ in range(nneg):
+            c, ctr = _negative(table, nf, key, ctr, t)
+            if c >= 0:
+                tg[slot, k, m] = c
+                m += 1
+        cnt[slot, k] = m
+        k += 1
+    return ctr
+
+
+@njit(cache=True)
+def _prefetch_targets(syn1, tg, cnt, span, slot, sg):
+    lo = span[slot, 0]
+    hi = span[slot, 1]
+    if hi - lo < 2:
+        return
+    for k in range(hi - lo - 1 if sg else 1):
+        for o in range(cnt[slot, k]):
+            prefetch_row(syn1, tg[slot, k, o])
+
+
+@njit(cache=True)
+def _prefetch_rows(inp, indices, a, b):
+    """Hint that the rows ``indices[a:b]`` of ``inp`` are about to be used."""
+    for q in range(a, b):
+        prefetch_row(inp, indices[q])
+
+
+@njit(cache=True, inline="always")
+def _predict(h, syn1, tg, cnt, slot, k, alpha, acc, prod, loss):
+    """Prediction ``k`` of a centre: its word (label 1) and negatives (label 0) from the
+    input ``h``; each output row updated, ``acc`` += the gradient of ``h``. Returns the
+    running product of probabilities and the loss."""
+    for o in range(cnt[slot, k]):
+        out_w = tg[slot, k, o]
+        g, pr = _logistic(_dot_row(h, syn1, out_w), o == 0, alpha)
+        prod *= pr
+        _update_row(h, syn1, out_w, g, acc)
+        if prod < 1e-150:   # per factor: each is >= sigmoid(-50)
+            loss -= math.log(prod)
+            prod = 1.0
+    return prod, loss
+
+
 @njit(cache=True, fastmath=_FM)
-def _train_block(inp, syn1, indptr, indices, corpus, sent_off, s0, s1, keep, table, key,
-                 alpha, window, nneg, sg, buf, ctx, h, gacc, gc):
-    """Train on sentences ``s0 .. s1-1``; return ``(loss, effective_words, examples)``."""
+def _sg_block(inp, syn1, indptr, indices, corpus, sent_off, s0, s1, keep, table, key,
+              alpha, window, nneg, buf, h, gacc, gc, tg, cnt, span):
+    """Skip-gram on sentences ``s0 .. s1-1``; return ``(loss, effective_words, examples)``."""
     dim = h.size
     nf = np.float64(table.size)
     ctr = np.uint64(0)
@@ -240,94 +344,241 @@ def _train_block(inp, syn1, indptr, indices, corpus, sent_off, s0, s1, keep, tab
     eff = 0
     npairs = 0
     for s in range(s0, s1):
-        n = 0
-        p = sent_off[s]
-        end = sent_off[s + 1]
-        while p < end:
-            w = np.int64(corpus[p])
-            p += 1
-            if w == ESCAPE:
-                w = (np.int64(corpus[p]) << 16) | np.int64(corpus[p + 1])
-                p += 2
-            r = bits(key, ctr)
-            ctr += _ONE
-            if (r >> _S32) < keep[w]:
-                buf[n] = w
-                n += 1
+        n, ctr = _subsample(corpus, sent_off[s], sent_off[s + 1], keep, key, ctr, buf)
         eff += n
+        if n == 0:
+            continue
+        ctr = _draw(buf, n, 0, True, window, nneg, table, nf, key, ctr, tg, cnt, span, 0)
         for i in range(n):
-            w = buf[i]
-            b = reduced_window(bits(key, ctr), window)
-            ctr += _ONE
-            lo = max(0, i - b)
-            hi = min(n, i + b + 1)
-            nctx = 0
-            for j in range(lo, hi):
-                if j != i:
-                    ctx[nctx] = buf[j]
-                    nctx += 1
-            if nctx == 0:
+            cur = i & 1
+            if i + 1 < n:     # the next centre's draws, and its rows on their way
+                nxt = 1 - cur
+                ctr = _draw(buf, n, i + 1, True, window, nneg, table, nf, key, ctr, tg, cnt,
+                            span, nxt)
+                _prefetch_targets(syn1, tg, cnt, span, nxt, True)
+                v = buf[i + 1]
+                _prefetch_rows(inp, indices, indptr[v], indptr[v + 1])
+            lo = span[cur, 0]
+            hi = span[cur, 1]
+            if hi - lo < 2:
                 continue
+            w = buf[i]
+            a = indptr[w]
+            z = indptr[w + 1]
             for k in range(dim):
                 h[k] = 0.0
                 gacc[k] = 0.0
-            # the input rows: the centre word's (skip-gram) or the context words' (CBOW)
-            if sg:
-                nsrc = 1
-                ctx[nctx] = w
-            else:
-                nsrc = nctx
-            first = nctx if sg else 0
-            tot = 0
-            for c in range(first, first + nsrc):
-                t = ctx[c]
-                _sum_rows(inp, indices, indptr[t], indptr[t + 1], h)
-                tot += indptr[t + 1] - indptr[t]
-            inv = np.float32(1.0) / np.float32(tot)
+            _sum_rows(inp, indices, a, z, h)
+            inv = np.float32(1.0) / np.float32(z - a)
             for k in range(dim):
                 h[k] *= inv
-            # the words predicted: every context word (skip-gram) or the centre word (CBOW)
-            npredicted = nctx if sg else 1
-            acc = gc if sg else gacc
-            for c in range(npredicted):
-                t = ctx[c] if sg else w
-                if sg:
-                    gc[:] = 0.0
-                for o in range(nneg + 1):
-                    if o == 0:
-                        out_w = t
-                    else:
-                        out_w, ctr = _negative(table, nf, key, ctr, t)
-                        if out_w < 0:
-                            continue
-                    g, pr = _logistic(_dot_row(h, syn1, out_w), o == 0, alpha)
-                    prod *= pr
-                    _update_row(h, syn1, out_w, g, acc)
-                    if prod < 1e-150:   # per factor: each is >= sigmoid(-50)
-                        loss -= math.log(prod)
-                        prod = 1.0
-                if sg:
-                    # fastText and gensim update the centre word's rows after each context
-                    # word. Adding gc to each of its rows moves their mean by gc: the next
-                    # context word sees that mean, and the rows get the sum once, below.
-                    _add_twice(gc, h, gacc)
-            npairs += npredicted
-            for c in range(first, first + nsrc):
-                t = ctx[c]
-                _add_to_rows(inp, indices, indptr[t], indptr[t + 1], gacc)
+            for k in range(hi - lo - 1):
+                gc[:] = 0.0
+                prod, loss = _predict(h, syn1, tg, cnt, cur, k, alpha, gc, prod, loss)
+                # fastText and gensim update the centre word's rows after each context
+                # word. Adding gc to each of its rows moves their mean by gc: the next
+                # context word sees that mean, and the rows get the sum once, below.
+                _add_twice(gc, h, gacc)
+            npairs += hi - lo - 1
+            _add_to_rows(inp, indices, a, z, gacc)
     loss -= math.log(prod)
     return loss, eff, npairs
 
 
+@njit(cache=True)
+def _overlap(urows, ucount, a0, a1, b0, b1):
+    """Rows two words share, with multiplicity: the sum over rows r of (times the first
+    word has r) * (times the second has r), from their sorted distinct rows
+    ``urows[a0:a1]``, ``urows[b0:b1]`` and counts ``ucount`` (a merge without branches on
+    the data: such branches are unpredictable)."""
+    o = 0
+    i = a0
+    j = b0
+    while i < a1 and j < b1:
+        x = urows[i]
+        y = urows[j]
+        o += np.int64(x == y) * ucount[i] * ucount[j]
+        i += np.int64(x <= y)
+        j += np.int64(y <= x)
+    return o
+
+
+@njit(cache=True, fastmath=_FM)
+def _axpy_row(dst, i, f, src, j):
+    """dst[i] += f * src[j]."""
+    for k in range(dst.shape[1]):
+        dst[i, k] += f * src[j, k]
+
+
+@njit(cache=True, fastmath=_FM)
+def _add_row(dst, i, g):
+    """dst[i] += g."""
+    for k in range(g.size):
+        dst[i, k] += g[k]
+
+
+@njit(cache=True, fastmath=_FM)
+def _scaled_add_row(dst, i, f, g):
+    """dst[i] += f * g."""
+    for k in range(g.size):
+        dst[i, k] += f * g[k]
+
+
+@njit(cache=True, fastmath=_FM)
+def _enter(inp, indptr, indices, uptr, urows, ucount, buf, q, nslot, rsum, pend, ov, nrows):
+    """Position ``q`` of the sentence enters the window: its slot gets the sum of its
+    word's rows (as the earlier positions' pending gradients leave them) and its overlaps
+    with the positions before it still in the window."""
+    w = buf[q]
+    sq = q % nslot
+    a0 = indptr[w]
+    a1 = indptr[w + 1]
+    nrows[sq] = a1 - a0
+    for k in range(rsum.shape[1]):
+        rsum[sq, k] = 0.0
+        pend[sq, k] = 0.0
+    _sum_rows(inp, indices, a0, a1, rsum[sq])
+    u0 = uptr[w]
+    u1 = uptr[w + 1]
+    own = _overlap(urows, ucount, u0, u1, u0, u1)
+    ov[sq, sq] = own
+    for p in range(max(0, q - nslot + 1), q):
+        sp = p % nslot
+        v = buf[p]
+        o = own if v == w else _overlap(urows, ucount, u0, u1, uptr[v], uptr[v + 1])
+        ov[sq, sp] = o
+        ov[sp, sq] = o
+        if o != 0:
+            _axpy_row(rsum, sq, np.float32(o), pend, sp)
+
+
+@njit(cache=True, fastmath=_FM)
+def _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount, corpus, sent_off, s0, s1, keep, table,
+                key, alpha, window, nneg, buf, h, gacc, rsum, pend, ov, nrows, tg, cnt, span):
+    """CBOW on sentences ``s0 .. s1-1``; return ``(loss, effective_words, examples)``.
+
+    Each position of the sentence within ``window`` of the centre holds a slot: ``rsum``,
+    the sum of its word's rows as they stand with every gradient so far, and ``pend``, the
+    gradients the rows are still owed. A centre's input is the sum of its context slots'
+    ``rsum`` over their row count; its gradient ``g`` goes to the context slots' ``pend``,
+    and every slot in the window moves by ``g`` times the rows it shares with the context
+    (``ov``). A position's rows are read when it enters the window and written, with what
+    they are owed, when it leaves: the arithmetic of writing every row after every centre,
+    summed in another order."""
+    dim = h.size
+    nslot = 2 * window + 1
+    nf = np.float64(table.size)
+    ctr = np.uint64(0)
+    loss = 0.0
+    prod = 1.0
+    eff = 0
+    npairs = 0
+    for s in range(s0, s1):
+        n, ctr = _subsample(corpus, sent_off[s], sent_off[s + 1], keep, key, ctr, buf)
+        eff += n
+        if n == 0:
+            continue
+        for q in range(min(n, window + 2)):
+            v = buf[q]
+            _prefetch_rows(inp, indices, indptr[v], indptr[v + 1])
+        for q in range(min(n, window + 1)):
+            _enter(inp, indptr, indices, uptr, urows, ucount, buf, q, nslot, rsum, pend, ov,
+                   nrows)
+        ctr = _draw(buf, n, 0, False, window, nneg, table, nf, key, ctr, tg, cnt, span, 0)
+        for i in range(n):
+            cur = i & 1
+            if i + 1 < n:     # the next centre's draws, and rows on their way
+                nxt = 1 - cur
+                ctr = _draw(buf, n, i + 1, False, window, nneg, table, nf, key, ctr, tg, cnt,
+                            span, nxt)
+                _prefetch_targets(syn1, tg, cnt, span, nxt, False)
+                q = i + window + 2        # enters after the next centre
+                if q < n:
+                    v = buf[q]
+                    _prefetch_rows(inp, indices, indptr[v], indptr[v + 1])
+            lo = span[cur, 0]
+            hi = span[cur, 1]
+            if hi - lo > 1:
+                tot = 0
+                for k in range(dim):
+                    h[k] = 0.0
+                    gacc[k] = 0.0
+                for p in range(lo, hi):
+                    if p != i:
+                        sp = p % nslot
+                        for k in range(dim):
+                            h[k] += rsum[sp, k]
+                        tot += nrows[sp]
+                inv = np.float32(1.0) / np.float32(tot)
+                for k in range(dim):
+                    h[k] *= inv
+                prod, loss = _predict(h, syn1, tg, cnt, cur, 0, alpha, gacc, prod, loss)
+                npairs += 1
+                for p in range(lo, hi):
+                    if p != i:
+                        _add_row(pend, p % nslot, gacc)
+                for q in range(max(0, i - window), min(n, i + window + 1)):
+                    sq = q % nslot
+                    c = 0
+                    for p in range(lo, hi):
+                        if p != i:
+                            c += ov[sq, p % nslot]
+                    if c != 0:
+                        _scaled_add_row(rsum, sq, np.float32(c), gacc)
+            p = i - window
+            if p >= 0:        # no later centre reaches it
+                w = buf[p]
+                _add_to_rows(inp, indices, indptr[w], indptr[w + 1], pend[p % nslot])
+            q = i + window + 1
+            if q < n:
+                _enter(inp, indptr, indices, uptr, urows, ucount, buf, q, nslot, rsum, pend, ov,
+                   nrows)
+        for p in range(max(0, n - window), n):
+            w = buf[p]
+            _add_to_rows(inp, indices, indptr[w], indptr[w + 1], pend[p % nslot])
+    loss -= math.log(prod)
+    return loss, eff, npairs
+
+
+@njit(cache=True)
+def distinct_rows(indptr, indices):
+    """Each word's distinct rows, sorted, and how many times the word lists each, as CSR
+    ``(uptr, urows, ucount)`` (for the overlaps of the CBOW kernel)."""
+    n = indptr.size - 1
+    srt = indices.copy()
+    uptr = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        a = indptr[i]
+        b = indptr[i + 1]
+        srt[a:b].sort()
+        d = 0
+        for q in range(a, b):
+            if q == a or srt[q] != srt[q - 1]:
+                d += 1
+        uptr[i + 1] = uptr[i] + d
+    urows = np.empty(uptr[n], np.int64)
+    ucount = np.zeros(uptr[n], np.int64)
+    for i in range(n):
+        u = uptr[i] - 1
+        for q in range(indptr[i], indptr[i + 1]):
+            if q == indptr[i] or srt[q] != srt[q - 1]:
+                u += 1
+                urows[u] = srt[q]
+            ucount[u] += 1
+    return uptr, urows, ucount
+
+
 @njit(parallel=PRANGE_ONLY, cache=True)
-def train_blocks(inp, syn1, indptr, indices, corpus, sent_off, block_sent,
+def train_blocks(inp, syn1, indptr, indices, distinct, corpus, sent_off, block_sent,
                  first_block, alphas, keep, table, seed, stream_base, window, nneg, sg,
                  loss_out, eff_out, pairs_out):
     """Train ``alphas.size`` consecutive blocks in parallel (layout of the arguments as
     ``_w2v_kernels.train_blocks``; ``inp`` / ``indptr`` / ``indices`` as the module
-    docstring says). Writes each block's loss, kept words and training examples."""
+    docstring says; ``distinct`` = ``distinct_rows(indptr, indices)``, used by CBOW only). Writes
+    each block's loss, kept words and training examples."""
     nb = alphas.size
     dim = inp.shape[1]
+    nslot = 2 * window + 1
     for i in prange(nb):
         b = first_block + i
         s0 = block_sent[i]
@@ -336,15 +587,28 @@ def train_blocks(inp, syn1, indptr, indices, corpus, sent_off, block_sent,
         for s in range(s0, s1):
             longest = max(longest, sent_off[s + 1] - sent_off[s])
         buf = np.empty(max(longest, 1), np.int64)
-        ctx = np.empty(2 * window + 1, np.int64)
         h = np.empty(dim, np.float32)
         gacc = np.empty(dim, np.float32)
-        gc = np.empty(dim, np.float32)
+        tg = np.empty((2, 2 * window, nneg + 1), np.int64)
+        cnt = np.empty((2, 2 * window), np.int64)
+        span = np.empty((2, 2), np.int64)
         key = stream_key(seed, stream_base + np.uint64(b))
-        loss, eff, npairs = _train_block(inp, syn1, indptr, indices, corpus,
-                                         sent_off, s0, s1, keep, table, key,
-                                         np.float32(alphas[i]), window, nneg, sg, buf, ctx,
-                                         h, gacc, gc)
+        alpha = np.float32(alphas[i])
+        if sg:
+            gc = np.empty(dim, np.float32)
+            loss, eff, npairs = _sg_block(inp, syn1, indptr, indices, corpus, sent_off, s0,
+                                          s1, keep, table, key, alpha, window, nneg, buf, h,
+                                          gacc, gc, tg, cnt, span)
+        else:
+            rsum = np.empty((nslot, dim), np.float32)
+            pend = np.empty((nslot, dim), np.float32)
+            ov = np.zeros((nslot, nslot), np.int64)
+            nrows = np.zeros(nslot, np.int64)
+            uptr, urows, ucount = distinct
+            loss, eff, npairs = _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount,
+                                            corpus, sent_off, s0, s1, keep, table, key,
+                                            alpha, window, nneg, buf, h, gacc, rsum, pend,
+                                            ov, nrows, tg, cnt, span)
         loss_out[i] = loss
         eff_out[i] = eff
         pairs_out[i] = npairs

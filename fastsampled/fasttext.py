@@ -35,7 +35,7 @@ import os
 import numpy as np
 
 from ._errors import StoreError
-from ._ft_kernels import compose_vectors, init_uniform, train_blocks
+from ._ft_kernels import compose_vectors, init_uniform, distinct_rows, train_blocks
 from ._ftformat import (EOS, LOSS_NS, MODEL_CBOW, MODEL_SG, check_int32, read_facebook_bin,
                         subword_rows, write_facebook_bin)
 from ._modelfiles import NpzReader, replacing
@@ -537,9 +537,15 @@ corpus_in_memory, lr_schedule, num_sampled, cbow_mean
         self._check_ft_state()
 
     def _block_trainer(self):
+        # CBOW finds the rows neighbouring words share from each word's distinct rows
+        if self.sg:
+            distinct = (self._indptr[:1], self._indices[:0], self._indices[:0])
+        else:
+            distinct = distinct_rows(self._indptr, self._indices)
+
         def run(stream, sent_off, block_sent, b0, alphas, key, loss_out, eff_out, pairs_out):
-            train_blocks(self._input, self.syn1neg, self._indptr, self._indices, stream,
-                         sent_off, block_sent, b0, alphas, self._keep_thr, self._alias.table,
+            train_blocks(self._input, self.syn1neg, self._indptr, self._indices, distinct,
+                         stream, sent_off, block_sent, b0, alphas, self._keep_thr, self._alias.table,
                          self._seed64, key, self.window, self.negative, self.sg, loss_out,
                          eff_out, pairs_out)
         return run

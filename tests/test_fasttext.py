@@ -225,11 +225,39 @@ def test_training_bit_reproducible(sg):
     assert m1.syn1neg.any() and m1.vectors_ngrams.any()
 
 
-def _reference_sg(inp, syn1, indptr, indices, sent, keep, table, key, alpha, window, nneg):
-    """Plain numpy skip-gram with n-grams on one sentence, drawing the kernel's random
-    numbers: subsampling, then per centre the window, for each context word the target
-    and its negatives (redrawn when equal to the target), then the centre word's rows
-    updated, as fastText does after every pair (the next pair's input is their new mean)."""
+def _draw_negatives(table, key, ctr, t, nneg):
+    """The kernel's negatives for the word predicted ``t``: each redrawn while it equals
+    ``t`` (up to ``_REDRAWS`` tries); returns them and the next counter."""
+    nf = float(table.size)
+    out = []
+    for _ in range(nneg):
+        for _ in range(K._REDRAWS):
+            c = alias_pick(table, nf, np.uint64(bits(key, np.uint64(ctr))),
+                           np.uint64(bits(key, np.uint64(ctr + 1))))
+            ctr += 2
+            if c != t:
+                out.append(c)
+                break
+    return out, ctr
+
+
+def _train_targets(h, syn1, targets, alpha):
+    """Output rows of the word predicted (label 1) and its negatives (label 0) updated from
+    the input ``h``; returns the gradient of ``h``."""
+    gacc = np.zeros_like(h)
+    for o, label in targets:
+        g = alpha * (label - 1.0 / (1.0 + math.exp(-h @ syn1[o])))
+        gacc += g * syn1[o]
+        syn1[o] += g * h
+    return gacc
+
+
+def _reference(inp, syn1, indptr, indices, sent, keep, table, key, alpha, window, nneg, sg):
+    """Plain numpy fastText with n-grams on one sentence, drawing the kernel's random
+    numbers: subsampling, then per centre the window, then per word predicted its negatives.
+    Skip-gram: for each context word the centre word's rows are its input, and are updated
+    after every pair, as fastText does (the next pair's input is their new mean). CBOW: the
+    input is the mean of every row of every context word, each of which gets the gradient."""
     key = np.uint64(key)     # numba types a Python int below 2**63 as int64: keep uint64
     inp = inp.astype(np.float64)
     syn1 = syn1.astype(np.float64)
@@ -240,63 +268,91 @@ def _reference_sg(inp, syn1, indptr, indices, sent, keep, table, key, alpha, win
         ctr += 1
         if (r >> 32) < keep[w]:
             kept.append(w)
-    nf = float(table.size)
     for i, w in enumerate(kept):
         b = 1 + (int(bits(key, np.uint64(ctr))) >> 32) % window
         ctr += 1
         ctx = [kept[j] for j in range(max(0, i - b), min(len(kept), i + b + 1)) if j != i]
         if not ctx:
             continue
-        rows = indices[indptr[w]:indptr[w + 1]]
-        for t in ctx:
-            h = inp[rows].mean(axis=0)
-            gacc = np.zeros_like(h)
-            targets = [(t, 1.0)]
-            for _ in range(nneg):
-                for _ in range(K._REDRAWS):
-                    c = alias_pick(table, nf, np.uint64(bits(key, np.uint64(ctr))),
-                                   np.uint64(bits(key, np.uint64(ctr + 1))))
-                    ctr += 2
-                    if c != t:
-                        targets.append((c, 0.0))
-                        break
-            for o, label in targets:
-                g = alpha * (label - 1.0 / (1.0 + math.exp(-h @ syn1[o])))
-                gacc += g * syn1[o]
-                syn1[o] += g * h
-            for r in rows:
+        if sg:
+            rows = indices[indptr[w]:indptr[w + 1]]
+            for t in ctx:
+                negs, ctr = _draw_negatives(table, key, ctr, t, nneg)
+                gacc = _train_targets(inp[rows].mean(axis=0), syn1,
+                                      [(t, 1.0)] + [(c, 0.0) for c in negs], alpha)
+                for r in rows:
+                    inp[r] += gacc
+        else:
+            rows = np.concatenate([indices[indptr[t]:indptr[t + 1]] for t in ctx])
+            negs, ctr = _draw_negatives(table, key, ctr, w, nneg)
+            gacc = _train_targets(inp[rows].mean(axis=0), syn1,
+                                  [(w, 1.0)] + [(c, 0.0) for c in negs], alpha)
+            for r in rows:           # a row listed twice gets the gradient twice
                 inp[r] += gacc
     return inp, syn1
 
 
-@pytest.mark.kernel
-def test_skipgram_kernel_matches_numpy_reference():
-    rng = np.random.default_rng(1)
-    words = ["cat", "cats", "dog", "the", "mat"]
-    nw, bucket, dim = len(words), 1000, 8
+def _kernel_case(words, bucket, dim, sent, window, sg, seed=1):
+    rng = np.random.default_rng(seed)
+    nw = len(words)
     indptr, indices = F.subword_rows(words, 3, 6, bucket, nw, np.arange(nw))
-    for w in range(nw):     # distinct rows per word: then the mean moves by exactly the gradient
-        rows = indices[indptr[w]:indptr[w + 1]]
-        assert np.unique(rows).size == rows.size
     inp = (rng.standard_normal((nw + bucket, dim)) * 0.3).astype(np.float32)
     syn1 = (rng.standard_normal((nw, dim)) * 0.3).astype(np.float32)
-    counts = np.array([50, 20, 30, 90, 10])
+    counts = rng.integers(5, 100, nw)
     _, keep = keep_probabilities(counts, 0.05)
     table = fs.AliasTable(counts ** 0.75).table
-    sent = np.array([3, 0, 4, 1, 2, 3, 0, 2, 1, 4, 3], np.uint16)
-    seed, alpha, window, nneg = np.uint64(5), 0.05, 3, 3
-    want_in, want_out = _reference_sg(inp, syn1, indptr, indices, sent.astype(np.int64), keep,
-                                      table, stream_key(seed, np.uint64(0)), alpha, window,
-                                      nneg)
+    alpha, nneg = 0.05, 3
+    want_in, want_out = _reference(inp, syn1, indptr, indices, sent.astype(np.int64), keep,
+                                   table, stream_key(np.uint64(5), np.uint64(0)), alpha,
+                                   window, nneg, sg)
     got_in, got_out = inp.copy(), syn1.copy()
     loss, eff, pairs = (np.zeros(1), np.zeros(1, np.int64), np.zeros(1, np.int64))
-    K.train_blocks(got_in, got_out, indptr, indices, sent, np.array([0, sent.size], np.int64),
-                   np.array([0, 1], np.int64), 0, np.array([alpha]), keep, table, seed,
-                   np.uint64(0), window, nneg, 1, loss, eff, pairs)
+    K.train_blocks(got_in, got_out, indptr, indices, K.distinct_rows(indptr, indices), sent,
+                   np.array([0, sent.size], np.int64), np.array([0, 1], np.int64), 0,
+                   np.array([alpha]), keep, table, np.uint64(5), np.uint64(0), window, nneg,
+                   sg, loss, eff, pairs)
     assert eff[0] > 3 and pairs[0] > 0 and loss[0] > 0
     assert not np.allclose(got_in, inp)
     np.testing.assert_allclose(got_in, want_in, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(got_out, want_out, rtol=1e-4, atol=1e-5)
+    return indptr, indices
+
+
+@pytest.mark.kernel
+def test_skipgram_kernel_matches_numpy_reference():
+    words = ["cat", "cats", "dog", "the", "mat"]
+    sent = np.array([3, 0, 4, 1, 2, 3, 0, 2, 1, 4, 3], np.uint16)
+    indptr, indices = _kernel_case(words, 1000, 8, sent, 3, 1)
+    for w in range(len(words)):   # distinct rows per word: the mean moves by the gradient
+        rows = indices[indptr[w]:indptr[w + 1]]
+        assert np.unique(rows).size == rows.size
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("window", [1, 2, 5])
+def test_cbow_kernel_matches_numpy_reference(window):
+    # The kernel keeps each window position's row sum and owed gradient and writes a word's
+    # rows once, when it leaves the window: neighbours that share n-grams ("cat", "cats";
+    # a word twice in a window), a word listing a row twice ("banana": "ana") and, with
+    # 40 buckets, n-grams hashed together must all come out as rows written every centre.
+    words = ["cat", "cats", "dog", "the", "mat", "banana", "bananas", "a"]
+    rng = np.random.default_rng(window)
+    sent = rng.integers(0, len(words), 60).astype(np.uint16)
+    indptr, indices = _kernel_case(words, 40, 8, sent, window, 0)
+    rows = indices[indptr[5]:indptr[6]]
+    assert np.unique(rows).size < rows.size
+
+
+def test_distinct_rows():
+    indptr = np.array([0, 3, 3, 7], np.int64)
+    indices = np.array([5, 2, 5, 9, 1, 9, 9], np.int64)
+    uptr, urows, ucount = K.distinct_rows(indptr, indices)
+    assert uptr.tolist() == [0, 2, 2, 4]
+    assert urows.tolist() == [2, 5, 1, 9]
+    assert ucount.tolist() == [1, 2, 1, 3]
+    assert K._overlap(urows, ucount, 0, 2, 0, 2) == 1 + 4
+    assert K._overlap(urows, ucount, 2, 4, 2, 4) == 1 + 9
+    assert K._overlap(urows, ucount, 0, 2, 2, 4) == 0
 
 
 def test_subwords_help_rare_forms():
