@@ -32,8 +32,8 @@ CBOW
     word enters the window, and writes them once, when it leaves: each position in the
     window keeps the sum of its rows as they stand and the gradients they are owed, and
     after each centre every position's sum moves by the gradient times the rows it shares
-    with the context words (:func:`_overlap`; neighbours share n-grams, and a word may list
-    a row twice). That is the arithmetic of writing every row after every centre, rounded
+    with the context words (:func:`_overlap`, run only when the words' signatures say they
+    may share one; neighbours share n-grams, and a word may list a row twice). That is the arithmetic of writing every row after every centre, rounded
     in another order; other threads see a word's updates when it leaves the window (within
     ``window`` centres) rather than after each centre.
 
@@ -63,6 +63,8 @@ _ONE = np.uint64(1)
 _TWO = np.uint64(2)
 _CLAMP = 50.0
 _REDRAWS = 8     # tries to draw a negative different from the word predicted
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+_SIGW = 8        # a word's signature: 512 bits, one set per distinct row (hashed)
 
 
 # --------------------------------------------------------------------------- hashing
@@ -425,7 +427,8 @@ def _scaled_add_row(dst, i, f, g):
 
 
 @njit(cache=True, fastmath=_FM)
-def _enter(inp, indptr, indices, uptr, urows, ucount, buf, q, nslot, rsum, pend, ov, nrows):
+def _enter(inp, indptr, indices, uptr, urows, ucount, sig, buf, q, nslot, rsum, pend, ov, nrows,
+           ssig):
     """Position ``q`` of the sentence enters the window: its slot gets the sum of its
     word's rows (as the earlier positions' pending gradients leave them) and its overlaps
     with the positions before it still in the window."""
@@ -442,10 +445,19 @@ def _enter(inp, indptr, indices, uptr, urows, ucount, buf, q, nslot, rsum, pend,
     u1 = uptr[w + 1]
     own = _overlap(urows, ucount, u0, u1, u0, u1)
     ov[sq, sq] = own
+    for k in range(_SIGW):
+        ssig[sq, k] = sig[w, k]
     for p in range(max(0, q - nslot + 1), q):
         sp = p % nslot
         v = buf[p]
-        o = own if v == w else _overlap(urows, ucount, u0, u1, uptr[v], uptr[v + 1])
+        if v == w:
+            o = own
+        else:
+            # two words share a row only if their signatures share a bit
+            any_bit = np.uint64(0)
+            for k in range(_SIGW):
+                any_bit |= ssig[sq, k] & ssig[sp, k]
+            o = 0 if any_bit == 0 else _overlap(urows, ucount, u0, u1, uptr[v], uptr[v + 1])
         ov[sq, sp] = o
         ov[sp, sq] = o
         if o != 0:
@@ -453,7 +465,7 @@ def _enter(inp, indptr, indices, uptr, urows, ucount, buf, q, nslot, rsum, pend,
 
 
 @njit(cache=True, fastmath=_FM)
-def _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount, corpus, sent_off, s0, s1, keep, table,
+def _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount, sig, ssig, corpus, sent_off, s0, s1, keep, table,
                 key, alpha, window, nneg, buf, h, gacc, rsum, pend, ov, nrows, tg, cnt, span):
     """CBOW on sentences ``s0 .. s1-1``; return ``(loss, effective_words, examples)``.
 
@@ -481,9 +493,10 @@ def _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount, corpus, sent_of
         for q in range(min(n, window + 2)):
             v = buf[q]
             _prefetch_rows(inp, indices, indptr[v], indptr[v + 1])
+            prefetch_row(sig, v)
         for q in range(min(n, window + 1)):
-            _enter(inp, indptr, indices, uptr, urows, ucount, buf, q, nslot, rsum, pend, ov,
-                   nrows)
+            _enter(inp, indptr, indices, uptr, urows, ucount, sig, buf, q, nslot, rsum, pend,
+                   ov, nrows, ssig)
         ctr = _draw(buf, n, 0, False, window, nneg, table, nf, key, ctr, tg, cnt, span, 0)
         for i in range(n):
             cur = i & 1
@@ -496,6 +509,7 @@ def _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount, corpus, sent_of
                 if q < n:
                     v = buf[q]
                     _prefetch_rows(inp, indices, indptr[v], indptr[v + 1])
+                    prefetch_row(sig, v)
             lo = span[cur, 0]
             hi = span[cur, 1]
             if hi - lo > 1:
@@ -531,8 +545,8 @@ def _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount, corpus, sent_of
                 _add_to_rows(inp, indices, indptr[w], indptr[w + 1], pend[p % nslot])
             q = i + window + 1
             if q < n:
-                _enter(inp, indptr, indices, uptr, urows, ucount, buf, q, nslot, rsum, pend, ov,
-                   nrows)
+                _enter(inp, indptr, indices, uptr, urows, ucount, sig, buf, q, nslot, rsum, pend,
+                   ov, nrows, ssig)
         for p in range(max(0, n - window), n):
             w = buf[p]
             _add_to_rows(inp, indices, indptr[w], indptr[w + 1], pend[p % nslot])
@@ -543,7 +557,9 @@ def _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount, corpus, sent_of
 @njit(cache=True)
 def distinct_rows(indptr, indices):
     """Each word's distinct rows, sorted, and how many times the word lists each, as CSR
-    ``(uptr, urows, ucount)`` (for the overlaps of the CBOW kernel)."""
+    ``(uptr, urows, ucount)``, and each word's signature ``sig`` (``_SIGW`` words of 64
+    bits, a bit set for each distinct row, picked by a hash of the row): two words share a
+    row only if their signatures share a bit. For the overlaps of the CBOW kernel."""
     n = indptr.size - 1
     srt = indices.copy()
     uptr = np.zeros(n + 1, np.int64)
@@ -558,14 +574,17 @@ def distinct_rows(indptr, indices):
         uptr[i + 1] = uptr[i] + d
     urows = np.empty(uptr[n], np.int64)
     ucount = np.zeros(uptr[n], np.int64)
+    sig = np.zeros((n, _SIGW), np.uint64)
     for i in range(n):
         u = uptr[i] - 1
         for q in range(indptr[i], indptr[i + 1]):
             if q == indptr[i] or srt[q] != srt[q - 1]:
                 u += 1
                 urows[u] = srt[q]
+                z = (np.uint64(srt[q]) * _GOLD) >> np.uint64(64 - 9)
+                sig[i, z >> np.uint64(6)] |= _ONE << (z & np.uint64(63))
             ucount[u] += 1
-    return uptr, urows, ucount
+    return uptr, urows, ucount, sig
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
@@ -574,8 +593,8 @@ def train_blocks(inp, syn1, indptr, indices, distinct, corpus, sent_off, block_s
                  loss_out, eff_out, pairs_out):
     """Train ``alphas.size`` consecutive blocks in parallel (layout of the arguments as
     ``_w2v_kernels.train_blocks``; ``inp`` / ``indptr`` / ``indices`` as the module
-    docstring says; ``distinct`` = ``distinct_rows(indptr, indices)``, used by CBOW only). Writes
-    each block's loss, kept words and training examples."""
+    docstring says; ``distinct`` = ``distinct_rows(indptr, indices)``, used by CBOW only).
+    Writes each block's loss, kept words and training examples."""
     nb = alphas.size
     dim = inp.shape[1]
     nslot = 2 * window + 1
@@ -604,9 +623,10 @@ def train_blocks(inp, syn1, indptr, indices, distinct, corpus, sent_off, block_s
             pend = np.empty((nslot, dim), np.float32)
             ov = np.zeros((nslot, nslot), np.int64)
             nrows = np.zeros(nslot, np.int64)
-            uptr, urows, ucount = distinct
+            uptr, urows, ucount, sig = distinct
+            ssig = np.empty((nslot, _SIGW), np.uint64)
             loss, eff, npairs = _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount,
-                                            corpus, sent_off, s0, s1, keep, table, key,
+                                            sig, ssig, corpus, sent_off, s0, s1, keep, table, key,
                                             alpha, window, nneg, buf, h, gacc, rsum, pend,
                                             ov, nrows, tg, cnt, span)
         loss_out[i] = loss

@@ -539,7 +539,8 @@ corpus_in_memory, lr_schedule, num_sampled, cbow_mean
     def _block_trainer(self):
         # CBOW finds the rows neighbouring words share from each word's distinct rows
         if self.sg:
-            distinct = (self._indptr[:1], self._indices[:0], self._indices[:0])
+            distinct = (self._indptr[:1], self._indices[:0], self._indices[:0],
+                        np.zeros((0, 8), np.uint64))
         else:
             distinct = distinct_rows(self._indptr, self._indices)
 

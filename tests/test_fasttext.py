@@ -346,13 +346,18 @@ def test_cbow_kernel_matches_numpy_reference(window):
 def test_distinct_rows():
     indptr = np.array([0, 3, 3, 7], np.int64)
     indices = np.array([5, 2, 5, 9, 1, 9, 9], np.int64)
-    uptr, urows, ucount = K.distinct_rows(indptr, indices)
+    uptr, urows, ucount, sig = K.distinct_rows(indptr, indices)
     assert uptr.tolist() == [0, 2, 2, 4]
     assert urows.tolist() == [2, 5, 1, 9]
     assert ucount.tolist() == [1, 2, 1, 3]
     assert K._overlap(urows, ucount, 0, 2, 0, 2) == 1 + 4
     assert K._overlap(urows, ucount, 2, 4, 2, 4) == 1 + 9
     assert K._overlap(urows, ucount, 0, 2, 2, 4) == 0
+    # a word's signature has a bit per distinct row: words sharing a row share a bit
+    assert sig[1].sum() == 0 and sig.shape == (3, K._SIGW)
+    assert [sum(bin(int(x)).count("1") for x in row) for row in sig] == [2, 0, 2]
+    both = K.distinct_rows(np.array([0, 2, 4]), np.array([3, 77, 77, 12]))[3]
+    assert np.any(both[0] & both[1])
 
 
 def test_subwords_help_rare_forms():
