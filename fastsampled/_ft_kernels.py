@@ -55,7 +55,7 @@ from numba import njit, prange
 from ._alias_kernels import alias_pick
 from ._prefetch import prefetch_row
 from ._rng import GAMMA, PRANGE_ONLY, bits, mix64, stream_key
-from ._w2v_kernels import ESCAPE, reduced_window
+from ._w2v_kernels import reduced_window, subsample
 
 _FM = {"reassoc", "contract", "nsz", "arcp", "afn"}
 _S32 = np.uint64(32)
@@ -245,25 +245,6 @@ def _logistic(f, label, alpha):
     return np.float32(-alpha * sig), 1.0 - sig
 
 
-@njit(cache=True, inline="always")
-def _subsample(corpus, p, end, keep, key, ctr, buf):
-    """The words of ``corpus[p:end]`` that subsampling keeps, into ``buf``; returns their
-    number and the next counter."""
-    n = 0
-    while p < end:
-        w = np.int64(corpus[p])
-        p += 1
-        if w == ESCAPE:
-            w = (np.int64(corpus[p]) << 16) | np.int64(corpus[p + 1])
-            p += 2
-        r = bits(key, ctr)
-        ctr += _ONE
-        if (r >> _S32) < keep[w]:
-            buf[n] = w
-            n += 1
-    return n, ctr
-
-
 @njit(cache=True)
 def _draw(buf, n, i, sg, window, nneg, table, nf, key, ctr, tg, cnt, span, slot):
     """The random draws of centre ``i``, in the stream's order: its window, then for each
@@ -346,7 +327,7 @@ def _sg_block(inp, syn1, indptr, indices, corpus, sent_off, s0, s1, keep, table,
     eff = 0
     npairs = 0
     for s in range(s0, s1):
-        n, ctr = _subsample(corpus, sent_off[s], sent_off[s + 1], keep, key, ctr, buf)
+        n, ctr = subsample(corpus, sent_off[s], sent_off[s + 1], keep, key, ctr, buf)
         eff += n
         if n == 0:
             continue
@@ -486,7 +467,7 @@ def _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount, sig, ssig, corp
     eff = 0
     npairs = 0
     for s in range(s0, s1):
-        n, ctr = _subsample(corpus, sent_off[s], sent_off[s + 1], keep, key, ctr, buf)
+        n, ctr = subsample(corpus, sent_off[s], sent_off[s + 1], keep, key, ctr, buf)
         eff += n
         if n == 0:
             continue

@@ -91,6 +91,25 @@ def reduced_window(r, window):
     return np.int64(np.uint64(1) + (r >> _S32) % np.uint64(window))
 
 
+@njit(cache=True, inline="always")
+def subsample(corpus, p, end, keep, key, ctr, buf):
+    """The words of ``corpus[p:end]`` (the encoded stream) that subsampling keeps, into
+    ``buf``; returns their number and the next counter of the stream ``key``."""
+    n = 0
+    while p < end:
+        w = np.int64(corpus[p])
+        p += 1
+        if w == ESCAPE:
+            w = (np.int64(corpus[p]) << 16) | np.int64(corpus[p + 1])
+            p += 2
+        r = bits(key, ctr)
+        ctr += _ONE
+        if (r >> _S32) < keep[w]:
+            buf[n] = w
+            n += 1
+    return n, ctr
+
+
 @njit(cache=True, fastmath=_FM)
 def _dot(x, y):
     """float32 dot product of two rows (kept out of line: LLVM vectorises it here, but not
@@ -113,20 +132,7 @@ def _train_block(syn0, syn1, corpus, sent_off, s0, s1, keep, table, logq, key, a
     npairs = 0
     for s in range(s0, s1):
         # Subsample: dropped words are removed before windows are formed.
-        n = 0
-        p = sent_off[s]
-        end = sent_off[s + 1]
-        while p < end:
-            w = np.int64(corpus[p])
-            p += 1
-            if w == ESCAPE:
-                w = (np.int64(corpus[p]) << 16) | np.int64(corpus[p + 1])
-                p += 2
-            r = bits(key, ctr)
-            ctr += _ONE
-            if (r >> _S32) < keep[w]:
-                buf[n] = w
-                n += 1
+        n, ctr = subsample(corpus, sent_off[s], sent_off[s + 1], keep, key, ctr, buf)
         eff += n
         for i in range(n):
             w = buf[i]
