@@ -17,8 +17,11 @@ Sections:
    - ``keras layer``: ``fastsampled.keras.SampledSoftmax`` over an in-RAM head (weights and
      sparse SGD owned by fastsampled), driven by the same kind of ``tf.function`` step.
 
-   The output layer's share of a step is its time minus ``body``'s. Beside them, the same
-   work at the numpy level (no TensorFlow): ``fs.sampled_softmax_loss_and_grads`` on the
+   The output layer's share of a step is its time minus ``body``'s. The same three output
+   layers also run ``alone``: on a fixed hidden batch (a ``tf.Variable``), its gradient
+   computed and the layer's weights updated, no body; TensorFlow runs independent ops of a
+   step side by side, so a layer can cost more alone than its share of a step. Beside them,
+   the same work at the numpy level (no TensorFlow): ``fs.sampled_softmax_loss_and_grads`` on the
    gathered rows' sizes and ``head.train_step``, and the bridge's own pieces timed alone: a
    ``tf.numpy_function`` round trip carrying the step's arrays, and a Keras SGD update of the
    variable from ``IndexedSlices`` over the step's rows (made, as in a step, as the gradient
@@ -81,6 +84,8 @@ def make_step(kind, V, S, seed=0, path=None):
     tf = _tf()
     import keras
     import fastsampled as fs
+    alone = kind.endswith(" alone")
+    kind = kind.removesuffix(" alone")
     body = _body(tf, seed)
     opt = keras.optimizers.SGD(LR)
     if kind in ("tf.nn", "fastsampled.tf"):
@@ -111,6 +116,20 @@ def make_step(kind, V, S, seed=0, path=None):
 
         def out_loss(h, y):
             return tf.reduce_mean(h * h)
+
+    if alone:       # the output layer on a fixed hidden batch: its gradient, and its update
+        hidden = tf.Variable(np.random.default_rng(seed).normal(size=(B, D)).astype(np.float32))
+        own = [v for v in variables if all(v is not u for u in body.trainable_variables)]
+
+        @tf.function
+        def step_alone(x, y):
+            with tf.GradientTape() as tape:
+                loss = out_loss(hidden, y)
+            grads = tape.gradient(loss, [hidden] + own)
+            if own:
+                opt.apply_gradients(zip(grads[1:], own))
+            return loss + tf.reduce_sum(grads[0][0])
+        return step_alone
 
     @tf.function
     def step(x, y):
@@ -185,7 +204,8 @@ def child_step(cfg):
     V, S = cfg["V"], cfg["S"]
     data = _batches(V, 16)
     tf = _tf()
-    kinds = ["body", "tf.nn", "fastsampled.tf", "keras layer"]
+    kinds = ["body", "tf.nn", "fastsampled.tf", "keras layer", "tf.nn alone",
+             "fastsampled.tf alone", "keras layer alone"]
     steps = {k: make_step(k, V, S) for k in kinds}
     tensors = [(tf.constant(x), tf.constant(y)) for x, y in data]
     pos = {k: 0 for k in kinds}
@@ -338,6 +358,15 @@ def _bench_step(cfg, S, rows, notes):
             rows.append({"section": "step", "case": f"{name}: {what}", "V": cfg["V"],
                          "S": S, "ratio": value})
             log(f"{name}: {what} = {value:.2f}x")
+    for name in ("fastsampled.tf alone", "keras layer alone"):
+        value = st["tf.nn alone"]["median"] / st[name]["median"]
+        rows.append({"section": "step", "case": f"{name}: tf.nn alone / this", "V": cfg["V"],
+                     "S": S, "ratio": value})
+        log(f"{name}: tf.nn alone / this = {value:.2f}x")
+    value = (st["tf.nn alone"]["median"] - tf_share) * 1e3
+    rows.append({"section": "step", "case": "tf.nn: alone minus its share of the step (run "
+                 "beside the body)", "V": cfg["V"], "S": S, "value": value, "unit": "ms"})
+    log(f"tf.nn: alone minus its share of the step: {value:.3f} ms")
     kernel = st["numpy: fs.sampled_softmax_loss_and_grads"]["median"]
     head = st["numpy: head.train_step"]["median"]
     for name, value in (("fastsampled.tf: share minus the numpy-level loss and gradients",
