@@ -251,8 +251,8 @@ def _draw(buf, n, i, sg, window, nneg, table, nf, key, ctr, tg, cnt, span, slot)
     word predicted (every context word for skip-gram, the centre for CBOW) its negatives.
     Writes the window to ``span[slot]`` and the words each prediction trains (the word
     predicted, then its negatives) to ``tg[slot, k, :cnt[slot, k]]``; returns the counter.
-    Nothing drawn depends on the rows, so a centre's draws can come before the centre
-    before it is trained, and its rows be fetched meanwhile."""
+    Nothing drawn depends on the rows, so a centre's draws can be made before the centre
+    ahead of it trains, and the rows they name fetched meanwhile."""
     b = reduced_window(bits(key, ctr), window)
     ctr += _ONE
     lo = max(0, i - b)
@@ -283,6 +283,7 @@ def _draw(buf, n, i, sg, window, nneg, table, nf, key, ctr, tg, cnt, span, slot)
 
 @njit(cache=True)
 def _prefetch_targets(syn1, tg, cnt, span, slot, sg):
+    """Hint that the output rows of the words drawn into ``slot`` are about to be used."""
     lo = span[slot, 0]
     hi = span[slot, 1]
     if hi - lo < 2:
