@@ -33,9 +33,10 @@ CBOW
     window keeps the sum of its rows as they stand and the gradients they are owed, and
     after each centre every position's sum moves by the gradient times the rows it shares
     with the context words (:func:`_overlap`, run only when the words' signatures say they
-    may share one; neighbours share n-grams, and a word may list a row twice). That is the arithmetic of writing every row after every centre, rounded
-    in another order; other threads see a word's updates when it leaves the window (within
-    ``window`` centres) rather than after each centre.
+    may share one; neighbours share n-grams, and a word may list a row twice). That is the
+    arithmetic of writing every row after every centre, rounded in another order; other
+    threads see a word's updates when it leaves the window (within ``window`` centres)
+    rather than after each centre.
 
 Both wait on memory much of the time: the rows are picked at random from matrices larger
 than the caches (the output rows of the negatives, the rows of rarer words and their
@@ -58,7 +59,6 @@ from ._rng import GAMMA, PRANGE_ONLY, bits, mix64, stream_key
 from ._w2v_kernels import reduced_window, subsample
 
 _FM = {"reassoc", "contract", "nsz", "arcp", "afn"}
-_S32 = np.uint64(32)
 _ONE = np.uint64(1)
 _TWO = np.uint64(2)
 _CLAMP = 50.0
@@ -261,12 +261,10 @@ def _draw(buf, n, i, sg, window, nneg, table, nf, key, ctr, tg, cnt, span, slot)
     span[slot, 1] = hi
     if hi - lo < 2:
         return ctr
+    a, z = (lo, hi) if sg else (i, i + 1)
     k = 0
-    for j in range(lo, hi):
-        if sg:
-            if j == i:
-                continue
-        elif j != i:
+    for j in range(a, z):
+        if sg and j == i:
             continue
         t = buf[j]
         tg[slot, k, 0] = t
@@ -425,7 +423,9 @@ def _enter(inp, indptr, indices, uptr, urows, ucount, sig, buf, q, nslot, rsum, 
     _sum_rows(inp, indices, a0, a1, rsum[sq])
     u0 = uptr[w]
     u1 = uptr[w + 1]
-    own = _overlap(urows, ucount, u0, u1, u0, u1)
+    own = 0
+    for u in range(u0, u1):
+        own += ucount[u] * ucount[u]
     ov[sq, sq] = own
     for k in range(_SIGW):
         ssig[sq, k] = sig[w, k]
@@ -447,8 +447,9 @@ def _enter(inp, indptr, indices, uptr, urows, ucount, sig, buf, q, nslot, rsum, 
 
 
 @njit(cache=True, fastmath=_FM)
-def _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount, sig, ssig, corpus, sent_off, s0, s1, keep, table,
-                key, alpha, window, nneg, buf, h, gacc, rsum, pend, ov, nrows, tg, cnt, span):
+def _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount, sig, ssig, corpus,
+                sent_off, s0, s1, keep, table, key, alpha, window, nneg, buf, h, gacc, rsum,
+                pend, ov, nrows, tg, cnt, span):
     """CBOW on sentences ``s0 .. s1-1``; return ``(loss, effective_words, examples)``.
 
     Each position of the sentence within ``window`` of the centre holds a slot: ``rsum``,

@@ -538,17 +538,16 @@ corpus_in_memory, lr_schedule, num_sampled, cbow_mean
 
     def _block_trainer(self):
         # CBOW finds the rows neighbouring words share from each word's distinct rows
-        if self.sg:
-            distinct = (self._indptr[:1], self._indices[:0], self._indices[:0],
-                        np.zeros((0, 8), np.uint64))
+        if self.sg:     # skip-gram needs none: empty arrays of the same types
+            distinct = distinct_rows(self._indptr[:1], self._indices[:0])
         else:
             distinct = distinct_rows(self._indptr, self._indices)
 
         def run(stream, sent_off, block_sent, b0, alphas, key, loss_out, eff_out, pairs_out):
             train_blocks(self._input, self.syn1neg, self._indptr, self._indices, distinct,
-                         stream, sent_off, block_sent, b0, alphas, self._keep_thr, self._alias.table,
-                         self._seed64, key, self.window, self.negative, self.sg, loss_out,
-                         eff_out, pairs_out)
+                         stream, sent_off, block_sent, b0, alphas, self._keep_thr,
+                         self._alias.table, self._seed64, key, self.window, self.negative,
+                         self.sg, loss_out, eff_out, pairs_out)
         return run
 
     def _trained(self):
