@@ -239,10 +239,12 @@ def _negative(table, nf, key, ctr, positive):
 def _logistic(f, label, alpha):
     """(gradient scale ``alpha * (label - sigmoid(f))``, probability of the label)."""
     z = min(max(np.float64(f), -_CLAMP), _CLAMP)
-    sig = 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(-z)
+    sig = 1.0 / (1.0 + e)
     if label:
         return np.float32(alpha * (1.0 - sig)), sig
-    return np.float32(-alpha * sig), 1.0 - sig
+    # 1 - sigmoid(z) as e * sigmoid(z): the subtraction rounds to 0 once z passes ~37
+    return np.float32(-alpha * sig), e * sig
 
 
 @njit(cache=True)

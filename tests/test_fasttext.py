@@ -241,12 +241,16 @@ def _draw_negatives(table, key, ctr, t, nneg):
     return out, ctr
 
 
-def _train_targets(h, syn1, targets, alpha):
+def _train_targets(h, syn1, targets, alpha, loss):
     """Output rows of the word predicted (label 1) and its negatives (label 0) updated from
-    the input ``h``; returns the gradient of ``h``."""
+    the input ``h``; returns the gradient of ``h``. ``loss[0]`` += the negative log
+    probability of each label (scores clamped to +-50, as the kernel does)."""
     gacc = np.zeros_like(h)
     for o, label in targets:
-        g = alpha * (label - 1.0 / (1.0 + math.exp(-h @ syn1[o])))
+        z = h @ syn1[o]
+        g = alpha * (label - 1.0 / (1.0 + math.exp(-z)))
+        zc = min(max(z, -50.0), 50.0)
+        loss[0] += math.log1p(math.exp(-zc if label else zc))
         gacc += g * syn1[o]
         syn1[o] += g * h
     return gacc
@@ -259,6 +263,7 @@ def _reference(inp, syn1, indptr, indices, sent, keep, table, key, alpha, window
     after every pair, as fastText does (the next pair's input is their new mean). CBOW: the
     input is the mean of every row of every context word, each of which gets the gradient."""
     key = np.uint64(key)     # numba types a Python int below 2**63 as int64: keep uint64
+    loss = [0.0]
     inp = inp.astype(np.float64)
     syn1 = syn1.astype(np.float64)
     ctr = 0
@@ -279,17 +284,31 @@ def _reference(inp, syn1, indptr, indices, sent, keep, table, key, alpha, window
             for t in ctx:
                 negs, ctr = _draw_negatives(table, key, ctr, t, nneg)
                 gacc = _train_targets(inp[rows].mean(axis=0), syn1,
-                                      [(t, 1.0)] + [(c, 0.0) for c in negs], alpha)
+                                      [(t, 1.0)] + [(c, 0.0) for c in negs], alpha, loss)
                 for r in rows:
                     inp[r] += gacc
         else:
             rows = np.concatenate([indices[indptr[t]:indptr[t + 1]] for t in ctx])
             negs, ctr = _draw_negatives(table, key, ctr, w, nneg)
             gacc = _train_targets(inp[rows].mean(axis=0), syn1,
-                                  [(w, 1.0)] + [(c, 0.0) for c in negs], alpha)
+                                  [(w, 1.0)] + [(c, 0.0) for c in negs], alpha, loss)
             for r in rows:           # a row listed twice gets the gradient twice
                 inp[r] += gacc
-    return inp, syn1
+    return inp, syn1, loss[0]
+
+
+@pytest.mark.kernel
+def test_logistic_probability_of_a_saturated_score_stays_positive():
+    # a negative scored past ~37 has 1 - sigmoid(z) below float64's rounding of 1: the
+    # probability must still be exp(-z) / (1 + exp(-z)), or the loss becomes infinite
+    for z in (40.0, 49.0, 80.0):
+        g, p = K._logistic(np.float32(z), False, 0.05)
+        zc = min(z, 50.0)
+        assert p > 0 and math.isclose(p, math.exp(-zc) / (1 + math.exp(-zc)), rel_tol=1e-12)
+        assert math.isclose(g, -0.05, rel_tol=1e-6)
+        g, p = K._logistic(np.float32(-z), True, 0.05)
+        assert p > 0 and math.isclose(p, math.exp(-zc) / (1 + math.exp(-zc)), rel_tol=1e-12)
+        assert math.isclose(g, 0.05, rel_tol=1e-6)
 
 
 def _kernel_case(words, bucket, dim, sent, window, sg, seed=1):
@@ -302,7 +321,7 @@ def _kernel_case(words, bucket, dim, sent, window, sg, seed=1):
     _, keep = keep_probabilities(counts, 0.05)
     table = fs.AliasTable(counts ** 0.75).table
     alpha, nneg = 0.05, 3
-    want_in, want_out = _reference(inp, syn1, indptr, indices, sent.astype(np.int64), keep,
+    want_in, want_out, want_loss = _reference(inp, syn1, indptr, indices, sent.astype(np.int64), keep,
                                    table, stream_key(np.uint64(5), np.uint64(0)), alpha,
                                    window, nneg, sg)
     got_in, got_out = inp.copy(), syn1.copy()
@@ -315,6 +334,7 @@ def _kernel_case(words, bucket, dim, sent, window, sg, seed=1):
     assert not np.allclose(got_in, inp)
     np.testing.assert_allclose(got_in, want_in, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(got_out, want_out, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(loss[0], want_loss, rtol=1e-4)
     return indptr, indices
 
 
