@@ -54,7 +54,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._alias_kernels import alias_pick
-from ._prefetch import prefetch_row
+from ._prefetch import prefetch_row, prefetch_span
 from ._rng import GAMMA, PRANGE_ONLY, bits, mix64, stream_key
 from ._w2v_kernels import reduced_window, subsample
 
@@ -63,8 +63,13 @@ _ONE = np.uint64(1)
 _TWO = np.uint64(2)
 _CLAMP = 50.0
 _REDRAWS = 8     # tries to draw a negative different from the word predicted
-_GOLD = np.uint64(0x9E3779B97F4A7C15)
-_SIGW = 8        # a word's signature: 512 bits, one set per distinct row (hashed)
+# A word's signature: _SIGL filters of _SIGW 64-bit words (512 bits), each with one bit set per
+# distinct row, picked by its own multiplicative hash. Two words share a row only if every
+# filter shares a bit; with one filter, most pairs of neighbours that pass share no row.
+_SIGW = 8
+_SIGL = 3
+_SIGMUL = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9],
+                   np.uint64)
 
 
 # --------------------------------------------------------------------------- hashing
@@ -300,6 +305,16 @@ def _prefetch_rows(inp, indices, a, b):
         prefetch_row(inp, indices[q])
 
 
+@njit(cache=True)
+def _prefetch_word(inp, indices, indptr, uptr, urows, ucount, sig, w):
+    """Hint that word ``w`` is about to enter the CBOW window: its rows, and its signature
+    and distinct rows for the overlaps."""
+    _prefetch_rows(inp, indices, indptr[w], indptr[w + 1])
+    prefetch_row(sig, w)
+    prefetch_span(urows, uptr[w], uptr[w + 1])
+    prefetch_span(ucount, uptr[w], uptr[w + 1])
+
+
 @njit(cache=True, inline="always")
 def _predict(h, syn1, tg, cnt, slot, k, alpha, acc, prod, loss):
     """Prediction ``k`` of a centre: its word (label 1) and negatives (label 0) from the
@@ -429,7 +444,7 @@ def _enter(inp, indptr, indices, uptr, urows, ucount, sig, buf, q, nslot, rsum, 
     for u in range(u0, u1):
         own += ucount[u] * ucount[u]
     ov[sq, sq] = own
-    for k in range(_SIGW):
+    for k in range(_SIGL * _SIGW):
         ssig[sq, k] = sig[w, k]
     for p in range(max(0, q - nslot + 1), q):
         sp = p % nslot
@@ -437,10 +452,14 @@ def _enter(inp, indptr, indices, uptr, urows, ucount, sig, buf, q, nslot, rsum, 
         if v == w:
             o = own
         else:
-            # two words share a row only if their signatures share a bit
-            any_bit = np.uint64(0)
-            for k in range(_SIGW):
-                any_bit |= ssig[sq, k] & ssig[sp, k]
+            # two words share a row only if each filter of their signatures shares a bit
+            any_bit = _ONE
+            for f in range(_SIGL):
+                any_bit = np.uint64(0)
+                for k in range(f * _SIGW, (f + 1) * _SIGW):
+                    any_bit |= ssig[sq, k] & ssig[sp, k]
+                if any_bit == 0:
+                    break
             o = 0 if any_bit == 0 else _overlap(urows, ucount, u0, u1, uptr[v], uptr[v + 1])
         ov[sq, sp] = o
         ov[sp, sq] = o
@@ -476,9 +495,7 @@ def _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount, sig, ssig, corp
         if n == 0:
             continue
         for q in range(min(n, window + 2)):
-            v = buf[q]
-            _prefetch_rows(inp, indices, indptr[v], indptr[v + 1])
-            prefetch_row(sig, v)
+            _prefetch_word(inp, indices, indptr, uptr, urows, ucount, sig, buf[q])
         for q in range(min(n, window + 1)):
             _enter(inp, indptr, indices, uptr, urows, ucount, sig, buf, q, nslot, rsum, pend,
                    ov, nrows, ssig)
@@ -492,9 +509,7 @@ def _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount, sig, ssig, corp
                 _prefetch_targets(syn1, tg, cnt, span, nxt, False)
                 q = i + window + 2        # enters after the next centre
                 if q < n:
-                    v = buf[q]
-                    _prefetch_rows(inp, indices, indptr[v], indptr[v + 1])
-                    prefetch_row(sig, v)
+                    _prefetch_word(inp, indices, indptr, uptr, urows, ucount, sig, buf[q])
             lo = span[cur, 0]
             hi = span[cur, 1]
             if hi - lo > 1:
@@ -542,9 +557,10 @@ def _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount, sig, ssig, corp
 @njit(cache=True)
 def distinct_rows(indptr, indices):
     """Each word's distinct rows, sorted, and how many times the word lists each, as CSR
-    ``(uptr, urows, ucount)``, and each word's signature ``sig`` (``_SIGW`` words of 64
-    bits, a bit set for each distinct row, picked by a hash of the row): two words share a
-    row only if their signatures share a bit. For the overlaps of the CBOW kernel."""
+    ``(uptr, urows, ucount)``, and each word's signature ``sig``: ``_SIGL`` filters of
+    ``_SIGW`` words of 64 bits, each with a bit set for each distinct row, picked by the
+    filter's own hash of the row. Two words share a row only if every filter of theirs
+    shares a bit. For the overlaps of the CBOW kernel."""
     n = indptr.size - 1
     srt = indices.copy()
     uptr = np.zeros(n + 1, np.int64)
@@ -559,15 +575,16 @@ def distinct_rows(indptr, indices):
         uptr[i + 1] = uptr[i] + d
     urows = np.empty(uptr[n], np.int64)
     ucount = np.zeros(uptr[n], np.int64)
-    sig = np.zeros((n, _SIGW), np.uint64)
+    sig = np.zeros((n, _SIGL * _SIGW), np.uint64)
     for i in range(n):
         u = uptr[i] - 1
         for q in range(indptr[i], indptr[i + 1]):
             if q == indptr[i] or srt[q] != srt[q - 1]:
                 u += 1
                 urows[u] = srt[q]
-                z = (np.uint64(srt[q]) * _GOLD) >> np.uint64(64 - 9)
-                sig[i, z >> np.uint64(6)] |= _ONE << (z & np.uint64(63))
+                for f in range(_SIGL):
+                    z = (np.uint64(srt[q]) * _SIGMUL[f]) >> np.uint64(64 - 9)
+                    sig[i, f * _SIGW + (z >> np.uint64(6))] |= _ONE << (z & np.uint64(63))
             ucount[u] += 1
     return uptr, urows, ucount, sig
 
@@ -609,7 +626,7 @@ def train_blocks(inp, syn1, indptr, indices, distinct, corpus, sent_off, block_s
             ov = np.zeros((nslot, nslot), np.int64)
             nrows = np.zeros(nslot, np.int64)
             uptr, urows, ucount, sig = distinct
-            ssig = np.empty((nslot, _SIGW), np.uint64)
+            ssig = np.empty((nslot, _SIGL * _SIGW), np.uint64)
             loss, eff, npairs = _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount,
                                             sig, ssig, corpus, sent_off, s0, s1, keep, table, key,
                                             alpha, window, nneg, buf, h, gacc, rsum, pend,

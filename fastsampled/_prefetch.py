@@ -18,8 +18,8 @@ _LINE = 64
 @intrinsic
 def _prefetch_at(typingctx, arr, row, offset):
     """Prefetch (for reading and writing, kept in all cache levels) the byte ``offset`` of
-    row ``row`` of the C-contiguous 2-D array ``arr``."""
-    if not (isinstance(arr, types.Array) and arr.ndim == 2
+    row ``row`` of the C-contiguous 2-D array ``arr`` (of element ``row`` of a 1-D one)."""
+    if not (isinstance(arr, types.Array) and arr.ndim in (1, 2)
             and isinstance(row, types.Integer) and isinstance(offset, types.Integer)):
         return None
     sig = types.void(arr, row, offset)
@@ -30,7 +30,7 @@ def _prefetch_at(typingctx, arr, row, offset):
         i = context.cast(builder, args[1], signature.args[1], types.intp)
         off = context.cast(builder, args[2], signature.args[2], types.intp)
         zero = context.get_constant(types.intp, 0)
-        elem = cgutils.get_item_pointer(context, builder, aryty, ary, [i, zero])
+        elem = cgutils.get_item_pointer(context, builder, aryty, ary, [i] + [zero] * (aryty.ndim - 1))
         i8p = ir.IntType(8).as_pointer()
         ptr = builder.gep(builder.bitcast(elem, i8p), [off])
         i32 = ir.IntType(32)
@@ -50,3 +50,15 @@ def prefetch_row(arr, i):
     for off in range(0, nbytes, _LINE):
         _prefetch_at(arr, i, off)
     _prefetch_at(arr, i, nbytes - 1)
+
+
+@njit(cache=True, inline="always")
+def prefetch_span(arr, a, b):
+    """Hint that the elements ``a .. b-1`` of the C-contiguous 1-D array ``arr`` are about to
+    be used."""
+    if b <= a:
+        return
+    nbytes = (b - a) * arr.itemsize
+    for off in range(0, nbytes, _LINE):
+        _prefetch_at(arr, a, off)
+    _prefetch_at(arr, a, nbytes - 1)

@@ -373,11 +373,15 @@ def test_distinct_rows():
     assert K._overlap(urows, ucount, 0, 2, 0, 2) == 1 + 4
     assert K._overlap(urows, ucount, 2, 4, 2, 4) == 1 + 9
     assert K._overlap(urows, ucount, 0, 2, 2, 4) == 0
-    # a word's signature has a bit per distinct row: words sharing a row share a bit
-    assert sig[1].sum() == 0 and sig.shape == (3, K._SIGW)
-    assert [sum(bin(int(x)).count("1") for x in row) for row in sig] == [2, 0, 2]
+    # each filter of a word's signature has a bit per distinct row: words sharing a row
+    # share a bit in every filter
+    assert sig[1].sum() == 0 and sig.shape == (3, K._SIGL * K._SIGW)
+    filters = sig.reshape(3, K._SIGL, K._SIGW)
+    assert [[sum(bin(int(x)).count("1") for x in f) for f in row] for row in filters] == \
+        [[2] * K._SIGL, [0] * K._SIGL, [2] * K._SIGL]
     both = K.distinct_rows(np.array([0, 2, 4]), np.array([3, 77, 77, 12]))[3]
-    assert np.any(both[0] & both[1])
+    both = both.reshape(2, K._SIGL, K._SIGW)
+    assert np.all(np.any(both[0] & both[1], axis=1))
 
 
 def test_subwords_help_rare_forms():
