@@ -41,8 +41,9 @@ CBOW
 Both wait on memory much of the time: the rows are picked at random from matrices larger
 than the caches (the output rows of the negatives, the rows of rarer words and their
 n-grams). Nothing a centre draws depends on the rows, so the kernel draws the next centre's
-window and negatives before training the current one and prefetches the rows they name (and
-the rows of the next word to enter the input), one centre ahead (:mod:`._prefetch`).
+window and negatives before training the current one and prefetches the rows they name: the
+rows of the next word to enter the input one centre ahead, the output rows one prediction
+ahead (:mod:`._prefetch`).
 
 Blocks, learning rates, subsampling and the counter-based random streams are word2vec's
 (``_w2v_kernels``): one stream per ``(seed, epoch, block)``, so one thread and a seed give
@@ -287,15 +288,14 @@ def _draw(buf, n, i, sg, window, nneg, table, nf, key, ctr, tg, cnt, span, slot)
 
 
 @njit(cache=True)
-def _prefetch_targets(syn1, tg, cnt, span, slot, sg):
-    """Hint that the output rows of the words drawn into ``slot`` are about to be used."""
-    lo = span[slot, 0]
-    hi = span[slot, 1]
-    if hi - lo < 2:
+def _prefetch_targets(syn1, tg, cnt, span, slot, k):
+    """Hint that the output rows of prediction ``k`` drawn into ``slot`` (the word predicted
+    and its negatives) are about to be used; nothing if the centre drawn there has no
+    context."""
+    if span[slot, 1] - span[slot, 0] < 2:
         return
-    for k in range(hi - lo - 1 if sg else 1):
-        for o in range(cnt[slot, k]):
-            prefetch_row(syn1, tg[slot, k, o])
+    for o in range(cnt[slot, k]):
+        prefetch_row(syn1, tg[slot, k, o])
 
 
 @njit(cache=True)
@@ -348,13 +348,13 @@ def _sg_block(inp, syn1, indptr, indices, corpus, sent_off, s0, s1, keep, table,
         if n == 0:
             continue
         ctr = _draw(buf, n, 0, True, window, nneg, table, nf, key, ctr, tg, cnt, span, 0)
+        _prefetch_targets(syn1, tg, cnt, span, 0, 0)
         for i in range(n):
             cur = i & 1
+            nxt = 1 - cur
             if i + 1 < n:     # the next centre's draws, and its rows on their way
-                nxt = 1 - cur
                 ctr = _draw(buf, n, i + 1, True, window, nneg, table, nf, key, ctr, tg, cnt,
                             span, nxt)
-                _prefetch_targets(syn1, tg, cnt, span, nxt, True)
                 v = buf[i + 1]
                 _prefetch_rows(inp, indices, indptr[v], indptr[v + 1])
             lo = span[cur, 0]
@@ -372,6 +372,12 @@ def _sg_block(inp, syn1, indptr, indices, corpus, sent_off, s0, s1, keep, table,
             for k in range(dim):
                 h[k] *= inv
             for k in range(hi - lo - 1):
+                # the output rows of the next prediction on their way, one prediction
+                # ahead: asking for a whole centre's (some 30 rows) at once was slower
+                if k + 2 < hi - lo:
+                    _prefetch_targets(syn1, tg, cnt, span, cur, k + 1)
+                elif i + 1 < n:
+                    _prefetch_targets(syn1, tg, cnt, span, nxt, 0)
                 gc[:] = 0.0
                 prod, loss = _predict(h, syn1, tg, cnt, cur, k, alpha, gc, prod, loss)
                 # fastText and gensim update the centre word's rows after each context
@@ -506,7 +512,7 @@ def _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount, sig, ssig, corp
                 nxt = 1 - cur
                 ctr = _draw(buf, n, i + 1, False, window, nneg, table, nf, key, ctr, tg, cnt,
                             span, nxt)
-                _prefetch_targets(syn1, tg, cnt, span, nxt, False)
+                _prefetch_targets(syn1, tg, cnt, span, nxt, 0)
                 q = i + window + 2        # enters after the next centre
                 if q < n:
                     _prefetch_word(inp, indices, indptr, uptr, urows, ucount, sig, buf[q])
