@@ -374,7 +374,7 @@ def _sg_block(inp, syn1, indptr, indices, corpus, sent_off, s0, s1, keep, table,
             for k in range(hi - lo - 1):
                 # the output rows of the next prediction on their way, one prediction
                 # ahead: asking for a whole centre's (some 30 rows) at once was slower
-                if k + 2 < hi - lo:
+                if k + 1 < hi - lo - 1:
                     _prefetch_targets(syn1, tg, cnt, span, cur, k + 1)
                 elif i + 1 < n:
                     _prefetch_targets(syn1, tg, cnt, span, nxt, 0)

@@ -30,7 +30,8 @@ def _prefetch_at(typingctx, arr, row, offset):
         i = context.cast(builder, args[1], signature.args[1], types.intp)
         off = context.cast(builder, args[2], signature.args[2], types.intp)
         zero = context.get_constant(types.intp, 0)
-        elem = cgutils.get_item_pointer(context, builder, aryty, ary, [i] + [zero] * (aryty.ndim - 1))
+        index = [i] + [zero] * (aryty.ndim - 1)     # the row's first element
+        elem = cgutils.get_item_pointer(context, builder, aryty, ary, index)
         i8p = ir.IntType(8).as_pointer()
         ptr = builder.gep(builder.bitcast(elem, i8p), [off])
         i32 = ir.IntType(32)
