@@ -316,13 +316,24 @@ def _prefetch_word(inp, indices, indptr, uptr, urows, ucount, sig, w):
 
 
 @njit(cache=True, inline="always")
-def _predict(h, syn1, tg, cnt, slot, k, alpha, acc, prod, loss):
+def _predict(h, syn1, tg, cnt, slot, k, alpha, acc, prod, loss, score):
     """Prediction ``k`` of a centre: its word (label 1) and negatives (label 0) from the
     input ``h``; each output row updated, ``acc`` += the gradient of ``h``. Returns the
-    running product of probabilities and the loss."""
-    for o in range(cnt[slot, k]):
+    running product of probabilities and the loss. ``score``: room for ``cnt`` scores."""
+    c = cnt[slot, k]
+    distinct = True
+    for o in range(1, c):
+        for o2 in range(o):
+            distinct &= tg[slot, k, o] != tg[slot, k, o2]
+    if distinct:
+        # no row trained twice, so no score depends on an update before it: the scores
+        # first, free of the updates' latency, then the updates (the same arithmetic)
+        for o in range(c):
+            score[o] = _dot_row(h, syn1, tg[slot, k, o])
+    for o in range(c):
         out_w = tg[slot, k, o]
-        g, pr = _logistic(_dot_row(h, syn1, out_w), o == 0, alpha)
+        f = score[o] if distinct else _dot_row(h, syn1, out_w)
+        g, pr = _logistic(f, o == 0, alpha)
         prod *= pr
         _update_row(h, syn1, out_w, g, acc)
         if prod < 1e-150:   # per factor: each is >= sigmoid(-50)
@@ -333,7 +344,7 @@ def _predict(h, syn1, tg, cnt, slot, k, alpha, acc, prod, loss):
 
 @njit(cache=True, fastmath=_FM)
 def _sg_block(inp, syn1, indptr, indices, corpus, sent_off, s0, s1, keep, table, key,
-              alpha, window, nneg, buf, h, gacc, gc, tg, cnt, span):
+              alpha, window, nneg, buf, h, gacc, gc, tg, cnt, span, score):
     """Skip-gram on sentences ``s0 .. s1-1``; return ``(loss, effective_words, examples)``."""
     dim = h.size
     nf = np.float64(table.size)
@@ -379,7 +390,7 @@ def _sg_block(inp, syn1, indptr, indices, corpus, sent_off, s0, s1, keep, table,
                 elif i + 1 < n:
                     _prefetch_targets(syn1, tg, cnt, span, nxt, 0)
                 gc[:] = 0.0
-                prod, loss = _predict(h, syn1, tg, cnt, cur, k, alpha, gc, prod, loss)
+                prod, loss = _predict(h, syn1, tg, cnt, cur, k, alpha, gc, prod, loss, score)
                 # fastText and gensim update the centre word's rows after each context
                 # word. Adding gc to each of its rows moves their mean by gc: the next
                 # context word sees that mean, and the rows get the sum once, below.
@@ -476,7 +487,7 @@ def _enter(inp, indptr, indices, uptr, urows, ucount, sig, buf, q, nslot, rsum, 
 @njit(cache=True, fastmath=_FM)
 def _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount, sig, ssig, corpus,
                 sent_off, s0, s1, keep, table, key, alpha, window, nneg, buf, h, gacc, rsum,
-                pend, ov, nrows, tg, cnt, span):
+                pend, ov, nrows, tg, cnt, span, score):
     """CBOW on sentences ``s0 .. s1-1``; return ``(loss, effective_words, examples)``.
 
     Each position of the sentence within ``window`` of the centre holds a slot: ``rsum``,
@@ -532,7 +543,7 @@ def _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount, sig, ssig, corp
                 inv = np.float32(1.0) / np.float32(tot)
                 for k in range(dim):
                     h[k] *= inv
-                prod, loss = _predict(h, syn1, tg, cnt, cur, 0, alpha, gacc, prod, loss)
+                prod, loss = _predict(h, syn1, tg, cnt, cur, 0, alpha, gacc, prod, loss, score)
                 npairs += 1
                 for p in range(lo, hi):
                     if p != i:
@@ -619,13 +630,14 @@ def train_blocks(inp, syn1, indptr, indices, distinct, corpus, sent_off, block_s
         tg = np.empty((2, 2 * window, nneg + 1), np.int64)
         cnt = np.empty((2, 2 * window), np.int64)
         span = np.empty((2, 2), np.int64)
+        score = np.empty(nneg + 1, np.float32)
         key = stream_key(seed, stream_base + np.uint64(b))
         alpha = np.float32(alphas[i])
         if sg:
             gc = np.empty(dim, np.float32)
             loss, eff, npairs = _sg_block(inp, syn1, indptr, indices, corpus, sent_off, s0,
                                           s1, keep, table, key, alpha, window, nneg, buf, h,
-                                          gacc, gc, tg, cnt, span)
+                                          gacc, gc, tg, cnt, span, score)
         else:
             rsum = np.empty((nslot, dim), np.float32)
             pend = np.empty((nslot, dim), np.float32)
@@ -636,7 +648,7 @@ def train_blocks(inp, syn1, indptr, indices, distinct, corpus, sent_off, block_s
             loss, eff, npairs = _cbow_block(inp, syn1, indptr, indices, uptr, urows, ucount,
                                             sig, ssig, corpus, sent_off, s0, s1, keep, table, key,
                                             alpha, window, nneg, buf, h, gacc, rsum, pend,
-                                            ov, nrows, tg, cnt, span)
+                                            ov, nrows, tg, cnt, span, score)
         loss_out[i] = loss
         eff_out[i] = eff
         pairs_out[i] = npairs
