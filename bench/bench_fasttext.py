@@ -33,6 +33,8 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
@@ -108,7 +110,6 @@ def _write_vec(path, words, vectors):
 
 def child_main(cfg):
     """Train one model in this process; print one JSON line of figures."""
-    import numpy as np
     tool, sg = cfg["tool"], cfg["sg"]
     s = cfg["settings"]
     res = {"tool": tool, "arch": "sg" if sg else "cbow"}
@@ -204,16 +205,25 @@ def _count_tokens(path):
     return n
 
 
-def _comparison(arch, f, other):
-    row = {"tool": f"fastsampled / {other['tool']}", "arch": arch,
-           "speed_ratio": f["raw_wps"] / other["raw_wps"],
-           "peak_rss_ratio": f["peak_rss"] / other["peak_rss"]}
-    line = (f"fastsampled against {other['tool']} ({arch}): words/s {row['speed_ratio']:.2f}x, "
+def _comparison(arch, mine, theirs):
+    """fastsampled's runs against another tool's, paired by round (runs of one round ran
+    side by side): the median of the per-round ratios, and their range; quality as the mean
+    of the per-round differences."""
+    pairs = [(f, o) for f in mine for o in theirs if f["round"] == o["round"]]
+    speed = [f["raw_wps"] / o["raw_wps"] for f, o in pairs]
+    row = {"tool": f"fastsampled / {theirs[0]['tool']}", "arch": arch, "rounds": len(pairs),
+           "speed_ratio": float(np.median(speed)),
+           "speed_ratio_range": [min(speed), max(speed)],
+           "peak_rss_ratio": float(np.median([f["peak_rss"] / o["peak_rss"] for f, o in pairs]))}
+    line = (f"fastsampled against {theirs[0]['tool']} ({arch}, {len(pairs)} rounds): words/s "
+            f"{row['speed_ratio']:.2f}x (rounds {min(speed):.2f}x..{max(speed):.2f}x), "
             f"peak RSS {row['peak_rss_ratio']:.2f}x")
     for key, col in (("analogy", "analogy_diff"), ("wordsim", "wordsim_diff")):
-        if f.get(key) is not None and other.get(key) is not None:
-            row[col] = f[key] - other[key]
-            line += f", {key} {f[key]:.3f} against {other[key]:.3f} ({row[col]:+.3f})"
+        diffs = [f[key] - o[key] for f, o in pairs
+                 if f.get(key) is not None and o.get(key) is not None]
+        if diffs:
+            row[col] = float(np.mean(diffs))
+            line += f", {key} {row[col]:+.3f}"
     log(line)
     return row
 
@@ -295,6 +305,7 @@ def main(argv=None):
                         rows.append({"tool": tool, "arch": arch, "error": err})
                         continue
                     res.update(_evaluate(vec, questions, pairs, args.restrict_vocab))
+                    res.update(tool=tool, round=rnd + 1)
                     results.setdefault(tool, []).append(res)
                     log(f"{res['raw_wps'] / 1e3:.0f} k words/s incl. vocabulary, "
                         f"{res['total_s']:.1f} s, peak RSS {res['peak_rss'] / 2**30:.3f} GiB, "
@@ -309,11 +320,9 @@ def main(argv=None):
                                  "fixed_rss_GiB": res["fixed_rss"] / 2**30,
                                  "others_cpu": res["others_cpu"], "analogy": res.get("analogy"),
                                  "wordsim353": res.get("wordsim"), "vocab": res["vocab"]})
-            if "fastsampled" in results:
-                best = {t: max(r, key=lambda x: x["raw_wps"]) for t, r in results.items()}
-                for tool in tools:
-                    if tool != "fastsampled" and tool in best:
-                        rows.append(_comparison(arch, best["fastsampled"], best[tool]))
+            for tool in tools:
+                if tool != "fastsampled" and "fastsampled" in results and tool in results:
+                    rows.append(_comparison(arch, results["fastsampled"], results[tool]))
     meta = {"settings": settings, "workers": args.workers, "corpus": os.path.abspath(args.corpus),
             "tokens": tokens, "questions": questions, "pairs": pairs,
             "restrict_vocab": args.restrict_vocab, "notes": notes, "busy_before": busy,
