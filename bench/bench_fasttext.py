@@ -305,7 +305,7 @@ def main(argv=None):
                         rows.append({"tool": tool, "arch": arch, "error": err})
                         continue
                     res.update(_evaluate(vec, questions, pairs, args.restrict_vocab))
-                    res.update(tool=tool, round=rnd + 1)
+                    res["round"] = rnd + 1      # the child's result already names its tool
                     results.setdefault(tool, []).append(res)
                     log(f"{res['raw_wps'] / 1e3:.0f} k words/s incl. vocabulary, "
                         f"{res['total_s']:.1f} s, peak RSS {res['peak_rss'] / 2**30:.3f} GiB, "
