@@ -4,9 +4,12 @@ A corpus comes either as a text file (``corpus_file``) or as an iterable of toke
 (``sentences``). :func:`scan_corpus` reads it once and counts it: a text file through a
 compiled tokeniser that interns the tokens (``_w2v_kernels.scan_tokens``: no Python object a
 token, docs/performance.md#word2vec), token lists through a dict. :func:`select_vocab` fixes the
-vocabulary from the counts, and :func:`encode_corpus` then reads the corpus a second time and
-encodes it with that vocabulary into an :class:`EncodedCorpus`, the id stream the training
-kernel reads. Only the vocabulary's tokens become Python strings.
+vocabulary from the counts, and :func:`encode_corpus` then encodes the corpus with that
+vocabulary into an :class:`EncodedCorpus`, the id stream the training kernel reads. A text file
+is read once: the scan spills each chunk's provisional ids (in the encoded corpus's format,
+about 2 bytes a token, to an anonymous temporary file), and encoding reads them back, which
+costs a fraction of tokenising the text again. Only the vocabulary's tokens become Python
+strings.
 
 The encoded corpus is one flat uint16 id stream (ids >= 65535 escaped into three entries, see
 ``_w2v_kernels.encode_part``: about 2 bytes a token, half of an int32 array), written to an
@@ -35,7 +38,8 @@ import numpy as np
 
 from ._progress import Progress
 from ._w2v_kernels import (ESCAPE, SCAN_LINE_LEN, SCAN_LINES, SCAN_OUT, SCAN_POS,
-                           SCAN_STATE_SIZE, SCAN_UNIQUE, encode_part, rehash, scan_tokens)
+                           SCAN_STATE_SIZE, SCAN_UNIQUE, decode_stream, encode_part, rehash,
+                           scan_tokens)
 
 logger = logging.getLogger("fastsampled.word2vec")
 
@@ -104,16 +108,77 @@ def _decode_keys(keys, path):
     return out
 
 
+class _Spill:
+    """The provisional ids of a scanned text file, chunk by chunk, until the vocabulary is
+    fixed: the stream format of :class:`EncodedCorpus` (uint16 entries, ids >= ``ESCAPE``
+    in three), in an anonymous temporary file (``in_memory``: in RAM), and each chunk's line
+    lengths in RAM (uint16: a line holds at most 10 000 tokens). Encoding then reads these
+    back instead of tokenising the text a second time."""
+
+    def __init__(self, in_memory):
+        self.in_memory = bool(in_memory)
+        self._file = None if self.in_memory else tempfile.TemporaryFile(buffering=0)
+        self._held = []       # in_memory: each chunk's stream
+        self._chunks = []     # (stream entries, line lengths) of each chunk
+        self._ident = np.empty(0, np.int32)
+        self._buf = np.empty(0, np.uint16)
+
+    def add(self, ids, lens, nuniq):
+        """Append one chunk: provisional ``ids`` (all below ``nuniq``), ``lens`` its lines."""
+        if self._ident.size < nuniq:
+            self._ident = np.arange(max(nuniq, 2 * self._ident.size), dtype=np.int32)
+        if self._buf.size < 3 * ids.size:
+            self._buf = np.empty(3 * ids.size, np.uint16)
+        words = np.empty(lens.size, np.uint16)
+        units = np.empty(lens.size, np.uint16)
+        end, nsent = encode_part(ids, lens, self._ident, self._buf, 0, words, units)
+        if nsent != lens.size:   # every scanned line holds a token
+            raise RuntimeError("the tokeniser reported an empty line")
+        if self.in_memory:
+            self._held.append(self._buf[:end].copy())
+        else:
+            _write_all(self._file, self._buf[:end])
+        self._chunks.append((end, words))
+
+    def parts(self, nuniq):
+        """Each chunk's ``(provisional ids, line lengths)`` again (views, valid until the
+        next), each id checked below ``nuniq`` before a kernel indexes with it."""
+        pos = 0
+        for i, (end, words) in enumerate(self._chunks):
+            if self.in_memory:
+                stream = self._held[i]
+                self._held[i] = None
+            else:
+                if self._buf.size < end:
+                    self._buf = np.empty(end, np.uint16)
+                stream = self._buf[:end]
+                _readinto(self._file, 2 * pos, stream)
+            pos += end
+            ids = np.empty(end, np.int32)
+            n, top = decode_stream(stream, ids)
+            if n != int(words.sum(dtype=np.int64)) or top >= nuniq:
+                raise RuntimeError("the spilled corpus does not match its scan")
+            yield ids[:n], words
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._held = self._chunks = []
+
+
 class _FileScan:
     """Token table of a text file, built by a compiled tokeniser (no Python object a token).
 
-    ``scan()`` counts (first pass); ``parts()`` re-reads the file with the frozen table and
-    yields each chunk's provisional ids and line lengths (second pass), so the provisional
-    ids of the whole corpus are never held at once.
+    ``scan()`` reads the file once: it counts the tokens and spills each chunk's
+    provisional ids (:class:`_Spill`); ``parts()`` yields them back chunk by chunk for
+    encoding, so the provisional ids of the whole corpus are never held in RAM at once
+    (unless ``in_memory``).
     """
 
-    def __init__(self, path):
+    def __init__(self, path, in_memory=False):
         self.path = path
+        self.in_memory = in_memory
         cap = 1 << 16
         self.slots = np.full(2 * cap, -1, np.int64)
         self.hashes = np.empty(cap, np.uint64)
@@ -123,6 +188,7 @@ class _FileScan:
         self.st = np.zeros(SCAN_STATE_SIZE, np.int64)
         self.out_ids = np.empty(_CHUNK_BYTES // 2 + 1, np.int32)
         self.out_lens = np.empty(_CHUNK_BYTES // 2 + 1, np.int64)
+        self._spill = None
 
     def _grow(self, nbytes):
         nuniq = int(self.st[SCAN_UNIQUE])
@@ -165,16 +231,22 @@ class _FileScan:
             yield self.out_ids[:st[SCAN_OUT]], self.out_lens[:nl]
 
     def scan(self):
-        """First pass: returns ``(keys_of, counts)``: int64 counts of the distinct tokens
+        """Read the file: returns ``(keys_of, counts)``: int64 counts of the distinct tokens
         (first-occurrence order) and ``keys_of(indices)``, their text as str.
 
         Every token is checked to be UTF-8 here; only the tokens asked for (the vocabulary,
         a fraction of the distinct tokens) become Python strings.
         """
-        with Progress(os.path.getsize(self.path), f"counting the words of {self.path}",
-                      unit="B", logger=logger) as progress:
-            for _ in self._chunks():
-                progress.update(self.chunk_bytes)
+        self._spill = _Spill(self.in_memory)
+        try:
+            with Progress(os.path.getsize(self.path), f"counting the words of {self.path}",
+                          unit="B", logger=logger) as progress:
+                for ids, lens in self._chunks():
+                    self._spill.add(ids, lens, int(self.st[SCAN_UNIQUE]))
+                    progress.update(self.chunk_bytes)
+        except BaseException:
+            self.close()
+            raise
         nuniq = int(self.st[SCAN_UNIQUE])
         counts = self.counts[:nuniq].copy()
         arena, off = self.arena, self.arena_off
@@ -194,23 +266,19 @@ class _FileScan:
 
         return keys_of, counts
 
-    def parts(self):
-        """Second pass over the (unchanged) file: (provisional ids, line lengths) per chunk."""
-        saved = self.counts
-        nuniq = int(self.st[SCAN_UNIQUE])
-        self.counts = np.zeros_like(saved)  # counting again must not double the counts
-        progress = Progress(os.path.getsize(self.path), f"encoding {self.path}", unit="B",
-                            logger=logger)
+    def __iter__(self):
+        """The provisional ids and line lengths of each chunk, from the spill; the spill is
+        closed once they are all read."""
         try:
-            for part in self._chunks():
-                # new tokens: their ids are outside the remap
-                if self.st[SCAN_UNIQUE] != nuniq:
-                    raise RuntimeError(f"corpus_file {self.path!r} changed while it was read")
-                yield part
-                progress.update(self.chunk_bytes)
+            yield from self._spill.parts(int(self.st[SCAN_UNIQUE]))
         finally:
-            progress.close()
-            self.counts = saved
+            self.close()
+
+    def close(self):
+        """Drop the spill (whether or not it was read)."""
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
 
 
 # --------------------------------------------------------------------------- token lists
@@ -252,25 +320,33 @@ def _split_lengths(lengths):
 
 
 # --------------------------------------------------------------------------- counting
-def scan_corpus(sentences, corpus_file):
+def scan_corpus(sentences, corpus_file, in_memory=False):
     """Count a corpus given either way: ``(keys_of, counts, parts, what)``.
 
     ``keys_of(indices)`` gives the tokens of those provisional ids (all with None), ``parts``
-    is an iterable of (provisional ids, line lengths) for :func:`encode_corpus`.
+    is an iterable of (provisional ids, line lengths) for :func:`encode_corpus`, read once;
+    its ``close()`` frees what it holds, read or not (the caller's ``finally``).
     """
     if (sentences is None) == (corpus_file is None):
         raise ValueError("give exactly one of sentences or corpus_file")
     if corpus_file is not None:
         path = _check_file(corpus_file)
-        scan = _FileScan(path)
+        scan = _FileScan(path, in_memory)
         keys_of, counts = scan.scan()
-        return keys_of, counts, scan.parts(), f"corpus_file {path!r}"
+        return keys_of, counts, scan, f"corpus_file {path!r}"
     keys, counts, ids, lens = _scan_sentences(sentences)
 
     def keys_of(which=None):
         return list(keys) if which is None else [keys[i] for i in np.asarray(which).tolist()]
 
-    return keys_of, counts, [(ids, lens)], "sentences"
+    return keys_of, counts, _Held([(ids, lens)]), "sentences"
+
+
+class _Held(list):
+    """Parts already in RAM (token lists): nothing to free."""
+
+    def close(self):
+        pass
 
 
 # --------------------------------------------------------------------------- vocabulary

@@ -29,7 +29,8 @@ The training objective, ``mode`` of :func:`train_blocks`, is one of three consta
 In every mode a candidate equal to the centre word is dropped (gensim's rule for negatives,
 TensorFlow's ``remove_accidental_hits``).
 
-The corpus kernels (:func:`scan_tokens`, :func:`rehash`, :func:`encode_part`, driven by
+The corpus kernels (:func:`scan_tokens`, :func:`rehash`, :func:`encode_part`,
+:func:`decode_stream`, driven by
 ``fastsampled._corpus``) tokenise text into provisional ids and encode them into the uint16
 stream that training reads. ``ESCAPE`` (0xFFFF) is the stream entry that announces a
 vocabulary id too large for one entry, followed by its high and low 16 bits. The tokeniser
@@ -452,6 +453,29 @@ def rehash(hashes, nuniq, slots):
         while slots[slot] >= 0:
             slot = np.int64((np.uint64(slot) + np.uint64(1)) & mask)
         slots[slot] = u
+
+
+@njit(cache=True)
+def decode_stream(stream, out):
+    """Decode the uint16 stream ``stream`` (the format :func:`encode_part` writes) into the
+    ids ``out`` (at least ``stream.size`` entries); returns ``(ids written, largest id or
+    -1)``. An escape cut off by the end of ``stream`` ends it."""
+    n = 0
+    i = 0
+    top = np.int64(-1)
+    while i < stream.size:
+        v = np.int64(stream[i])
+        if v == ESCAPE:
+            if i + 2 >= stream.size:
+                break
+            v = (np.int64(stream[i + 1]) << 16) | np.int64(stream[i + 2])
+            i += 3
+        else:
+            i += 1
+        out[n] = v
+        n += 1
+        top = max(top, v)
+    return n, top
 
 
 @njit(cache=True)

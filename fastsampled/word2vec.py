@@ -402,17 +402,21 @@ class Word2Vec:
         """
         self._drop_corpus()
         self.syn0 = self.syn1neg = self._wv = None  # free before reading
-        keys_of, counts, parts, what = scan_corpus(sentences, corpus_file)
-        raw_total = int(counts.sum())
-        if raw_total == 0:
-            raise ValueError(f"{what} holds no tokens")
-        order, eff_min = select_vocab(counts, self.min_count, self.max_final_vocab)
-        if order.size == 0:
-            raise ValueError(f"no word of {what} reaches min_count={self.min_count} "
-                             f"(most frequent: {int(counts.max())} occurrences)")
-        remap = np.full(counts.size, -1, np.int64)
-        remap[order] = np.arange(order.size)
-        corpus = encode_corpus(counts, parts, remap, self.corpus_in_memory)
+        keys_of, counts, parts, what = scan_corpus(sentences, corpus_file,
+                                                   self.corpus_in_memory)
+        try:
+            raw_total = int(counts.sum())
+            if raw_total == 0:
+                raise ValueError(f"{what} holds no tokens")
+            order, eff_min = select_vocab(counts, self.min_count, self.max_final_vocab)
+            if order.size == 0:
+                raise ValueError(f"no word of {what} reaches min_count={self.min_count} "
+                                 f"(most frequent: {int(counts.max())} occurrences)")
+            remap = np.full(counts.size, -1, np.int64)
+            remap[order] = np.arange(order.size)
+            corpus = encode_corpus(counts, parts, remap, self.corpus_in_memory)
+        finally:
+            parts.close()
         words = keys_of(order)
         vcounts = counts[order]
         del keys_of, parts, remap
@@ -627,14 +631,19 @@ class Word2Vec:
 
     def _encode_new(self, sentences, corpus_file):
         self._drop_corpus()
-        keys_of, counts, parts, _ = scan_corpus(sentences, corpus_file)
-        get = self.key_to_index.get
-        remap = np.fromiter((get(k, -1) for k in keys_of()), np.int64, count=counts.size)
-        if remap.size and remap.max() >= len(self.index_to_key):
-            raise ValueError(f"key_to_index maps a word to {int(remap.max())}, beyond the "
-                             f"{len(self.index_to_key)} words of index_to_key")
-        self.corpus_total_words = int(counts.sum())
-        self._corpus = encode_corpus(counts, parts, remap, self.corpus_in_memory)
+        keys_of, counts, parts, _ = scan_corpus(sentences, corpus_file,
+                                                self.corpus_in_memory)
+        try:
+            get = self.key_to_index.get
+            remap = np.fromiter((get(k, -1) for k in keys_of()), np.int64,
+                                count=counts.size)
+            if remap.size and remap.max() >= len(self.index_to_key):
+                raise ValueError(f"key_to_index maps a word to {int(remap.max())}, beyond "
+                                 f"the {len(self.index_to_key)} words of index_to_key")
+            self.corpus_total_words = int(counts.sum())
+            self._corpus = encode_corpus(counts, parts, remap, self.corpus_in_memory)
+        finally:
+            parts.close()
 
     def _progress_bar(self, total):
         """A tqdm bar on stderr when it is a terminal (and tqdm is installed), else None: the

@@ -77,21 +77,41 @@ def test_max_final_vocab_raises_min_count():
     assert model.index_to_key == ["a", "b", "c"]
 
 
-@pytest.mark.parametrize("source", ["sentences", "file"])
-def test_large_vocabulary_ids_escaped(tmp_path, source):
-    # ids >= 65535 take three uint16 entries in the corpus stream
+@pytest.mark.parametrize("source", ["sentences", "file", "file-in-memory", "file-chunks"])
+def test_large_vocabulary_ids_escaped(tmp_path, monkeypatch, source):
+    # ids >= 65535 take three uint16 entries in the corpus stream; a file's provisional ids
+    # (its first-occurrence order) are spilled in that format, chunk by chunk, and read back
     rng = np.random.default_rng(0)
     words = [f"w{i}" for i in range(70000)]
     sents = [words[i:i + 7] + words[i:i + 3] for i in range(0, 70000, 7)]
     sents = [sents[i] for i in rng.permutation(len(sents))]
-    model = Word2Vec(min_count=1, progress=False)
-    if source == "file":
+    if source == "file-chunks":   # some 150 chunks, each spilled and read back on its own
+        monkeypatch.setattr(_corpus, "_CHUNK_BYTES", 4096)
+    model = Word2Vec(min_count=1, progress=False, corpus_in_memory=source == "file-in-memory")
+    if source.startswith("file"):
         model.build_vocab(corpus_file=_write(tmp_path, sents))
     else:
         model.build_vocab(sentences=sents)
     vocab, _, encoded = _plain_vocab(sents, 1)
     assert model.index_to_key == vocab
     assert model._decoded_corpus() == encoded
+
+
+@pytest.mark.kernel
+def test_stream_decodes_to_the_ids_encoded():
+    from fastsampled._w2v_kernels import decode_stream, encode_part
+    ids = np.array([0, 65534, 65535, 65536, 7, 2**31 - 1, 3], np.int32)
+    lens = np.array([3, 4])
+    out = np.empty(3 * ids.size, np.uint16)
+    words, units = np.empty(2, np.uint16), np.empty(2, np.uint16)
+    end, nsent = encode_part(ids, lens, np.arange(2**31, dtype=np.int64), out, 0, words, units)
+    assert (end, nsent, words.tolist()) == (13, 2, [3, 4])
+    back = np.empty(end, np.int32)
+    n, top = decode_stream(out[:end], back)
+    assert n == ids.size and top == 2**31 - 1 and back[:n].tolist() == ids.tolist()
+    # an escape cut off by the end of the stream ends it (no read past the stream)
+    n, top = decode_stream(out[:4], back)
+    assert (n, top, back[:n].tolist()) == (2, 65534, [0, 65534])
 
 
 @pytest.mark.parametrize("source", ["sentences", "file"])
@@ -323,6 +343,11 @@ def test_encoded_corpus_file_leaves_nothing_behind(tmp_path, monkeypatch):
 
     def broken(*args):
         raise RuntimeError("disk full")
+
+    # the scan's own spill of provisional ids is closed too when the vocabulary is refused
+    with pytest.raises(ValueError, match="reaches min_count"):
+        Word2Vec(min_count=10**6, progress=False).build_vocab(corpus_file=path)
+    assert _open_files(tmp_path) == [] and os.listdir(spill) == []
 
     monkeypatch.setattr(_corpus, "_write_all", broken)
     with pytest.raises(RuntimeError, match="disk full"):
