@@ -145,6 +145,32 @@ def fill_subword_rows(buf, off, minn, maxn, skip, bucket, nwords, first, indptr,
 
 
 # --------------------------------------------------------------------------- rows
+@njit(cache=True)
+def first_seen(keys, rows, distinct):
+    """Number the distinct values of ``keys`` (int64, >= 0) in order of first occurrence:
+    ``rows[i]`` gets the number of ``keys[i]``, ``distinct[:m]`` the values in that order;
+    returns ``m``. An open-addressing table sized to ``keys``, not to their range."""
+    cap = 16
+    while cap < 2 * keys.size:
+        cap *= 2
+    mask = np.uint64(cap - 1)
+    slot_key = np.full(cap, -1, np.int64)
+    slot_row = np.empty(cap, np.int64)
+    m = 0
+    for i in range(keys.size):
+        k = keys[i]
+        j = np.int64(((np.uint64(k) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(20)) & mask)
+        while slot_key[j] >= 0 and slot_key[j] != k:
+            j = np.int64((np.uint64(j) + np.uint64(1)) & mask)
+        if slot_key[j] < 0:
+            slot_key[j] = k
+            slot_row[j] = m
+            distinct[m] = k
+            m += 1
+        rows[i] = slot_row[j]
+    return m
+
+
 @njit(parallel=PRANGE_ONLY, cache=True, fastmath=_FM)
 def compose_vectors(inp, indptr, indices, out):
     """``out[i]`` = mean of the rows ``indices[indptr[i]:indptr[i + 1]]`` of ``inp`` (float32

@@ -35,7 +35,8 @@ import os
 import numpy as np
 
 from ._errors import StoreError
-from ._ft_kernels import compose_vectors, init_uniform, distinct_rows, train_blocks
+from ._ft_kernels import (compose_vectors, distinct_rows, first_seen, init_uniform,
+                          train_blocks)
 from ._ftformat import (EOS, LOSS_NS, MODEL_CBOW, MODEL_SG, check_int32, read_facebook_bin,
                         subword_rows, write_facebook_bin)
 from ._modelfiles import NpzReader, replacing
@@ -453,10 +454,16 @@ corpus_in_memory, lr_schedule, num_sampled, cbow_mean
         self.syn0 = None
         indptr, indices = subword_rows(self.index_to_key, self.min_n, self.max_n, self.bucket,
                                        n, np.arange(n))
-        used = indices[indices >= n] - n               # in the order the vocabulary uses them
-        _, first = np.unique(used, return_index=True)
-        self.ngram_buckets = used[np.sort(first)]
-        rows = n + self.ngram_buckets.size
+        # the buckets get rows in the order the vocabulary first uses them
+        ng = indices >= n
+        used = indices[ng] - n
+        rows_of = np.empty(used.size, np.int64)
+        distinct = np.empty(used.size, np.int64)
+        m = first_seen(used, rows_of, distinct)
+        self.ngram_buckets = distinct[:m].copy()
+        indices[ng] = n + rows_of
+        del used, rows_of, distinct
+        rows = n + m
         if self.path is not None:
             self._store = _input_store(self.path, rows, dim, self.overwrite)
             inp = np.asarray(self._store.shards[0])
@@ -464,7 +471,7 @@ corpus_in_memory, lr_schedule, num_sampled, cbow_mean
             inp = np.zeros((rows, dim), np.float32)
         init_uniform(inp[:n], self._seed64, 0)
         self._set_input(inp)
-        self._prepare_rows(indptr, indices)
+        self._indptr, self._indices = indptr, indices
         return self
 
     def _ngram_row_count(self):
@@ -478,13 +485,12 @@ corpus_in_memory, lr_schedule, num_sampled, cbow_mean
         self.syn0 = inp[:n]
         self.vectors_ngrams = inp[n:]
 
-    def _prepare_rows(self, indptr=None, indices=None):
+    def _prepare_rows(self):
         """The CSR lists of each word's rows of the input matrix (its own row, then its
         n-grams' rows), from fastText's bucket ids mapped through ``ngram_buckets``."""
         n = len(self.index_to_key)
-        if indptr is None:
-            indptr, indices = subword_rows(self.index_to_key, self.min_n, self.max_n,
-                                           self.bucket, n, np.arange(n))
+        indptr, indices = subword_rows(self.index_to_key, self.min_n, self.max_n,
+                                       self.bucket, n, np.arange(n))
         ng = indices >= n
         rows = bucket_rows(indices[ng] - n, bucket_index(self.ngram_buckets))
         if rows.size and rows.min() < 0:

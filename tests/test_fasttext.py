@@ -384,6 +384,21 @@ def test_distinct_rows():
     assert np.all(np.any(both[0] & both[1], axis=1))
 
 
+@pytest.mark.kernel
+def test_first_seen_numbers_values_in_order_of_first_occurrence():
+    rng = np.random.default_rng(3)
+    for keys in (np.empty(0, np.int64), np.array([7, 7, 7]),
+                 rng.integers(0, 50, 1000), rng.integers(0, 2**62, 300),
+                 np.repeat(rng.permutation(5000), 3)):
+        keys = np.asarray(keys, np.int64)
+        rows, distinct = np.empty(keys.size, np.int64), np.empty(keys.size, np.int64)
+        m = K.first_seen(keys, rows, distinct)
+        _, first = np.unique(keys, return_index=True)
+        want = keys[np.sort(first)]
+        assert distinct[:m].tolist() == want.tolist()
+        assert np.array_equal(distinct[rows], keys)
+
+
 def test_subwords_help_rare_forms():
     m = fs.FastText(sentences=_sents(600), vector_size=16, min_count=1, bucket=500, epochs=5,
                     workers=1, progress=False, sg=1, seed=1, sample=0)
