@@ -53,9 +53,15 @@ try:
     import keras
     import tensorflow as tf
 except ImportError as e:  # TensorFlow and Keras are optional extras
-    raise ImportError(
-        "fastsampled.keras needs Keras 3 and TensorFlow, optional extras of fastsampled: "
-        "pip install 'fastsampled[tensorflow]'") from e
+    if e.name in ("keras", "tensorflow"):
+        raise ImportError(
+            "fastsampled.keras needs Keras 3 and TensorFlow, optional extras of fastsampled: "
+            "pip install 'fastsampled[tensorflow]'") from e
+    import os
+    raise ImportError(  # Keras is there, but the backend it was asked for did not load
+        f"Keras could not be imported ({e}) with KERAS_BACKEND="
+        f"{os.environ.get('KERAS_BACKEND')!r}; fastsampled.keras runs on Keras's TensorFlow "
+        "backend (set KERAS_BACKEND=tensorflow)") from e
 
 import collections
 import itertools

@@ -362,5 +362,10 @@ def test_keras_layer_on_another_backend_says_which_it_needs():
             "except RuntimeError as e:\n    print(e)\n")
     env = dict(os.environ, KERAS_BACKEND="numpy", TF_CPP_MIN_LOG_LEVEL="3")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert r.returncode == 0, r.stderr
+    if r.returncode:
+        # Keras's numpy backend itself imports JAX in some versions: without JAX, importing
+        # fastsampled.keras fails, and says why and which backend to use
+        assert "ImportError: Keras could not be imported" in r.stderr, r.stderr
+        assert "KERAS_BACKEND='numpy'" in r.stderr and "TensorFlow backend" in r.stderr
+        return
     assert "runs on Keras's TensorFlow backend" in r.stdout and "'numpy'" in r.stdout
