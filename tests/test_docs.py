@@ -146,3 +146,7 @@ def test_readme_set_up_commands_are_unchanged():
             in README)
     assert ('python3 -m venv .venv && . .venv/bin/activate && pip install ".[test]" && '
             'python -m pytest' in README)
+    # CI runs the README's test command (quietly)
+    test_cmd = re.search(r'pip install "\.\[test\]" && python -m pytest([^\n`]*)', README)
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert f'pip install --quiet ".[test]" && python -m pytest -q{test_cmd.group(1)}\n' in ci
