@@ -314,7 +314,8 @@ class Word2Vec:
     corpus_in_memory : bool
         Keep the encoded corpus (about 2 bytes a word) in RAM instead of an anonymous
         temporary file in ``tempfile.gettempdir()`` (``TMPDIR``) that training streams back
-        in blocks. Both give identical training.
+        in blocks. Both give identical training. The same holds for the tokens of a
+        ``corpus_file`` while ``build_vocab`` fixes the vocabulary (about 2 bytes each).
     """
 
     def __init__(self, sentences=None, corpus_file=None, vector_size=100, window=5,
