@@ -1,5 +1,6 @@
 """The README's main job: ``fastsampled demo`` (small sizes here)."""
 import io
+import os
 import subprocess
 import sys
 
@@ -204,8 +205,11 @@ def _interrupt_after(args, marker, timeout=240):
     stdout or stderr), return ``(exit code, stdout, stderr)``."""
     import signal
     import threading
+    # faulthandler on: a child that does not stop is sent SIGABRT and prints every thread's
+    # stack, so a hang fails with where it hangs
     proc = subprocess.Popen([sys.executable, "-m", "fastsampled", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, bufsize=1)
+                            stderr=subprocess.PIPE, text=True, bufsize=1,
+                            env=dict(os.environ, PYTHONFAULTHANDLER="1"))
     seen, out, err = threading.Event(), [], []
 
     def pump(stream, into):
@@ -220,7 +224,15 @@ def _interrupt_after(args, marker, timeout=240):
         t.start()
     assert seen.wait(timeout), "".join(out + err)
     proc.send_signal(signal.SIGINT)
-    code = proc.wait(timeout)
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        proc.wait(60)
+        for t in threads:
+            t.join(10)
+        pytest.fail(f"still running {timeout} s after SIGINT; its output and stacks:\n"
+                    + "".join(out)[-2000:] + "".join(err)[-8000:])
     for t in threads:
         t.join(10)
     return code, "".join(out), "".join(err)
