@@ -205,10 +205,15 @@ def _interrupt_after(args, marker, timeout=240):
     stdout or stderr), return ``(exit code, stdout, stderr)``."""
     import signal
     import threading
-    # faulthandler on: a child that does not stop is sent SIGABRT and prints every thread's
-    # stack, so a hang fails with where it hangs
-    proc = subprocess.Popen([sys.executable, "-m", "fastsampled", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, bufsize=1,
+    # Ctrl-C as at a terminal: SIGINT raises KeyboardInterrupt in the child even when this
+    # process inherited it ignored (a job started with `&` from a script ignores SIGINT, and
+    # Python then leaves it ignored). faulthandler on: a child that does not stop is sent
+    # SIGABRT and prints every thread's stack, so a hang fails with where it hangs.
+    as_at_a_terminal = ("import runpy, signal; "
+                        "signal.signal(signal.SIGINT, signal.default_int_handler); "
+                        "runpy.run_module('fastsampled', run_name='__main__', alter_sys=True)")
+    proc = subprocess.Popen([sys.executable, "-c", as_at_a_terminal, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
                             env=dict(os.environ, PYTHONFAULTHANDLER="1"))
     seen, out, err = threading.Event(), [], []
 
@@ -231,8 +236,9 @@ def _interrupt_after(args, marker, timeout=240):
         proc.wait(60)
         for t in threads:
             t.join(10)
-        pytest.fail(f"still running {timeout} s after SIGINT; its output and stacks:\n"
-                    + "".join(out)[-2000:] + "".join(err)[-8000:])
+        mine = [line.strip() for line in open("/proc/self/status") if line.startswith("Sig")]
+        pytest.fail(f"still running {timeout} s after SIGINT (this process: {mine}); its "
+                    "output and stacks:\n" + "".join(out)[-2000:] + "".join(err)[-8000:])
     for t in threads:
         t.join(10)
     return code, "".join(out), "".join(err)
