@@ -122,6 +122,7 @@ class _Spill:
         self._chunks = []     # (stream entries, line lengths) of each chunk
         self._ident = np.empty(0, np.int32)
         self._buf = np.empty(0, np.uint16)
+        self._ids = np.empty(0, np.int32)
 
     def add(self, ids, lens, nuniq):
         """Append one chunk: provisional ``ids`` (all below ``nuniq``), ``lens`` its lines."""
@@ -154,11 +155,12 @@ class _Spill:
                 stream = self._buf[:end]
                 _readinto(self._file, 2 * pos, stream)
             pos += end
-            ids = np.empty(end, np.int32)
-            n, top = decode_stream(stream, ids)
+            if self._ids.size < end:
+                self._ids = np.empty(end, np.int32)
+            n, top = decode_stream(stream, self._ids)
             if n != int(words.sum(dtype=np.int64)) or top >= nuniq:
                 raise RuntimeError("the spilled corpus does not match its scan")
-            yield ids[:n], words
+            yield self._ids[:n], words
 
     def close(self):
         if self._file is not None:

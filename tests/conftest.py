@@ -17,7 +17,7 @@ if os.environ.get("NUMBA_BOUNDSCHECK", "").strip() not in ("", "0") \
         and "NUMBA_CACHE_DIR" not in os.environ:
     os.environ["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(),
                                                  "fastsampled-numba-cache-boundscheck")
-# Under pytest-xdist (`-n 2`) each worker process compiles into a cache directory of its own:
+# Under pytest-xdist (`-n logical`) each worker process compiles into a cache directory of its own:
 # Numba's cache is not safe for processes that write one function's entries at once (two can
 # pick the same data file for different signatures). Subprocesses a test starts inherit it.
 if os.environ.get("PYTEST_XDIST_WORKER"):
