@@ -9,6 +9,7 @@ a zero-weight class has threshold 0 and is never returned.
 import numpy as np
 from numba import njit, prange
 
+from ._jitcache import guard_caches
 from ._rng import PRANGE_ONLY, pair, uniform01
 
 _BLOCK = 1 << 16  # fixed block size: sums do not depend on the number of threads
@@ -187,3 +188,6 @@ def alias_column_probs(table, ids, out):
         mass[np.int64(e & _LOW32)] += 1.0 - acc
     for i in prange(ids.size):
         out[i] = mass[ids[i]] / n
+
+
+guard_caches(globals())     # cache saves take a lock: _jitcache.py

@@ -35,6 +35,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ._jitcache import guard_caches
+
 FTZ_DAZ = np.uint32(0x8040)     # MXCSR bit 15 (flush to zero) | bit 6 (denormals are zero)
 X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
@@ -93,3 +95,6 @@ else:
     @njit(cache=True)
     def mxcsr():
         return np.uint32(0)
+
+
+guard_caches(globals())     # cache saves take a lock: _jitcache.py

@@ -55,6 +55,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._alias_kernels import alias_pick
+from ._jitcache import guard_caches
 from ._prefetch import prefetch_row, prefetch_span
 from ._rng import GAMMA, PRANGE_ONLY, bits, mix64, stream_key
 from ._w2v_kernels import reduced_window, subsample
@@ -678,3 +679,6 @@ def train_blocks(inp, syn1, indptr, indices, distinct, corpus, sent_off, block_s
         loss_out[i] = loss
         eff_out[i] = eff
         pairs_out[i] = npairs
+
+
+guard_caches(globals())     # cache saves take a lock: _jitcache.py

@@ -2,6 +2,7 @@
 import numpy as np
 from numba import njit, prange
 
+from ._jitcache import guard_caches
 from ._rng import PRANGE_ONLY, mix64
 
 _BLOCK = 1 << 16
@@ -31,3 +32,6 @@ def fingerprint(data):
     if pad:
         u8 = np.concatenate([u8, np.zeros(pad, np.uint8)])
     return int(_fingerprint(u8.view(np.uint64)))
+
+
+guard_caches(globals())     # cache saves take a lock: _jitcache.py

@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._fpenv import ftz_enter, ftz_exit
+from ._jitcache import guard_caches
 from ._rng import PRANGE_ONLY
 from ._vmath import sum_exp_shifted
 
@@ -235,3 +236,6 @@ def merge_lse(run_m, run_s, out):
             if run_s[t, i] > 0.0:
                 acc += run_s[t, i] * np.exp(run_m[t, i] - m)
         out[i] = m + np.log(acc)
+
+
+guard_caches(globals())     # cache saves take a lock: _jitcache.py

@@ -34,6 +34,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._fpenv import ftz_enter, ftz_exit
+from ._jitcache import guard_caches
 from ._rng import PRANGE_ONLY, mix64
 from ._rows_kernels import gather_rows, gather_vec
 from ._vmath import exp_into, flush_to, log1p_small_into
@@ -819,3 +820,6 @@ def step_dense(weights, biases, x, labels, sampled, log_tec, log_sec, remove_hit
     gather_vec(biases, ids, pos, brows)
     return step_rows(rows, brows, x, labels, sampled, log_tec, log_sec, remove_hits, nce,
                      want_grads, gscale, work[(BT + S) * D:])
+
+
+guard_caches(globals())     # cache saves take a lock: _jitcache.py

@@ -25,6 +25,7 @@ import math
 from numba import njit, prange
 
 from ._fpenv import ftz_enter, ftz_exit
+from ._jitcache import guard_caches
 from ._rng import PRANGE_ONLY
 
 SGD = 0
@@ -126,3 +127,6 @@ def commit_rows(nslots, param, s0, s1, rows, pos, out_p, out_s0, out_s1):
         if nslots > 1:
             for j in range(dim):
                 s1[r, j] = out_s1[i, j]
+
+
+guard_caches(globals())     # cache saves take a lock: _jitcache.py

@@ -12,6 +12,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ._jitcache import guard_caches
+
 _LINE = 64
 
 
@@ -63,3 +65,6 @@ def prefetch_span(arr, a, b):
     for off in range(0, nbytes, _LINE):
         _prefetch_at(arr, a, off)
     _prefetch_at(arr, a, nbytes - 1)
+
+
+guard_caches(globals())     # cache saves take a lock: _jitcache.py

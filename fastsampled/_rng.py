@@ -14,6 +14,8 @@ import os
 import numpy as np
 from numba import njit
 
+from ._jitcache import guard_caches
+
 GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -95,3 +97,6 @@ def normalize_seed(seed):
     if isinstance(seed, (int, np.integer)):
         return np.uint64(int(seed) & _MASK64)
     raise TypeError(f"seed must be an int, a numpy Generator or None, got {type(seed).__name__}")
+
+
+guard_caches(globals())     # cache saves take a lock: _jitcache.py

@@ -8,6 +8,7 @@ the public boundary.
 import numpy as np
 from numba import njit, prange
 
+from ._jitcache import guard_caches
 from ._rng import PRANGE_ONLY
 
 
@@ -62,3 +63,6 @@ def shard_map(ids, num_shards, is_div, q, r):
             else:
                 row[t] = (i - r) % q
     return shard, row
+
+
+guard_caches(globals())     # cache saves take a lock: _jitcache.py

@@ -8,6 +8,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._alias_kernels import alias_pick
+from ._jitcache import guard_caches
 from ._rng import PRANGE_ONLY, bits, mix64, pair, uniform01
 
 _NEG1 = np.int64(-1)
@@ -362,3 +363,6 @@ def sample_fused(kind, range_max, table, weights, wtotal, tree, counts, total, k
             _fused_count(kind, range_max, log_range, weights, wtotal, counts, total,
                          true_flat, out, num_tries, tec, sec, t)
     return out, tec, sec, num_tries
+
+
+guard_caches(globals())     # cache saves take a lock: _jitcache.py

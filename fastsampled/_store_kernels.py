@@ -12,6 +12,7 @@ Nothing here validates: the public layer (``sharding.py``) checks every argument
 import numpy as np
 from numba import njit, prange
 
+from ._jitcache import guard_caches
 from ._rng import PRANGE_ONLY, bits, pair, stream_key, uniform01
 
 INIT_ZEROS = 0
@@ -160,3 +161,6 @@ def checksum64(words, tail):
     for j in range(tail.shape[0]):
         h1 = (h1 ^ np.uint64(tail[j])) * _M2
     return _mix(h0 ^ _mix(h1 ^ _mix(h2 ^ _mix(h3))))
+
+
+guard_caches(globals())     # cache saves take a lock: _jitcache.py

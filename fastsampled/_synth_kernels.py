@@ -2,6 +2,7 @@
 import numpy as np
 from numba import njit, prange
 
+from ._jitcache import guard_caches
 from ._rng import PRANGE_ONLY, bits, stream_key, uniform01
 
 _SQRT3 = np.sqrt(3.0)
@@ -23,3 +24,6 @@ def teacher_examples(teacher_key, noise_key, labels, noise, out):
             u = 2.0 * uniform01(bits(ck, np.uint64(j))) - 1.0
             e = 2.0 * uniform01(bits(ek, np.uint64(j))) - 1.0
             out[i, j] = (u + noise * e) * inv
+
+
+guard_caches(globals())     # cache saves take a lock: _jitcache.py

@@ -8,6 +8,8 @@ times slower on the arrays a training step checks: a pairwise ``x.sum()`` over a
 import numpy as np
 from numba import njit
 
+from ._jitcache import guard_caches
+
 
 @njit(cache=True, fastmath={"reassoc"})
 def _nonfinite_probe(flat):
@@ -51,3 +53,6 @@ def first_not_positive_finite(flat):
         if not (v > 0 and v < np.inf):     # NaN fails both comparisons
             return i
     return -1
+
+
+guard_caches(globals())     # cache saves take a lock: _jitcache.py

@@ -14,6 +14,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from ._jitcache import guard_caches
+
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.6931471803691238
 _LN2_LO = 1.9082149292705877e-10
@@ -210,3 +212,6 @@ def _log1p_small_into(e, out):
     if e.dtype == types.float32:
         return lambda e, out: vlog1p_small32(e, out)
     return lambda e, out: vlog1p_small(e, out)
+
+
+guard_caches(globals())     # cache saves take a lock: _jitcache.py

@@ -58,6 +58,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._alias_kernels import alias_pick
+from ._jitcache import guard_caches
 from ._rng import PRANGE_ONLY, bits, stream_key
 from ._vmath import vexp
 
@@ -511,3 +512,6 @@ def encode_part(ids, lens, remap, out, pos, swords, sunits):
             sunits[ns] = pos - p0
             ns += 1
     return pos, ns
+
+
+guard_caches(globals())     # cache saves take a lock: _jitcache.py
