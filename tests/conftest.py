@@ -17,14 +17,21 @@ if os.environ.get("NUMBA_BOUNDSCHECK", "").strip() not in ("", "0") \
         and "NUMBA_CACHE_DIR" not in os.environ:
     os.environ["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(),
                                                  "fastsampled-numba-cache-boundscheck")
-# Under pytest-xdist (`-n logical`) each worker process compiles into a cache directory of its own:
-# Numba's cache is not safe for processes that write one function's entries at once (two can
-# pick the same data file for different signatures). Subprocesses a test starts inherit it.
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ["NUMBA_CACHE_DIR"] = os.path.join(
-        os.environ.get("NUMBA_CACHE_DIR")
-        or os.path.join(tempfile.gettempdir(), "fastsampled-numba-cache"),
-        os.environ["PYTEST_XDIST_WORKER"])
+# Under pytest-xdist (`-n logical`) the worker processes share one cache directory: each kernel
+# saves its cache entries under a lock (fastsampled/_jitcache.py), so workers that compile one
+# function for different signatures at once keep every entry.
+
+
+# Files whose tests take minutes (Ray clusters, processes killed at every commit point). Under
+# `--dist loadfile` a worker takes a whole file at a time, in collection order: these go first,
+# so that the other workers share out the many short files meanwhile instead of one worker
+# running a long file alone at the end.
+_LONG_FILES = ("test_ray.py", "test_crash.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(_LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: same order
 
 
 def pytest_configure(config):
