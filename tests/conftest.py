@@ -22,18 +22,6 @@ if os.environ.get("NUMBA_BOUNDSCHECK", "").strip() not in ("", "0") \
 # function for different signatures at once keep every entry.
 
 
-# Files whose tests take minutes (Ray clusters, processes killed at every commit point). Under
-# `--dist loadfile` a worker takes a whole file at a time, in collection order: these go first,
-# so that the other workers share out the many short files meanwhile instead of one worker
-# running a long file alone at the end.
-_LONG_FILES = ("test_ray.py", "test_crash.py")
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(_LONG_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: same order
-
-
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
