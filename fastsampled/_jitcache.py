@@ -15,7 +15,7 @@ saves under an exclusive ``flock`` on one lock file in its cache directory, so t
 read-modify-write of the index is whole. Loading is left alone (it reads files that are
 replaced atomically). Only the dispatchers passed in are changed -- no other Numba function in
 the process is touched. Where locks are not available (no ``fcntl``, a directory that refuses
-the lock file) saving goes on as Numba does it.
+the lock file, a file system that cannot lock) saving goes on as Numba does it.
 """
 import os
 
@@ -51,7 +51,10 @@ def _locked_save(cache_file):
         except OSError:
             return plain_save(cache_file, key, data)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:              # a file system without locks (some network mounts)
+                pass
             return plain_save(cache_file, key, data)
         finally:
             os.close(fd)                 # releases the lock

@@ -110,3 +110,23 @@ def test_every_cached_kernel_saves_under_the_lock():
             assert is_guarded(obj), f"fastsampled.{info.name}.{name}"
             seen += 1
     assert seen > 100
+
+
+@pytest.mark.parametrize("how", ["no lock file", "flock fails"])
+def test_a_cache_directory_that_cannot_lock_still_saves(tmp_path, monkeypatch, how):
+    """No lock (a directory that refuses the file, a mount without locks) means Numba's own
+    save, not a failed compile."""
+    from fastsampled import _jitcache
+    saved = []
+    monkeypatch.setattr(_jitcache._IndexDataCacheFile, "save",
+                        lambda self, key, data: saved.append((key, data)))
+
+    def refuse(fd, op):
+        raise OSError(37, "No locks available")
+    monkeypatch.setattr(_jitcache.fcntl, "flock", refuse)
+
+    class CacheFile:
+        _cache_path = str(tmp_path / ("missing" if how == "no lock file" else ""))
+
+    _jitcache._locked_save(CacheFile())("key", b"data")
+    assert saved == [("key", b"data")]
