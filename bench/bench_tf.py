@@ -26,6 +26,11 @@ Sections:
    ``tf.numpy_function`` round trip carrying the step's arrays, and a Keras SGD update of the
    variable from ``IndexedSlices`` over the step's rows (made, as in a step, as the gradient
    of a ``tf.gather``: Keras's SGD densifies slices it is handed in some other forms).
+
+   The ``floor`` variants are steps whose output layer does only what some kind of
+   implementation cannot avoid (``FLOORS`` below says what each keeps): their share bounds
+   the share any implementation of that kind can reach, so ``tf.nn``'s share over theirs is
+   the largest ratio such an implementation can show on the machine.
 2. ``memory``: V=10^7, a fresh process each, 30 steps: TF's op on a (V, D) ``tf.Variable``
    against the Keras layer over a memory-mapped head (weights on disk under a temporary
    directory). Reported: anonymous RSS (``RssAnon``) after training, and peak RSS.
@@ -111,6 +116,8 @@ def make_step(kind, V, S, seed=0, path=None):
 
         def out_loss(h, y):
             return tf.reduce_mean(layer([h, y], training=True))
+    elif kind in FLOORS:
+        variables, out_loss = _floor(tf, kind, V, S, seed, body)
     else:
         variables = body.trainable_variables
 
@@ -141,6 +148,76 @@ def make_step(kind, V, S, seed=0, path=None):
     return step
 
 
+FLOORS = {
+    "floor: sampler, gathers, Keras update":
+        "what any drop-in over tf.Variables and Keras's SGD still runs in TensorFlow: the "
+        "candidate sampler, the gathers of the B+S rows and biases, Keras's sparse update of "
+        "their IndexedSlices gradient; no products, no loss",
+    "floor: the same and an empty crossing":
+        "the row above and one empty tf.numpy_function carrying the fused kernel's arrays "
+        "(hidden, rows, biases in; loss and the three gradients out, zeros)",
+    "floor: products in TensorFlow":
+        "the gathers, the three matrix products (logits, their gradient to the hidden layer and "
+        "to the rows) and Keras's update, computed by TensorFlow; no sampler, softmax, log-Q or "
+        "accidental hits (loss 0.5 * sum(c * logits**2), so the hidden layer's gradient waits "
+        "for the logits)",
+    "floor: the Keras layer's crossing":
+        "one empty tf.numpy_function carrying what the Keras layer must cross (hidden and labels "
+        "in; loss and the hidden layer's gradient out, zeros), no products, no update",
+}
+
+
+def _floor(tf, kind, V, S, seed, body):
+    """A lower bound's output layer: the part of a step some kind of implementation cannot
+    avoid (``FLOORS`` says which). Returns ``(variables, out_loss)``."""
+    rng = np.random.default_rng(seed)
+    variables = list(body.trainable_variables)
+    if kind == "floor: the Keras layer's crossing":
+        def zeros(h, y):
+            return np.zeros(h.shape[0], np.float32), np.zeros_like(h)
+
+        def out_loss(h, y):
+            @tf.custom_gradient
+            def layer(h):
+                loss, dh = tf.numpy_function(zeros, [h, y], [tf.float32] * 2, stateful=False)
+                return loss, lambda g: dh * g[:, None]
+            return tf.reduce_mean(layer(h)) + tf.reduce_mean(h * h)
+        return variables, out_loss
+
+    w = tf.Variable(rng.normal(0, D ** -0.5, (V, D)).astype(np.float32))
+    b = tf.Variable(np.zeros(V, np.float32))
+    variables += [w, b]
+    fixed = tf.constant(rng.choice(V, S, replace=False).astype(np.int64))
+    c = tf.constant(rng.uniform(0, 1.0 / B, (B, S)).astype(np.float32))
+
+    def zeros(h, rows, biases):
+        return (np.zeros(h.shape[0], np.float32), np.zeros_like(h), np.zeros_like(rows),
+                np.zeros_like(biases))
+
+    def out_loss(h, y):
+        if kind == "floor: products in TensorFlow":
+            sampled = fixed
+        else:
+            sampled, _, _ = tf.random.log_uniform_candidate_sampler(
+                y, 1, S, unique=True, range_max=V, seed=seed)
+        ids = tf.concat([tf.reshape(y, [-1]), sampled], 0)
+        rows, biases = tf.gather(w, ids), tf.gather(b, ids)
+        if kind == "floor: sampler, gathers, Keras update":
+            return tf.reduce_mean(h * h) + 1e-3 * (tf.reduce_sum(rows) + tf.reduce_sum(biases))
+        if kind == "floor: the same and an empty crossing":
+            @tf.custom_gradient
+            def layer(h, rows, biases):
+                loss, dh, dr, db = tf.numpy_function(zeros, [h, rows, biases],
+                                                     [tf.float32] * 4, stateful=False)
+                return loss, lambda g: (dh * g[:, None], dr, db)
+            return tf.reduce_mean(layer(h, rows, biases)) + tf.reduce_mean(h * h)
+        n = tf.shape(h)[0]
+        true = tf.reduce_sum(h * rows[:n], 1) + biases[:n]
+        logits = tf.matmul(h, rows[n:], transpose_b=True) + biases[n:]
+        return tf.reduce_mean(true) + 0.5 * tf.reduce_sum(c * logits * logits)
+    return variables, out_loss
+
+
 def _numpy_level(V, S, data):
     """The same work without TensorFlow: the loss and gradients on the step's rows, and a
     whole head step."""
@@ -161,7 +238,14 @@ def _numpy_level(V, S, data):
         y = data[pos[0] % len(data)][1]
         pos[0] += 1
         head.train_step(h, y)
-    return loss_and_grads, train_step
+
+    rows = W[:S].copy()
+
+    def products():
+        logits = h @ rows.T
+        logits @ rows
+        logits.T @ h
+    return loss_and_grads, train_step, products
 
 
 def _bridge_pieces(V, S):
@@ -205,7 +289,7 @@ def child_step(cfg):
     data = _batches(V, 16)
     tf = _tf()
     kinds = ["body", "tf.nn", "fastsampled.tf", "keras layer", "tf.nn alone",
-             "fastsampled.tf alone", "keras layer alone"]
+             "fastsampled.tf alone", "keras layer alone", *FLOORS]
     steps = {k: make_step(k, V, S) for k in kinds}
     tensors = [(tf.constant(x), tf.constant(y)) for x, y in data]
     pos = {k: 0 for k in kinds}
@@ -217,11 +301,15 @@ def child_step(cfg):
             steps[kind](x, y).numpy()
         return fn
     fns = {k: runner(k) for k in kinds}
-    lg, ts = _numpy_level(V, S, data)
+    lg, ts, mm = _numpy_level(V, S, data)
     fns["numpy: fs.sampled_softmax_loss_and_grads"] = lg
     fns["numpy: head.train_step"] = ts
     fns.update(_bridge_pieces(V, S))
     stats = timeit_many(fns, cfg["rounds"], warmup=3, max_seconds=cfg["seconds"], block=5)
+    # numpy's BLAS threads spin for ~0.1 s after a call, slowing whatever runs next: timed
+    # after the round robin, not in it
+    stats.update(timeit_many({"numpy: the three matrix products": mm}, cfg["rounds"], warmup=3,
+                             max_seconds=cfg["seconds"] / 10, block=5))
     return {"stats": stats, "tf": tf.__version__, "machine": machine_info()}
 
 
@@ -344,7 +432,7 @@ def _bench_step(cfg, S, rows, notes):
     body = st["body"]["median"]
     for name, s in st.items():
         row = {"section": "step", "case": name, "V": cfg["V"], "S": S, **_ms(s)}
-        if name in ("tf.nn", "fastsampled.tf", "keras layer"):
+        if name in ("tf.nn", "fastsampled.tf", "keras layer", *FLOORS):
             row["share_ms"] = (s["median"] - body) * 1e3
         rows.append(row)
         log(f"{name:42s} {s['median'] * 1e3:8.3f} ms" +
@@ -358,6 +446,13 @@ def _bench_step(cfg, S, rows, notes):
             rows.append({"section": "step", "case": f"{name}: {what}", "V": cfg["V"],
                          "S": S, "ratio": value})
             log(f"{name}: {what} = {value:.2f}x")
+    for name in FLOORS:         # the largest share ratio an implementation of that kind reaches
+        share = st[name]["median"] - body
+        value = tf_share / share if share > 0 else None
+        rows.append({"section": "step", "case": f"{name}: tf.nn's share / this share",
+                     "V": cfg["V"], "S": S, "ratio": value})
+        log(f"{name}: tf.nn's share / this share = " +
+            (f"{value:.2f}x" if value is not None else "n/a (no share above the body's noise)"))
     for name in ("fastsampled.tf alone", "keras layer alone"):
         value = st["tf.nn alone"]["median"] / st[name]["median"]
         rows.append({"section": "step", "case": f"{name}: tf.nn alone / this", "V": cfg["V"],
@@ -447,7 +542,10 @@ def main(argv=None):
         "rounds); output layer share = the variant's median minus body's",
         "numpy rows: the same sizes without TensorFlow, for what the bridge adds: "
         "fs.sampled_softmax_loss_and_grads (default log-uniform sampler, numpy weights) and "
-        "head.train_step (an in-RAM head, sparse SGD)",
+        "head.train_step (an in-RAM head, sparse SGD); 'the three matrix products' are numpy's "
+        "(BLAS) logits, hidden-gradient and row-gradient products of the step's sizes, timed "
+        "after the round robin (BLAS's spinning threads would slow the next variant)",
+        *(f"{name}: {what}" for name, what in FLOORS.items()),
         "memory: RssAnon and VmHWM from /proc/self/status at the end of the child; the Keras "
         "layer's head is memory-mapped in a temporary directory (--tmp)",
         f"CPUs busy with other work just before: {busy_before}; wall time "
