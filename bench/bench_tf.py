@@ -84,6 +84,12 @@ def _body(tf, seed):
                              keras.layers.Dense(D)])
 
 
+def _output_variables(tf, V, rng):
+    """The output layer's (V, D) weights and (V,) biases as ``tf.Variable`` s."""
+    return (tf.Variable(rng.normal(0, D ** -0.5, (V, D)).astype(np.float32)),
+            tf.Variable(np.zeros(V, np.float32)))
+
+
 def make_step(kind, V, S, seed=0, path=None):
     """A ``tf.function`` training step ``step(x, y) -> loss`` of one kind of output layer."""
     tf = _tf()
@@ -94,9 +100,7 @@ def make_step(kind, V, S, seed=0, path=None):
     body = _body(tf, seed)
     opt = keras.optimizers.SGD(LR)
     if kind in ("tf.nn", "fastsampled.tf"):
-        rng = np.random.default_rng(seed)
-        w = tf.Variable(rng.normal(0, D ** -0.5, (V, D)).astype(np.float32))
-        b = tf.Variable(np.zeros(V, np.float32))
+        w, b = _output_variables(tf, V, np.random.default_rng(seed))
         variables = body.trainable_variables + [w, b]
         if kind == "tf.nn":
             loss_fn = tf.nn.sampled_softmax_loss
@@ -184,8 +188,7 @@ def _floor(tf, kind, V, S, seed, body):
             return tf.reduce_mean(layer(h)) + tf.reduce_mean(h * h)
         return variables, out_loss
 
-    w = tf.Variable(rng.normal(0, D ** -0.5, (V, D)).astype(np.float32))
-    b = tf.Variable(np.zeros(V, np.float32))
+    w, b = _output_variables(tf, V, rng)
     variables += [w, b]
     fixed = tf.constant(rng.choice(V, S, replace=False).astype(np.int64))
     c = tf.constant(rng.uniform(0, 1.0 / B, (B, S)).astype(np.float32))
